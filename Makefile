@@ -1,0 +1,117 @@
+# plinth — top-level build.  `make` builds everything, `make test` runs every test,
+# `make run` boots plinth in QEMU.  Sources are found by directory, so a new .c/.asm
+# file needs no edit here.
+
+VERSION    := 0.1.0
+BUILD      := build
+CONFIG     ?= plinth.cfg
+
+CC         := gcc
+LD         := ld
+NASM       := nasm
+OBJCOPY    := objcopy
+PYTHON     := /usr/bin/python3
+
+# ---- the core (plinth.elf) -------------------------------------------------------
+CORE_DIRS  := boot/multiboot2 arch/x86_64 kernel drivers vmm
+CORE_C     := $(sort $(shell find $(CORE_DIRS) -name '*.c' 2>/dev/null))
+CORE_ASM   := $(sort $(shell find $(CORE_DIRS) -name '*.asm' 2>/dev/null))
+CORE_OBJS  := $(patsubst %.c,$(BUILD)/core/%.o,$(CORE_C)) \
+              $(patsubst %.asm,$(BUILD)/core/%.asm.o,$(CORE_ASM))
+
+WARN       := -Wall -Wextra -Werror
+CORE_CFLAGS := -std=gnu11 -ffreestanding -fno-stack-protector -fno-pic -fno-pie \
+               -mcmodel=kernel -mno-red-zone -mgeneral-regs-only -fno-omit-frame-pointer \
+               -fno-optimize-sibling-calls -fno-asynchronous-unwind-tables -fno-unwind-tables -fno-strict-aliasing -fno-common \
+               -O2 -g $(WARN) -I. -DPLINTH_VERSION='"$(VERSION)"' -MMD -MP
+CORE_LDFLAGS := -nostdlib -static -z max-page-size=0x1000 -z noexecstack --no-warn-rwx-segments
+
+# ---- the UEFI loader (BOOTX64.EFI, gnu-efi) ---------------------------------------
+EFI_C      := $(sort $(wildcard boot/efi/*.c))
+EFI_OBJS   := $(patsubst %.c,$(BUILD)/efi/%.o,$(EFI_C))
+EFI_CFLAGS := -std=gnu11 -ffreestanding -fpic -fshort-wchar -fno-stack-protector \
+              -mno-red-zone -maccumulate-outgoing-args -DEFI_FUNCTION_WRAPPER=0 \
+              -I/usr/include/efi -I/usr/include/efi/x86_64 -I. -O2 $(WARN) -MMD -MP
+EFI_LDS    := /usr/lib/elf_x86_64_efi.lds
+EFI_CRT0   := /usr/lib/crt0-efi-x86_64.o
+
+.PHONY: all deps run debug test unit boot-test bench image clean
+all: $(BUILD)/plinth.elf $(BUILD)/BOOTX64.EFI $(BUILD)/plinth.iso $(BUILD)/plinth-usb.img
+
+deps:
+	@tools/deps
+
+$(BUILD)/core/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CORE_CFLAGS) -c $< -o $@
+
+$(BUILD)/core/%.asm.o: %.asm
+	@mkdir -p $(dir $@)
+	$(NASM) -f elf64 -g -F dwarf -I. -MD $(@:.o=.d) -MP $< -o $@
+
+# Two links: the first finds the symbols, the second embeds them (kernel/ksyms) so
+# that a panic's stack trace names functions.  Symbols in the first and second link
+# sit at the same addresses because the table lives last, in its own section.
+$(BUILD)/plinth.elf: $(CORE_OBJS) linker.ld tools/mksyms
+	$(LD) $(CORE_LDFLAGS) -T linker.ld -o $(BUILD)/plinth.pass1.elf $(CORE_OBJS)
+	tools/mksyms $(BUILD)/plinth.pass1.elf > $(BUILD)/ksyms.asm
+	$(NASM) -f elf64 $(BUILD)/ksyms.asm -o $(BUILD)/ksyms.o
+	$(LD) $(CORE_LDFLAGS) -T linker.ld -o $@.tmp $(CORE_OBJS) $(BUILD)/ksyms.o
+	tools/mksyms --check $@.tmp $(BUILD)/plinth.pass1.elf
+	mv $@.tmp $@
+
+$(BUILD)/efi/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(EFI_CFLAGS) -c $< -o $@
+
+$(BUILD)/BOOTX64.so: $(EFI_OBJS)
+	$(LD) -nostdlib -znocombreloc -shared -Bsymbolic -T $(EFI_LDS) $(EFI_CRT0) $(EFI_OBJS) \
+	      -L/usr/lib -lefi -lgnuefi -o $@
+
+$(BUILD)/BOOTX64.EFI: $(BUILD)/BOOTX64.so
+	$(OBJCOPY) -j .text -j .sdata -j .data -j .dynamic -j .dynsym -j .rel -j .rela \
+	           -j '.rel.*' -j '.rela.*' -j .reloc --target efi-app-x86_64 $< $@
+
+# Boot media: the ISO (GRUB, BIOS + UEFI) and the USB disk image (GPT + ESP).
+$(BUILD)/plinth.iso: $(BUILD)/plinth.elf $(CONFIG) tools/mkiso
+	tools/mkiso $(BUILD)/plinth.elf $(CONFIG) $@
+
+$(BUILD)/plinth-usb.img: $(BUILD)/plinth.elf $(BUILD)/BOOTX64.EFI $(CONFIG) tools/mkusb
+	tools/mkusb $(BUILD)/BOOTX64.EFI $(BUILD)/plinth.elf $(CONFIG) $@
+
+image: all
+
+run: deps all
+	tools/run qemu --firmware uefi --image $(BUILD)/plinth-usb.img --smp 2 --timeout 0
+
+debug: deps all
+	tools/run qemu --firmware uefi --image $(BUILD)/plinth-usb.img --smp 1 --timeout 0 --gdb
+
+# ---- tests ------------------------------------------------------------------------
+UNIT_SRCS  := $(sort $(wildcard tests/unit/test_*.c))
+UNIT_BINS  := $(patsubst tests/unit/%.c,$(BUILD)/unit/%,$(UNIT_SRCS))
+UNIT_CFLAGS := -std=gnu11 -O1 -g $(WARN) -Wno-unused-function -I. -Itests/unit -DPLINTH_HOST_TEST \
+               -DPLINTH_VERSION='"$(VERSION)"' -fsanitize=address,undefined -fno-sanitize-recover=all -MMD -MP
+
+$(BUILD)/unit/%: tests/unit/%.c
+	@mkdir -p $(dir $@)
+	$(CC) $(UNIT_CFLAGS) $< -o $@ -lcmocka
+
+unit: $(UNIT_BINS)
+	@set -e; for t in $(UNIT_BINS); do echo "== $$t"; $$t; done
+
+boot-test: all
+	$(PYTHON) -m pytest -v tests/boot $(PYTEST_ARGS)
+
+test: deps
+	$(MAKE) all
+	$(MAKE) unit
+	$(MAKE) boot-test
+
+bench: deps all
+	@echo "bench: no benchmarks yet"
+
+clean:
+	rm -rf $(BUILD)
+
+-include $(shell find $(BUILD) -name '*.d' 2>/dev/null)

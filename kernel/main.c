@@ -1,0 +1,76 @@
+/* The core's boot sequence: from the boot path's hand-off to every CPU online. */
+#include "boot/bootinfo.h"
+#include "boot/multiboot2/mb2_parse.h"
+#include "arch/x86_64/cpu/cpu.h"
+#include "drivers/serial.h"
+#include "kernel/log.h"
+#include "kernel/panic.h"
+#include "kernel/boot.h"
+
+#include <stddef.h>
+
+extern char __kernel_end[];
+
+/* The hand-off, copied out of boot-path memory before anything can reuse it. */
+static struct bootinfo boot_info;
+
+const struct bootinfo *boot_bootinfo(void)
+{
+    return &boot_info;
+}
+
+static void copy_bytes(void *dst, const void *src, size_t n)
+{
+    uint8_t *d = dst;
+    const uint8_t *s = src;
+    while (n--)
+        *d++ = *s++;
+}
+
+static void take_handoff(uint64_t magic, uint64_t info, uint64_t phys_base)
+{
+    if (magic == BOOTINFO_MAGIC_MB2) {
+        /* The information's size is its first word; the boot page tables map it. */
+        const uint32_t *mbi = (const uint32_t *)(uintptr_t)info;
+        size_t size = mbi ? mbi[0] : 0;
+        enum mb2_parse_status st = mb2_parse(mbi, size, &boot_info);
+        if (st != MB2_OK)
+            panic("multiboot2: %s", mb2_parse_strerror(st));
+    } else if (magic == BOOTINFO_MAGIC_PLINTH) {
+        const struct bootinfo *bi = (const struct bootinfo *)(uintptr_t)info;
+        if (!bi || bi->magic != BOOTINFO_MAGIC_PLINTH)
+            panic("boot: the loader's hand-off has a bad magic number; "
+                  "BOOTX64.EFI and plinth.elf are from different builds");
+        copy_bytes(&boot_info, bi, sizeof boot_info);
+        if (boot_info.mmap_count > BOOTINFO_MAX_MMAP)
+            boot_info.mmap_count = BOOTINFO_MAX_MMAP;
+        if (boot_info.module_count > BOOTINFO_MAX_MODULES)
+            boot_info.module_count = BOOTINFO_MAX_MODULES;
+        boot_info.cmdline[BOOTINFO_CMDLINE_MAX - 1] = '\0';
+        boot_info.loader_name[BOOTINFO_NAME_MAX - 1] = '\0';
+        for (uint32_t i = 0; i < boot_info.module_count; i++)
+            boot_info.modules[i].name[BOOTINFO_NAME_MAX - 1] = '\0';
+    } else {
+        panic("boot: entered with unknown magic %#lx; plinth must be started by GRUB "
+              "(multiboot2) or by its BOOTX64.EFI", (unsigned long)magic);
+    }
+    boot_info.kernel_phys = phys_base;
+    /* The image spans link addresses KERNEL_LMA (.boot) .. __kernel_end. */
+    boot_info.kernel_size = (uint64_t)(uintptr_t)__kernel_end - KERNEL_VMA - KERNEL_LMA;
+}
+
+void kmain(uint64_t magic, uint64_t info, uint64_t phys_base)
+{
+    /* Serial first, so that anything after can explain itself.  COM1 until ACPI's
+     * SPCR names another port. */
+    serial_init(SERIAL_COM1);
+    take_handoff(magic, info, phys_base);
+    log_info("plinth %s", PLINTH_VERSION);
+    log_info("boot: %s%s%s", boot_info.method == BOOTINFO_METHOD_UEFI ? "uefi" : "multiboot2",
+             boot_info.loader_name[0] ? " via " : "", boot_info.loader_name);
+
+    /* BOOT-SEQUENCE: each step below is one module's entry point. */
+
+    log_info("boot: done");
+    cpu_halt_forever();
+}

@@ -1,0 +1,13 @@
+/* Time since boot, from the TSC once its frequency is known (0 before). */
+#ifndef PLINTH_KERNEL_TIME_H
+#define PLINTH_KERNEL_TIME_H
+
+#include <stdint.h>
+
+void     time_set_tsc_khz(uint64_t khz);
+uint64_t time_tsc_khz(void);
+uint64_t time_since_boot_ns(void);
+/* Busy-wait; needs the TSC frequency (time_set_tsc_khz) first. */
+void     time_delay_us(uint64_t us);
+
+#endif
