@@ -69,7 +69,22 @@ void kmain(uint64_t magic, uint64_t info, uint64_t phys_base)
     log_info("boot: %s%s%s", boot_info.method == BOOTINFO_METHOD_UEFI ? "uefi" : "multiboot2",
              boot_info.loader_name[0] ? " via " : "", boot_info.loader_name);
 
-    /* BOOT-SEQUENCE: each step below is one module's entry point. */
+    /* BOOT-SEQUENCE: each step below is one module's entry point.  A step still
+     * commented out is being written; uncomment it when its module lands.
+     *
+     * idt_init();                      exceptions -> register dump, trace, panic
+     * pmm_init(&boot_info);            physical pages from the memory map
+     * paging_init(&boot_info);         plinth's own page tables, direct map, W^X
+     * cpu_tables_init(0);              per-CPU GDT/TSS/IST stacks for the BSP
+     * acpi_init(&boot_info);           MADT/FADT/MCFG/HPET/DMAR/SPCR
+     * serial: switch to the SPCR port if ACPI names one
+     * fbcon_init(&boot_info.fb);       framebuffer text console, if any
+     * cpuinfo_log(); virt_log();       "cpu: ..." and "virt: ..." lines
+     * lapic_init(); timer_calibrate(); local APIC, TSC/APIC timer frequencies
+     * smp_init();                      every CPU up, "smp: N CPUs online"
+     * "mem: <total> MiB total, <free> MiB free"
+     * run the config's guests; then on_idle (poweroff | stay)
+     */
 
     log_info("boot: done");
     cpu_halt_forever();

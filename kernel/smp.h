@@ -1,0 +1,26 @@
+/* Every CPU ACPI lists: bring-up, per-CPU data, cross-CPU calls. */
+#ifndef PLINTH_KERNEL_SMP_H
+#define PLINTH_KERNEL_SMP_H
+
+#include <stdint.h>
+#include <stdbool.h>
+
+#define SMP_MAX_CPUS 64
+
+struct cpu {
+    struct cpu *self;        /* at %gs:0, so this_cpu() is one load */
+    uint32_t index;          /* 0 = the boot CPU */
+    uint32_t apic_id;
+    uint64_t stack_top;
+    volatile bool online;
+};
+
+/* Starts every enabled CPU of the MADT (INIT-SIPI-SIPI) and waits for each to report. */
+void smp_init(void);
+uint32_t smp_cpus_online(void);
+struct cpu *this_cpu(void);
+struct cpu *smp_cpu(uint32_t index);
+/* NMI to every other CPU, which then halts: for panic.  Safe from any context. */
+void smp_stop_other_cpus(void);
+
+#endif
