@@ -1,0 +1,187 @@
+/* plinth.cfg parser: the shapes users write, and every error names line and fix. */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdio.h>
+#include <string.h>
+#include <cmocka.h>
+
+#include "kernel/fmt.c"
+#include "vmm/config.c"
+
+static struct config cfg;
+static struct config_error err;
+
+static bool parse(const char *text)
+{
+    return config_parse(text, strlen(text), &cfg, &err);
+}
+
+/* Parsing must fail on `line` with a message containing `needle`. */
+static void expect_error(const char *text, unsigned line, const char *needle)
+{
+    assert_false(parse(text));
+    assert_int_equal(err.line, line);
+    if (!strstr(err.message, needle))
+        fail_msg("message '%s' lacks '%s'", err.message, needle);
+}
+
+static void test_full_example(void **state)
+{
+    (void)state;
+    assert_true(parse(
+        "# the issue's example\n"
+        "[plinth]\n"
+        "on_idle = stay          # when every guest has stopped\n"
+        "[vm hello]\n"
+        "loader   = multiboot\n"
+        "kernel   = guests/hello.elf\n"
+        "module   = guests/env.txt\n"
+        "module   = guests/two.txt\n"
+        "cmdline  = hello verbose\n"
+        "memory   = 64M\n"
+        "vcpus    = 2\n"
+        "cpus     = 0-1\n"
+        "on_crash = restart\n"));
+    assert_int_equal(cfg.on_idle, CONFIG_IDLE_STAY);
+    assert_int_equal(cfg.vm_count, 1);
+    struct config_vm *vm = &cfg.vms[0];
+    assert_string_equal(vm->name, "hello");
+    assert_int_equal(vm->line, 4);
+    assert_int_equal(vm->loader, CONFIG_LOADER_MULTIBOOT);
+    assert_string_equal(vm->kernel, "guests/hello.elf");
+    assert_int_equal(vm->module_count, 2);
+    assert_string_equal(vm->modules[1], "guests/two.txt");
+    assert_string_equal(vm->cmdline, "hello verbose");
+    assert_int_equal(vm->memory, 64ull << 20);
+    assert_int_equal(vm->vcpus, 2);
+    assert_int_equal(vm->cpus, 0x3);
+    assert_int_equal(vm->on_crash, CONFIG_CRASH_RESTART);
+}
+
+static void test_defaults_and_several_vms(void **state)
+{
+    (void)state;
+    assert_true(parse("[vm a]\nloader=elf\nkernel=a.elf\n\n[vm b]\r\nloader = flat\r\n"
+                      "kernel = b.bin\r\nload = 0x100000\r\nentry = 0x100010\r\nmemory = 2g\r\n"));
+    assert_int_equal(cfg.on_idle, CONFIG_IDLE_POWEROFF);
+    assert_int_equal(cfg.vm_count, 2);
+    assert_int_equal(cfg.vms[0].memory, 64ull << 20);
+    assert_int_equal(cfg.vms[0].vcpus, 1);
+    assert_int_equal(cfg.vms[0].cpus, 1);
+    assert_int_equal(cfg.vms[0].on_crash, CONFIG_CRASH_STOP);
+    assert_int_equal(cfg.vms[1].load, 0x100000);
+    assert_int_equal(cfg.vms[1].entry, 0x100010);
+    assert_int_equal(cfg.vms[1].memory, 2ull << 30);
+}
+
+static void test_realmode_entry_and_cpu_lists(void **state)
+{
+    (void)state;
+    assert_true(parse("[vm r]\nloader=realmode\nkernel=r.bin\nload=0x7c00\nentry=0x0000:0x7c00\n"
+                      "cpus = 0,2-3,5\n"));
+    assert_int_equal(cfg.vms[0].entry, 0x7c00);
+    assert_int_equal(cfg.vms[0].cpus, 0x2d);
+    assert_true(parse("[vm r]\nloader=realmode\nkernel=r.bin\nload=0x7c00\nentry=0x1000:0x0010\n"));
+    assert_int_equal(cfg.vms[0].entry, 0x10000010);
+}
+
+static void test_empty_and_comment_only(void **state)
+{
+    (void)state;
+    assert_true(parse(""));
+    assert_int_equal(cfg.vm_count, 0);
+    assert_true(parse("# nothing\n   \n\t# more\n[plinth]\n"));
+}
+
+static void test_syntax_errors(void **state)
+{
+    (void)state;
+    expect_error("[plinth]\non_idle poweroff\n", 2, "expected 'key = value'");
+    expect_error("on_idle = stay\n", 1, "outside any section");
+    expect_error("[plinth\n", 1, "closing ']'");
+    expect_error("[guests]\n", 1, "unknown section");
+    expect_error("[vm]\n", 1, "needs a name");
+    expect_error("[vm bad/name]\n", 1, "bad VM name");
+    expect_error("[plinth]\n[plinth]\n", 2, "second [plinth]");
+    expect_error("[plinth]\n = x\n", 2, "no key");
+    expect_error("[plinth]\nbogus = 1\n", 2, "unknown key 'bogus'");
+    expect_error("[plinth]\non_idle = sleep\n", 2, "poweroff or stay");
+}
+
+static void test_value_errors(void **state)
+{
+    (void)state;
+    const char *head = "[vm g]\nloader = elf\nkernel = g.elf\n";
+    char buf[512];
+    struct { const char *line; const char *needle; } cases[] = {
+        { "memory = lots", "not a size" },
+        { "memory = 64X", "not a size" },
+        { "memory = 512K", "out of range" },
+        { "memory = 99999999999999999999", "not a size" },
+        { "vcpus = 0", "from 1 to" },
+        { "vcpus = 65", "from 1 to" },
+        { "vcpus = two", "from 1 to" },
+        { "cpus = 3-1", "not a CPU list" },
+        { "cpus = 64", "not a CPU list" },
+        { "cpus = 0,", "not a CPU list" },
+        { "cpus = ", "not a CPU list" },
+        { "on_crash = explode", "stop or restart" },
+        { "loader = windows", "unknown loader" },
+        { "kernel = ", "needs a path" },
+        { "memroy = 64M", "unknown key 'memroy'" },
+        { "entry = 0x10000:0", "real-mode" },
+        { "load = here", "not an address" },
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        snprintf(buf, sizeof buf, "%s%s\n", head, cases[i].line);
+        expect_error(buf, 4, cases[i].needle);
+    }
+}
+
+static void test_section_checks(void **state)
+{
+    (void)state;
+    expect_error("[vm a]\nkernel = a.elf\n", 1, "no loader");
+    expect_error("[plinth]\n[vm a]\nloader = elf\n", 2, "no kernel");
+    expect_error("[vm a]\nloader = flat\nkernel = a.bin\n", 1, "needs load");
+    expect_error("[vm a]\nloader = elf\nkernel = a\ninitrd = i\n", 1, "only for loader = linux");
+    expect_error("[vm a]\nloader = elf\nkernel = a\nmodule = m\n", 1, "only for loader = multiboot");
+    expect_error("[vm a]\nloader = flat\nkernel = a\nload = 0x8000000\nmemory = 64M\n", 1, "outside its 64 MiB");
+    expect_error("[vm a]\nloader=elf\nkernel=a\n[vm a]\n", 4, "second VM named 'a'");
+}
+
+static void test_limits(void **state)
+{
+    (void)state;
+    char buf[4096];
+    size_t n = 0;
+    for (int i = 0; i <= CONFIG_MAX_VMS; i++)
+        n += snprintf(buf + n, sizeof buf - n, "[vm v%d]\nloader=elf\nkernel=k\n", i);
+    expect_error(buf, CONFIG_MAX_VMS * 3 + 1, "more than 16 VMs");
+
+    char path[200];
+    memset(path, 'p', sizeof path - 1);
+    path[sizeof path - 1] = '\0';
+    snprintf(buf, sizeof buf, "[vm a]\nloader=elf\nkernel=%s\n", path);
+    expect_error(buf, 3, "longer than");
+
+    const char nul[] = "[plinth]\n\0on_idle = stay\n";
+    assert_false(config_parse(nul, sizeof nul - 1, &cfg, &err));
+    assert_int_equal(err.line, 2);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_full_example),
+        cmocka_unit_test(test_defaults_and_several_vms),
+        cmocka_unit_test(test_realmode_entry_and_cpu_lists),
+        cmocka_unit_test(test_empty_and_comment_only),
+        cmocka_unit_test(test_syntax_errors),
+        cmocka_unit_test(test_value_errors),
+        cmocka_unit_test(test_section_checks),
+        cmocka_unit_test(test_limits),
+    };
+    return cmocka_run_group_tests_name("config", tests, NULL, NULL);
+}

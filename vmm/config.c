@@ -1,0 +1,401 @@
+#include "vmm/config.h"
+#include "kernel/fmt.h"
+
+#define DEFAULT_MEMORY (64ull << 20)
+#define MIN_MEMORY     (1ull << 20)
+#define MAX_MEMORY     (1ull << 40)
+
+struct parser {
+    struct config *cfg;
+    struct config_error *err;
+    unsigned line;
+    enum { SEC_NONE, SEC_PLINTH, SEC_VM } section;
+    struct config_vm *vm;
+    bool seen_plinth;
+};
+
+static bool config_fail(struct parser *p, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static bool config_fail(struct parser *p, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    p->err->line = p->line;
+    fmt_vsnprintf(p->err->message, sizeof p->err->message, fmt, ap);
+    va_end(ap);
+    return false;
+}
+
+static bool is_space(char c) { return c == ' ' || c == '\t' || c == '\r'; }
+
+static bool str_eq(const char *a, size_t alen, const char *b)
+{
+    size_t i = 0;
+    for (; i < alen; i++)
+        if (b[i] != a[i])
+            return false;
+    return b[i] == '\0';
+}
+
+/* Copies [s, s+n) into dst; false if it does not fit. */
+static bool copy_value(char *dst, size_t dstsize, const char *s, size_t n)
+{
+    if (n >= dstsize)
+        return false;
+    for (size_t i = 0; i < n; i++)
+        dst[i] = s[i];
+    dst[n] = '\0';
+    return true;
+}
+
+/* Unsigned number in decimal or 0x hex; false on garbage or overflow. */
+static bool parse_u64(const char *s, size_t n, uint64_t *out, size_t *used)
+{
+    uint64_t v = 0;
+    unsigned base = 10;
+    size_t i = 0;
+    if (n >= 2 && s[0] == '0' && (s[1] == 'x' || s[1] == 'X')) {
+        base = 16;
+        i = 2;
+    }
+    size_t start = i;
+    for (; i < n; i++) {
+        unsigned d;
+        char c = s[i];
+        if (c >= '0' && c <= '9') d = c - '0';
+        else if (base == 16 && c >= 'a' && c <= 'f') d = c - 'a' + 10;
+        else if (base == 16 && c >= 'A' && c <= 'F') d = c - 'A' + 10;
+        else break;
+        if (v > (UINT64_MAX - d) / base)
+            return false;
+        v = v * base + d;
+    }
+    if (i == start)
+        return false;
+    *out = v;
+    *used = i;
+    return true;
+}
+
+static bool parse_number(const char *s, size_t n, uint64_t *out)
+{
+    size_t used;
+    return parse_u64(s, n, out, &used) && used == n;
+}
+
+/* "64M", "1G", "512K", "1048576" -> bytes. */
+static bool parse_size(const char *s, size_t n, uint64_t *out)
+{
+    size_t used;
+    uint64_t v;
+    if (!parse_u64(s, n, &v, &used))
+        return false;
+    unsigned shift = 0;
+    if (used + 1 == n) {
+        switch (s[used]) {
+        case 'K': case 'k': shift = 10; break;
+        case 'M': case 'm': shift = 20; break;
+        case 'G': case 'g': shift = 30; break;
+        default: return false;
+        }
+    } else if (used != n) {
+        return false;
+    }
+    if (shift && v > (UINT64_MAX >> shift))
+        return false;
+    *out = v << shift;
+    return true;
+}
+
+/* "0-3", "1", "0,2-3" -> bitmap. */
+static bool parse_cpus(const char *s, size_t n, uint64_t *out)
+{
+    uint64_t mask = 0;
+    size_t i = 0;
+    while (i < n) {
+        uint64_t lo, hi;
+        size_t used;
+        if (!parse_u64(s + i, n - i, &lo, &used))
+            return false;
+        i += used;
+        hi = lo;
+        if (i < n && s[i] == '-') {
+            i++;
+            if (!parse_u64(s + i, n - i, &hi, &used))
+                return false;
+            i += used;
+        }
+        if (lo > hi || hi >= CONFIG_MAX_CPUS)
+            return false;
+        for (uint64_t c = lo; c <= hi; c++)
+            mask |= 1ull << c;
+        if (i < n) {
+            if (s[i] != ',')
+                return false;
+            i++;
+            if (i == n)
+                return false;
+        }
+    }
+    if (!mask)
+        return false;
+    *out = mask;
+    return true;
+}
+
+static void vm_defaults(struct config_vm *vm, unsigned line)
+{
+    *vm = (struct config_vm){
+        .line = line, .memory = DEFAULT_MEMORY, .vcpus = 1, .cpus = 1,
+        .on_crash = CONFIG_CRASH_STOP,
+    };
+}
+
+static bool valid_name(const char *s, size_t n)
+{
+    if (n == 0)
+        return false;
+    for (size_t i = 0; i < n; i++) {
+        char c = s[i];
+        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+              c == '-' || c == '_' || c == '.'))
+            return false;
+    }
+    return true;
+}
+
+static bool parse_section(struct parser *p, const char *s, size_t n)
+{
+    /* s points past '[', n counts up to (excluding) ']' */
+    while (n && is_space(*s)) { s++; n--; }
+    while (n && is_space(s[n - 1])) n--;
+    if (str_eq(s, n, "plinth")) {
+        if (p->seen_plinth)
+            return config_fail(p, "a second [plinth] section; merge its keys into the first");
+        p->seen_plinth = true;
+        p->section = SEC_PLINTH;
+        return true;
+    }
+    if (n > 3 && s[0] == 'v' && s[1] == 'm' && is_space(s[2])) {
+        const char *name = s + 3;
+        size_t nlen = n - 3;
+        while (nlen && is_space(*name)) { name++; nlen--; }
+        if (!valid_name(name, nlen) || nlen >= CONFIG_NAME_MAX)
+            return config_fail(p, "bad VM name '%.*s'; use up to %d letters, digits, '-', '_' or '.'",
+                        (int)nlen, name, CONFIG_NAME_MAX - 1);
+        for (unsigned i = 0; i < p->cfg->vm_count; i++)
+            if (str_eq(name, nlen, p->cfg->vms[i].name))
+                return config_fail(p, "a second VM named '%s' (the first is on line %u); VM names must be unique",
+                            p->cfg->vms[i].name, p->cfg->vms[i].line);
+        if (p->cfg->vm_count == CONFIG_MAX_VMS)
+            return config_fail(p, "more than %d VMs; remove some", CONFIG_MAX_VMS);
+        p->vm = &p->cfg->vms[p->cfg->vm_count++];
+        vm_defaults(p->vm, p->line);
+        copy_value(p->vm->name, sizeof p->vm->name, name, nlen);
+        p->section = SEC_VM;
+        return true;
+    }
+    if (str_eq(s, n, "vm"))
+        return config_fail(p, "[vm] needs a name, e.g. [vm linux]");
+    return config_fail(p, "unknown section [%.*s]; sections are [plinth] and [vm NAME]", (int)n, s);
+}
+
+static bool set_path(struct parser *p, char *dst, const char *key, const char *v, size_t n)
+{
+    if (n == 0)
+        return config_fail(p, "%s needs a path on the boot medium, e.g. %s = guests/hello.elf", key, key);
+    if (!copy_value(dst, CONFIG_PATH_MAX, v, n))
+        return config_fail(p, "%s path is longer than %d characters; shorten it", key, CONFIG_PATH_MAX - 1);
+    return true;
+}
+
+static bool parse_vm_key(struct parser *p, const char *k, size_t kn, const char *v, size_t vn)
+{
+    struct config_vm *vm = p->vm;
+    if (str_eq(k, kn, "loader")) {
+        static const struct { const char *name; enum config_loader l; } loaders[] = {
+            { "multiboot", CONFIG_LOADER_MULTIBOOT }, { "elf", CONFIG_LOADER_ELF },
+            { "flat", CONFIG_LOADER_FLAT }, { "realmode", CONFIG_LOADER_REALMODE },
+            { "linux", CONFIG_LOADER_LINUX },
+        };
+        for (size_t i = 0; i < sizeof loaders / sizeof loaders[0]; i++)
+            if (str_eq(v, vn, loaders[i].name)) {
+                vm->loader = loaders[i].l;
+                return true;
+            }
+        return config_fail(p, "unknown loader '%.*s'; use multiboot, elf, flat, realmode or linux", (int)vn, v);
+    }
+    if (str_eq(k, kn, "kernel"))
+        return set_path(p, vm->kernel, "kernel", v, vn);
+    if (str_eq(k, kn, "initrd"))
+        return set_path(p, vm->initrd, "initrd", v, vn);
+    if (str_eq(k, kn, "module")) {
+        if (vm->module_count == CONFIG_MAX_MODULES)
+            return config_fail(p, "more than %d modules for VM '%s'", CONFIG_MAX_MODULES, vm->name);
+        return set_path(p, vm->modules[vm->module_count++], "module", v, vn);
+    }
+    if (str_eq(k, kn, "cmdline")) {
+        if (!copy_value(vm->cmdline, sizeof vm->cmdline, v, vn))
+            return config_fail(p, "cmdline is longer than %d characters", CONFIG_CMDLINE_MAX - 1);
+        return true;
+    }
+    if (str_eq(k, kn, "memory")) {
+        uint64_t m;
+        if (!parse_size(v, vn, &m))
+            return config_fail(p, "memory '%.*s' is not a size; write e.g. 64M or 1G", (int)vn, v);
+        if (m < MIN_MEMORY || m > MAX_MEMORY || (m & 0xfff))
+            return config_fail(p, "memory %.*s is out of range; give a multiple of 4K from 1M to 1024G",
+                        (int)vn, v);
+        vm->memory = m;
+        return true;
+    }
+    if (str_eq(k, kn, "vcpus")) {
+        uint64_t n;
+        if (!parse_number(v, vn, &n) || n < 1 || n > CONFIG_MAX_CPUS)
+            return config_fail(p, "vcpus '%.*s' must be a number from 1 to %d", (int)vn, v, CONFIG_MAX_CPUS);
+        vm->vcpus = (unsigned)n;
+        return true;
+    }
+    if (str_eq(k, kn, "cpus")) {
+        if (!parse_cpus(v, vn, &vm->cpus))
+            return config_fail(p, "cpus '%.*s' is not a CPU list; write e.g. 0-1 or 0,2 (CPUs 0 to %d)",
+                        (int)vn, v, CONFIG_MAX_CPUS - 1);
+        return true;
+    }
+    if (str_eq(k, kn, "on_crash")) {
+        if (str_eq(v, vn, "stop")) vm->on_crash = CONFIG_CRASH_STOP;
+        else if (str_eq(v, vn, "restart")) vm->on_crash = CONFIG_CRASH_RESTART;
+        else return config_fail(p, "on_crash '%.*s' must be stop or restart", (int)vn, v);
+        return true;
+    }
+    if (str_eq(k, kn, "load")) {
+        if (!parse_number(v, vn, &vm->load))
+            return config_fail(p, "load '%.*s' is not an address; write e.g. 0x100000", (int)vn, v);
+        vm->have_load = true;
+        return true;
+    }
+    if (str_eq(k, kn, "entry")) {
+        /* realmode entries are seg:off; others a plain address */
+        for (size_t i = 0; i < vn; i++) {
+            if (v[i] != ':')
+                continue;
+            uint64_t seg, off;
+            if (!parse_number(v, i, &seg) || !parse_number(v + i + 1, vn - i - 1, &off) ||
+                seg > 0xffff || off > 0xffff)
+                return config_fail(p, "entry '%.*s' is not a real-mode address; write SEG:OFF, e.g. 0x0000:0x7c00",
+                            (int)vn, v);
+            vm->entry = seg << 16 | off;
+            vm->have_entry = true;
+            return true;
+        }
+        if (!parse_number(v, vn, &vm->entry))
+            return config_fail(p, "entry '%.*s' is not an address; write e.g. 0x100000", (int)vn, v);
+        vm->have_entry = true;
+        return true;
+    }
+    return config_fail(p, "unknown key '%.*s' in [vm %s]; keys are loader, kernel, module, initrd, "
+                "cmdline, memory, vcpus, cpus, on_crash, load, entry", (int)kn, k, vm->name);
+}
+
+static bool parse_line(struct parser *p, const char *s, size_t n)
+{
+    /* Strip the comment, then white space. */
+    for (size_t i = 0; i < n; i++)
+        if (s[i] == '#') {
+            n = i;
+            break;
+        }
+    while (n && is_space(*s)) { s++; n--; }
+    while (n && is_space(s[n - 1])) n--;
+    if (n == 0)
+        return true;
+    if (s[0] == '[') {
+        if (s[n - 1] != ']')
+            return config_fail(p, "section header has no closing ']'");
+        return parse_section(p, s + 1, n - 2);
+    }
+    size_t eq = 0;
+    while (eq < n && s[eq] != '=')
+        eq++;
+    if (eq == n)
+        return config_fail(p, "expected 'key = value' or a [section], got '%.*s'", (int)(n > 40 ? 40 : n), s);
+    const char *k = s, *v = s + eq + 1;
+    size_t kn = eq, vn = n - eq - 1;
+    while (kn && is_space(k[kn - 1])) kn--;
+    while (vn && is_space(*v)) { v++; vn--; }
+    if (kn == 0)
+        return config_fail(p, "a value with no key before '='");
+    if (p->section == SEC_NONE)
+        return config_fail(p, "'%.*s' is outside any section; put it under [plinth] or [vm NAME]", (int)kn, k);
+    if (p->section == SEC_PLINTH) {
+        if (str_eq(k, kn, "on_idle")) {
+            if (str_eq(v, vn, "poweroff")) p->cfg->on_idle = CONFIG_IDLE_POWEROFF;
+            else if (str_eq(v, vn, "stay")) p->cfg->on_idle = CONFIG_IDLE_STAY;
+            else return config_fail(p, "on_idle '%.*s' must be poweroff or stay", (int)vn, v);
+            return true;
+        }
+        return config_fail(p, "unknown key '%.*s' in [plinth]; the key there is on_idle", (int)kn, k);
+    }
+    return parse_vm_key(p, k, kn, v, vn);
+}
+
+/* Checks that need the whole section: what a loader requires. */
+static bool check_vm(struct parser *p, const struct config_vm *vm)
+{
+    p->line = vm->line;
+    if (vm->loader == CONFIG_LOADER_NONE)
+        return config_fail(p, "VM '%s' has no loader; add e.g. loader = multiboot", vm->name);
+    if (!vm->kernel[0])
+        return config_fail(p, "VM '%s' has no kernel; add kernel = <path on the boot medium>", vm->name);
+    if ((vm->loader == CONFIG_LOADER_FLAT || vm->loader == CONFIG_LOADER_REALMODE) && !vm->have_load)
+        return config_fail(p, "VM '%s' (loader %s) needs load = <guest-physical address>",
+                    vm->name, config_loader_name(vm->loader));
+    if (vm->loader == CONFIG_LOADER_REALMODE && vm->have_load && vm->load + 1 > (1u << 20))
+        return config_fail(p, "VM '%s': a realmode image must load below 1M", vm->name);
+    if (vm->initrd[0] && vm->loader != CONFIG_LOADER_LINUX)
+        return config_fail(p, "VM '%s': initrd is only for loader = linux; use module for multiboot", vm->name);
+    if (vm->module_count && vm->loader != CONFIG_LOADER_MULTIBOOT)
+        return config_fail(p, "VM '%s': modules are only for loader = multiboot", vm->name);
+    if (vm->have_load && vm->load >= vm->memory)
+        return config_fail(p, "VM '%s': load address %#lx is outside its %lu MiB of memory",
+                    vm->name, (unsigned long)vm->load, (unsigned long)(vm->memory >> 20));
+    return true;
+}
+
+bool config_parse(const char *text, size_t len, struct config *cfg, struct config_error *err)
+{
+    *cfg = (struct config){ .on_idle = CONFIG_IDLE_POWEROFF };
+    *err = (struct config_error){ 0 };
+    struct parser p = { .cfg = cfg, .err = err };
+    size_t i = 0;
+    while (i < len) {
+        size_t start = i;
+        while (i < len && text[i] != '\n') {
+            if (text[i] == '\0') {
+                p.line++;
+                return config_fail(&p, "the file contains a NUL byte; it must be plain text");
+            }
+            i++;
+        }
+        p.line++;
+        if (!parse_line(&p, text + start, i - start))
+            return false;
+        i++;
+    }
+    for (unsigned v = 0; v < cfg->vm_count; v++)
+        if (!check_vm(&p, &cfg->vms[v]))
+            return false;
+    return true;
+}
+
+const char *config_loader_name(enum config_loader l)
+{
+    switch (l) {
+    case CONFIG_LOADER_NONE: return "none";
+    case CONFIG_LOADER_MULTIBOOT: return "multiboot";
+    case CONFIG_LOADER_ELF: return "elf";
+    case CONFIG_LOADER_FLAT: return "flat";
+    case CONFIG_LOADER_REALMODE: return "realmode";
+    case CONFIG_LOADER_LINUX: return "linux";
+    }
+    return "?";
+}

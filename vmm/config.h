@@ -1,0 +1,69 @@
+/* plinth.cfg: which guests to start and how.  Format (README.md, "Configuration"):
+ *
+ *   [plinth]                 global settings
+ *   on_idle = poweroff       when every guest has stopped: poweroff | stay
+ *   [vm NAME]                one section per guest
+ *   key = value              # comments run to the end of the line
+ *
+ * The parser is pure (no allocation, no I/O) so it runs unchanged in unit tests.
+ * It never guesses: the first problem stops parsing with the file's line number, what
+ * is wrong and how to fix it, and the caller then starts none of the guests. */
+#ifndef PLINTH_VMM_CONFIG_H
+#define PLINTH_VMM_CONFIG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define CONFIG_MAX_VMS       16
+#define CONFIG_MAX_MODULES   8
+#define CONFIG_NAME_MAX      32
+#define CONFIG_PATH_MAX      64
+#define CONFIG_CMDLINE_MAX   256
+#define CONFIG_MAX_CPUS      64
+
+enum config_on_idle { CONFIG_IDLE_POWEROFF, CONFIG_IDLE_STAY };
+enum config_on_crash { CONFIG_CRASH_STOP, CONFIG_CRASH_RESTART };
+enum config_loader {
+    CONFIG_LOADER_NONE,       /* not given: an error for a VM */
+    CONFIG_LOADER_MULTIBOOT,  /* Multiboot 1 or 2, from the image's header */
+    CONFIG_LOADER_ELF,
+    CONFIG_LOADER_FLAT,       /* raw bytes at `load`, entered at `entry` */
+    CONFIG_LOADER_REALMODE,   /* raw bytes at `load`, entered in real mode at `entry` (seg:off) */
+    CONFIG_LOADER_LINUX,      /* bzImage or PVH vmlinux */
+};
+
+struct config_vm {
+    char     name[CONFIG_NAME_MAX];
+    unsigned line;                          /* of its [vm NAME] header */
+    enum config_loader loader;
+    char     kernel[CONFIG_PATH_MAX];
+    char     initrd[CONFIG_PATH_MAX];
+    unsigned module_count;
+    char     modules[CONFIG_MAX_MODULES][CONFIG_PATH_MAX];
+    char     cmdline[CONFIG_CMDLINE_MAX];
+    uint64_t memory;                        /* bytes */
+    unsigned vcpus;
+    uint64_t cpus;                          /* bit i: physical CPU i allowed */
+    enum config_on_crash on_crash;
+    bool     have_load, have_entry;
+    uint64_t load;                          /* flat/realmode: guest-physical load address */
+    uint64_t entry;                         /* flat: guest-physical; realmode: seg << 16 | off */
+};
+
+struct config {
+    enum config_on_idle on_idle;
+    unsigned vm_count;
+    struct config_vm vms[CONFIG_MAX_VMS];
+};
+
+struct config_error {
+    unsigned line;                          /* 0: not tied to a line */
+    char     message[200];
+};
+
+/* Parses len bytes of text.  Returns true and fills *cfg, or false with *err set. */
+bool config_parse(const char *text, size_t len, struct config *cfg, struct config_error *err);
+const char *config_loader_name(enum config_loader l);
+
+#endif
