@@ -1,16 +1,11 @@
 #include "boot/multiboot2/mb2_parse.h"
+#include "boot/multiboot2/mb2_spec.h"
 
 #include <stdbool.h>
 #include <stdint.h>
 
-/* Tag types, Multiboot2 spec §3.6. */
-enum {
-    MB2_TAG_END = 0, MB2_TAG_CMDLINE = 1, MB2_TAG_LOADER_NAME = 2, MB2_TAG_MODULE = 3,
-    MB2_TAG_MMAP = 6, MB2_TAG_FRAMEBUFFER = 8, MB2_TAG_ACPI_OLD = 14, MB2_TAG_ACPI_NEW = 15,
-};
-
-static uint32_t rd32(const uint8_t *p) { return p[0] | p[1] << 8 | p[2] << 16 | (uint32_t)p[3] << 24; }
-static uint64_t rd64(const uint8_t *p) { return rd32(p) | (uint64_t)rd32(p + 4) << 32; }
+static uint32_t mb2_rd32(const uint8_t *p) { return p[0] | p[1] << 8 | p[2] << 16 | (uint32_t)p[3] << 24; }
+static uint64_t mb2_rd64(const uint8_t *p) { return mb2_rd32(p) | (uint64_t)mb2_rd32(p + 4) << 32; }
 
 /* Copies a NUL-terminated string of at most avail bytes; always terminates dst. */
 static void copy_str(char *dst, size_t dstsize, const uint8_t *src, size_t avail)
@@ -32,7 +27,7 @@ static void parse_mmap(const uint8_t *t, uint32_t size, struct bootinfo *out)
 {
     if (size < 16)
         return;
-    uint32_t esize = rd32(t + 8);
+    uint32_t esize = mb2_rd32(t + 8);
     if (esize < 24)
         return;
     for (uint32_t off = 16; off + esize <= size; off += esize) {
@@ -41,12 +36,12 @@ static void parse_mmap(const uint8_t *t, uint32_t size, struct bootinfo *out)
             return;
         }
         const uint8_t *e = t + off;
-        uint32_t type = rd32(e + 16);
+        uint32_t type = mb2_rd32(e + 16);
         /* Multiboot2 types 1..5 match e820; anything else is reserved. */
         if (type < BOOTINFO_MEM_USABLE || type > BOOTINFO_MEM_BAD)
             type = BOOTINFO_MEM_RESERVED;
         out->mmap[out->mmap_count++] = (struct bootinfo_mmap_entry){
-            .base = rd64(e), .length = rd64(e + 8), .type = type,
+            .base = mb2_rd64(e), .length = mb2_rd64(e + 8), .type = type,
         };
     }
 }
@@ -57,10 +52,10 @@ static void parse_framebuffer(const uint8_t *t, uint32_t size, struct bootinfo *
     if (size < 31 || t[29] != 1)
         return;
     struct bootinfo_framebuffer *fb = &out->fb;
-    fb->phys = rd64(t + 8);
-    fb->pitch = rd32(t + 16);
-    fb->width = rd32(t + 20);
-    fb->height = rd32(t + 24);
+    fb->phys = mb2_rd64(t + 8);
+    fb->pitch = mb2_rd32(t + 16);
+    fb->width = mb2_rd32(t + 20);
+    fb->height = mb2_rd32(t + 24);
     fb->bpp = t[28];
     fb->red_pos = t[31]; fb->red_size = t[32];
     fb->green_pos = t[33]; fb->green_size = t[34];
@@ -77,7 +72,7 @@ enum mb2_parse_status mb2_parse(const void *mbi, size_t max_size, struct bootinf
     const uint8_t *base = mbi;
     if (max_size < 8)
         return MB2_ERR_SIZE;
-    uint32_t total = rd32(base);
+    uint32_t total = mb2_rd32(base);
     if (total < 16 || total > max_size)
         return MB2_ERR_SIZE;
 
@@ -86,7 +81,7 @@ enum mb2_parse_status mb2_parse(const void *mbi, size_t max_size, struct bootinf
         if (off + 8 > total)
             return MB2_ERR_NO_END;
         const uint8_t *t = base + off;
-        uint32_t type = rd32(t), size = rd32(t + 4);
+        uint32_t type = mb2_rd32(t), size = mb2_rd32(t + 4);
         if (size < 8 || size > total - off)
             return MB2_ERR_TAG;
         switch (type) {
@@ -107,7 +102,7 @@ enum mb2_parse_status mb2_parse(const void *mbi, size_t max_size, struct bootinf
                 out->flags |= BOOTINFO_F_MODULES_TRUNCATED;
                 break;
             } else {
-                uint32_t start = rd32(t + 8), end = rd32(t + 12);
+                uint32_t start = mb2_rd32(t + 8), end = mb2_rd32(t + 12);
                 if (end < start)
                     return MB2_ERR_TAG;
                 struct bootinfo_module *m = &out->modules[out->module_count++];

@@ -1,0 +1,83 @@
+/* Guest image loaders: put a kernel (and its modules) into a VM's RAM and say how
+ * its first vCPU starts.  Pure: they see guest RAM as one host buffer and the
+ * images as byte arrays, so they run unchanged in unit tests.  Images are hostile:
+ * every offset, size and address is checked against the file and the VM's RAM. */
+#ifndef PLINTH_VMM_LOADER_H
+#define PLINTH_VMM_LOADER_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/* A VM's RAM: guest-physical [0, size) backed by host memory at hva. */
+struct guest_ram {
+    uint8_t *hva;
+    uint64_t size;
+};
+
+struct loader_file {
+    const char    *name;   /* path on the boot medium, for messages and module strings */
+    const uint8_t *data;
+    size_t         size;
+};
+
+enum loader_cpu_mode {
+    LOADER_MODE_REAL,      /* 16-bit real mode: cs:ip = entry_cs:rip */
+    LOADER_MODE_PROT32,    /* flat 32-bit protected mode, paging off */
+    LOADER_MODE_LONG64,    /* 64-bit mode, paging on with cr3, flat segments */
+};
+
+/* How the boot vCPU starts: the monitor turns this into backend register state. */
+struct loader_entry {
+    enum loader_cpu_mode mode;
+    uint64_t rip;
+    uint16_t cs;           /* real mode only: the code segment */
+    uint64_t rax, rbx, rsi;
+    uint64_t cr3;          /* long mode only: guest-physical page-table root */
+};
+
+struct loader_error {
+    char message[200];
+};
+
+/* Guest-physical layout every loader keeps to (README, "Guest memory"). */
+#define LOADER_PAGETABLE_GPA  0x1000ull   /* 6 pages: identity map of 4 GiB for ELF64 */
+#define LOADER_INFO_GPA       0x7000ull   /* Multiboot information, command line, names */
+#define LOADER_INFO_END       0x9000ull
+#define LOADER_LOW_RAM_END    0x9fc00ull  /* conventional memory ends; EBDA/VGA/BIOS follow */
+#define LOADER_HIGH_RAM_START 0x100000ull
+
+/* The memory map a guest is told about (as e820 / Multiboot types 1 and 2). */
+#define LOADER_MAX_E820 4
+#define CONFIG_MAX_MODULES_LOADER 8   /* = CONFIG_MAX_MODULES (vmm/config.h) */
+struct loader_e820 {
+    uint64_t base, length;
+    uint32_t type;         /* 1 usable, 2 reserved */
+};
+unsigned loader_guest_e820(uint64_t ram_size, struct loader_e820 out[LOADER_MAX_E820]);
+
+/* ELF32 (entered in 32-bit protected mode) or ELF64 (entered in 64-bit mode on an
+ * identity map of the first 4 GiB built at LOADER_PAGETABLE_GPA). */
+bool loader_elf(const struct guest_ram *ram, const struct loader_file *kernel,
+                struct loader_entry *entry, struct loader_error *err);
+
+/* Multiboot 1 or 2, whichever header the image carries (2 preferred), with the
+ * address tag/fields or else as ELF; modules placed page-aligned after the kernel. */
+bool loader_multiboot(const struct guest_ram *ram, const struct loader_file *kernel,
+                      const struct loader_file *modules, unsigned module_count,
+                      const char *cmdline, struct loader_entry *entry,
+                      struct loader_error *err);
+
+/* Raw bytes at load; flat enters 32-bit protected mode at entry, realmode enters
+ * real mode at entry = seg << 16 | off. */
+bool loader_flat(const struct guest_ram *ram, const struct loader_file *kernel,
+                 uint64_t load, uint64_t entry_addr, bool realmode,
+                 struct loader_entry *entry, struct loader_error *err);
+
+/* Shared by the loaders: bounds-checked copies into guest RAM. */
+bool loader_range_ok(const struct guest_ram *ram, uint64_t gpa, uint64_t len);
+bool loader_write(const struct guest_ram *ram, uint64_t gpa, const void *src, uint64_t len);
+bool loader_zero(const struct guest_ram *ram, uint64_t gpa, uint64_t len);
+void loader_fail(struct loader_error *err, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+#endif
