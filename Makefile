@@ -98,10 +98,10 @@ $(BUILD)/unit/%: tests/unit/%.c
 	$(CC) $(UNIT_CFLAGS) $< -o $@ -lcmocka
 
 unit: $(UNIT_BINS)
-	@set -e; for t in $(UNIT_BINS); do echo "== $$t"; $$t; done
+	@fail=0; for t in $(UNIT_BINS); do echo "== $$t"; $$t || fail=1; done; exit $$fail
 
 boot-test: all
-	$(PYTHON) -m pytest -v tests/boot $(PYTEST_ARGS)
+	PLINTH_BUILD=$(BUILD) $(PYTHON) -m pytest -v -p no:cacheprovider tests/boot $(PYTEST_ARGS)
 
 test: deps
 	$(MAKE) all

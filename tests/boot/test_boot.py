@@ -1,0 +1,223 @@
+"""Boot tests: build the real images, boot them under QEMU (UEFI and BIOS) and Bochs,
+and check plinth's boot banner on the serial log and a clean ACPI poweroff.
+
+The banner plinth prints (each line after a "[    0.123456] " timestamp):
+    plinth <version>
+    boot: uefi ...  |  boot: multiboot2 via GRUB ...
+    cpu: <vendor> <model>
+    virt: vmx ept vpid ug ...  |  virt: svm npt ...
+    smp: <N> CPUs online
+    mem: <total> MiB total, <free> MiB free
+    power: off                              (then the ACPI poweroff)
+
+The last tests check tools/run itself (exit status, streaming, killing) against a
+fake emulator, so that a boot test's verdict can be trusted.
+"""
+import os
+import re
+import subprocess
+import sys
+import tempfile
+import textwrap
+import time
+
+import pytest
+
+import plinthboot
+from plinthboot import OTHER, PANIC, POWEROFF, STATUS_NAMES, TIMEOUT
+
+
+def plinth_version():
+    with open(os.path.join(plinthboot.ROOT, "Makefile")) as f:
+        return re.search(r"^VERSION\s*:=\s*(\S+)", f.read(), re.MULTILINE).group(1)
+
+
+def kvm_usable():
+    try:
+        os.close(os.open("/dev/kvm", os.O_RDWR))
+        return True
+    except OSError:
+        return False
+
+
+class Case:
+    def __init__(self, emulator, firmware, smp, memory, timeout):
+        self.emulator, self.firmware, self.smp = emulator, firmware, smp
+        self.memory, self.timeout = memory, timeout
+        self.id = f"{emulator}-{firmware}-smp{smp}"
+
+
+# Bochs runs ~30 M instructions/s: few Bochs boots, mostly with one CPU.
+CASES = [
+    Case("qemu", "uefi", 1, 512, 180),
+    Case("qemu", "uefi", 2, 512, 180),
+    Case("qemu", "uefi", 4, 512, 240),
+    Case("qemu", "bios", 2, 512, 180),
+    Case("bochs", "bios", 1, 256, 420),
+    Case("bochs", "bios", 2, 256, 480),
+]
+
+
+def expected_virt(case):
+    """(backend, required features) the virt: line must show for this emulator."""
+    if case.emulator == "bochs":
+        # The Haswell model: VT-x with EPT and unrestricted guest (DESIGN.md, Testbeds).
+        return {"vmx": {"ept", "ug"}}
+    if kvm_usable():
+        return {"vmx": {"ept"}, "svm": {"npt"}}  # -cpu host: whatever this machine has
+    return {"svm": {"npt"}}  # TCG -cpu max offers AMD SVM with nested paging
+
+
+def check_banner(case, status, log):
+    """Every assertion a good boot must pass; the log is printed by the caller."""
+    assert status == POWEROFF, (f"expected a clean poweroff, got {STATUS_NAMES.get(status, status)} "
+                                f"(tools/run status {status})")
+    panic = plinthboot.find(r"^.*PANIC.*$", log)
+    assert panic is None, f"plinth panicked: {panic.group(0)}"
+
+    version = plinth_version()
+    assert plinthboot.find(rf"plinth {re.escape(version)}\b", log), f"no 'plinth {version}' line"
+
+    if case.firmware == "uefi":
+        assert plinthboot.find(r"boot: uefi\b", log), "no 'boot: uefi' line"
+    else:
+        assert plinthboot.find(r"boot: multiboot2 via GRUB\b", log), \
+            "no 'boot: multiboot2 via GRUB' line"
+
+    cpu = plinthboot.find(r"cpu: (\S+) (\S.*)$", log)
+    assert cpu, "no 'cpu: <vendor> <model>' line"
+
+    virt = plinthboot.find(r"virt: (\S+)(.*)$", log)
+    assert virt, "no 'virt: ...' line"
+    backend, words = virt.group(1), set(virt.group(2).split())
+    wanted = expected_virt(case)
+    assert backend in wanted, f"virt backend {backend!r}, expected one of {sorted(wanted)}: {virt.group(0)}"
+    missing = wanted[backend] - words
+    assert not missing, f"virt line lacks {sorted(missing)}: {virt.group(0)}"
+
+    smp = plinthboot.find(r"smp: (\d+) CPUs? online", log)
+    assert smp, "no 'smp: <N> CPUs online' line"
+    assert int(smp.group(1)) == case.smp, \
+        f"{smp.group(1)} CPUs online, the emulator has {case.smp}: {smp.group(0)}"
+
+    mem = plinthboot.find(r"mem: (\d+) MiB total, (\d+) MiB free", log)
+    assert mem, "no 'mem: <total> MiB total, <free> MiB free' line"
+    total, free = int(mem.group(1)), int(mem.group(2))
+    assert 0 < free <= total, f"free {free} MiB must be in (0, total {total} MiB]: {mem.group(0)}"
+    assert case.memory // 2 <= total <= case.memory, \
+        f"total {total} MiB is implausible for a {case.memory} MiB machine: {mem.group(0)}"
+
+    order = ["plinth ", "boot: ", "cpu: ", "virt: ", "smp: ", "mem: "]
+    at = {p: plinthboot.line_index(re.escape(p), log) for p in order}
+    off = plinthboot.line_index(r"power: off", log)
+    assert off is not None, "no 'power: off' line"
+    for p in order:
+        assert at[p] < off, f"'{p.strip()}' printed after 'power: off'"
+        assert at["plinth "] <= at[p], f"'{p.strip()}' printed before the 'plinth' line"
+
+
+@pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])
+def test_boot(case, plinth_build):
+    t0 = time.monotonic()
+    status, log = plinthboot.boot(case.emulator, case.firmware, smp=case.smp,
+                                  memory=case.memory, timeout=case.timeout)
+    # pytest shows captured output only when the test fails: the whole serial log.
+    print(f"==== serial log of {case.id} ({time.monotonic() - t0:.1f} s, "
+          f"status {status}: {STATUS_NAMES.get(status, '?')}) ====")
+    print(log)
+    check_banner(case, status, log)
+
+
+def test_on_idle_stay(plinth_build, tmp_path):
+    """With on_idle = stay plinth keeps running after the banner: no poweroff, no panic,
+    so tools/run ends on its timeout."""
+    cfg = tmp_path / "plinth.cfg"
+    cfg.write_text("[plinth]\non_idle = stay\n")
+    iso = tmp_path / "plinth-stay.iso"
+    subprocess.run([os.path.join(plinthboot.ROOT, "tools", "mkiso"),
+                    os.path.join(plinth_build, "plinth.elf"), str(cfg), str(iso)],
+                   check=True, cwd=plinthboot.ROOT, stdin=subprocess.DEVNULL,
+                   stdout=subprocess.DEVNULL)
+    status, log = plinthboot.boot("qemu", "bios", smp=1, image=str(iso), timeout=45)
+    print(log)
+    assert status == TIMEOUT, f"expected plinth to stay up, got {STATUS_NAMES.get(status, status)}"
+    assert plinthboot.find(r"mem: \d+ MiB total", log), "the banner did not get to the 'mem:' line"
+    assert not plinthboot.find(r"power: off", log), "plinth powered off despite on_idle = stay"
+    assert not plinthboot.find(r"PANIC", log), "plinth panicked"
+
+
+# ---- tools/run against a fake emulator --------------------------------------------
+
+FAKE_EMULATOR = textwrap.dedent("""\
+    #!/usr/bin/env python3
+    # Stands in for qemu-system-x86_64 / bochs-bin: writes a scripted serial log.
+    import os, re, signal, sys, time
+    args = sys.argv[1:]
+    if "-serial" in args:
+        log = args[args.index("-serial") + 1].split("file:", 1)[1]
+    else:
+        rc = open(args[args.index("-f") + 1]).read()
+        log = re.search(r'com1:.*dev="([^"]+)"', rc).group(1)
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)  # as Bochs does
+    script = os.environ["FAKE_PLINTH"]
+    out = open(log, "ab", buffering=0)
+    def say(s, delay=0.2):
+        out.write(s.encode())
+        time.sleep(delay)
+    say("[    0.000001] plinth 0.1.0\\n")
+    say("[    0.000002] boot: multiboot2 via GRUB test\\n")
+    if script == "poweroff":
+        say("[    0.000003] power: off\\n")
+        sys.exit(1 if "-f" in args else 0)  # Bochs exits 1 even when clean
+    if script == "poweroff-no-newline":
+        say("[    0.000003] power: off", 0)
+        sys.exit(0)
+    if script == "panic":
+        say("PANIC: on purpose\\n")
+        say("  trace: fake_function+0x10\\n")
+        time.sleep(120)
+    if script == "hang":
+        time.sleep(120)
+    if script == "die":
+        sys.exit(1)
+""")
+
+
+@pytest.fixture
+def fake_emulator(tmp_path, monkeypatch):
+    bindir = tmp_path / "bin"
+    bindir.mkdir()
+    for name in ("qemu-system-x86_64", "bochs-bin"):
+        exe = bindir / name
+        exe.write_text(FAKE_EMULATOR)
+        exe.chmod(0o755)
+    image = tmp_path / "fake.iso"
+    image.write_bytes(b"\0" * 4096)
+    monkeypatch.setenv("PATH", f"{bindir}:{os.environ['PATH']}")
+
+    def run(emulator, script, timeout=30):
+        env = dict(os.environ, FAKE_PLINTH=script)
+        t0 = time.monotonic()
+        proc = subprocess.run([sys.executable, plinthboot.RUN, emulator, "--firmware", "bios",
+                               "--image", str(image), "--timeout", str(timeout)],
+                              env=env, stdin=subprocess.DEVNULL, capture_output=True, timeout=90)
+        print(proc.stderr.decode(errors="replace"))
+        return proc.returncode, proc.stdout.decode(errors="replace"), time.monotonic() - t0
+    return run
+
+
+@pytest.mark.parametrize("emulator", ["qemu", "bochs"])
+@pytest.mark.parametrize("script,expected", [
+    ("poweroff", POWEROFF), ("poweroff-no-newline", POWEROFF), ("panic", PANIC),
+    ("hang", TIMEOUT), ("die", OTHER),
+])
+def test_run_tool_status(fake_emulator, emulator, script, expected):
+    status, out, elapsed = fake_emulator(emulator, script, timeout=5)
+    assert status == expected, f"tools/run said {status}, expected {expected}; output:\n{out}"
+    # The serial log streams to stdout.
+    assert "plinth 0.1.0" in out and "boot: multiboot2 via GRUB test" in out
+    if script == "panic":
+        assert "trace: fake_function" in out, "the lines after the panic line were cut off"
+        assert elapsed < 5, f"the emulator was not stopped at once after the panic ({elapsed:.1f} s)"
+    if script == "hang":
+        assert 5 <= elapsed < 15, f"timeout of 5 s took {elapsed:.1f} s"
