@@ -19,6 +19,11 @@ CORE_ASM   := $(sort $(shell find $(CORE_DIRS) -name '*.asm' 2>/dev/null))
 CORE_OBJS  := $(patsubst %.c,$(BUILD)/core/%.o,$(CORE_C)) \
               $(patsubst %.asm,$(BUILD)/core/%.asm.o,$(CORE_ASM))
 
+# The framebuffer console's 8x16 glyphs, converted at build time from a console font
+# of Debian's console-setup-linux (Terminus, SIL OFL 1.1); not kept in the tree.
+FBCON_PSF  ?= /usr/share/consolefonts/Lat15-Terminus16.psf.gz
+CORE_OBJS  += $(BUILD)/core/gen/fbcon_font.o
+
 WARN       := -Wall -Wextra -Werror
 CORE_CFLAGS := -std=gnu11 -ffreestanding -fno-stack-protector -fno-pic -fno-pie \
                -mcmodel=kernel -mno-red-zone -mgeneral-regs-only -fno-omit-frame-pointer \
@@ -59,6 +64,16 @@ $(BUILD)/plinth.elf: $(CORE_OBJS) linker.ld tools/mksyms
 	$(LD) $(CORE_LDFLAGS) -T linker.ld -o $@.tmp $(CORE_OBJS) $(BUILD)/ksyms.o
 	tools/mksyms --check $@.tmp $(BUILD)/plinth.pass1.elf
 	mv $@.tmp $@
+
+# The generated font (FBCON_PSF, above) is a core object like any other.
+$(BUILD)/gen/fbcon_font.c: $(FBCON_PSF) tools/mkfont
+	@mkdir -p $(dir $@)
+	tools/mkfont $(FBCON_PSF) > $@.tmp
+	mv $@.tmp $@
+
+$(BUILD)/core/gen/fbcon_font.o: $(BUILD)/gen/fbcon_font.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CORE_CFLAGS) -c $< -o $@
 
 $(BUILD)/efi/%.o: %.c
 	@mkdir -p $(dir $@)

@@ -3,6 +3,9 @@
 #include "boot/multiboot2/mb2_parse.h"
 #include "arch/x86_64/cpu/cpu.h"
 #include "drivers/serial.h"
+#include "drivers/fbcon.h"
+#include "arch/x86_64/cpu/cpuinfo.h"
+#include "arch/x86_64/hvm.h"
 #include "kernel/log.h"
 #include "kernel/panic.h"
 #include "kernel/boot.h"
@@ -78,8 +81,10 @@ void kmain(uint64_t magic, uint64_t info, uint64_t phys_base)
      * cpu_tables_init(0);              per-CPU GDT/TSS/IST stacks for the BSP
      * acpi_init(&boot_info);           MADT/FADT/MCFG/HPET/DMAR/SPCR
      * serial: switch to the SPCR port if ACPI names one
-     * fbcon_init(&boot_info.fb);       framebuffer text console, if any
-     * cpuinfo_log(); virt_log();       "cpu: ..." and "virt: ..." lines
+     */
+    fbcon_init(&boot_info.fb);       /* framebuffer text console, if any */
+    cpuinfo_log(); virt_log();       /* "cpu: ..." and "virt: ..." lines */
+    /*
      * lapic_init(); timer_calibrate(); local APIC, TSC/APIC timer frequencies
      * smp_init();                      every CPU up, "smp: N CPUs online"
      * "mem: <total> MiB total, <free> MiB free"
