@@ -32,10 +32,10 @@ CORE_CFLAGS := -std=gnu11 -ffreestanding -fno-stack-protector -fno-pic -fno-pie 
 CORE_LDFLAGS := -nostdlib -static -z max-page-size=0x1000 -z noexecstack --no-warn-rwx-segments
 
 # ---- the UEFI loader (BOOTX64.EFI, gnu-efi) ---------------------------------------
-EFI_C      := $(sort $(wildcard boot/efi/*.c))
+EFI_C      := $(sort $(wildcard boot/efi/*.c) boot/elf64.c)
 EFI_OBJS   := $(patsubst %.c,$(BUILD)/efi/%.o,$(EFI_C))
 EFI_CFLAGS := -std=gnu11 -ffreestanding -fpic -fshort-wchar -fno-stack-protector \
-              -mno-red-zone -maccumulate-outgoing-args -DEFI_FUNCTION_WRAPPER=0 \
+              -mno-red-zone -maccumulate-outgoing-args -DGNU_EFI_USE_MS_ABI \
               -I/usr/include/efi -I/usr/include/efi/x86_64 -I. -O2 $(WARN) -MMD -MP
 EFI_LDS    := /usr/lib/elf_x86_64_efi.lds
 EFI_CRT0   := /usr/lib/crt0-efi-x86_64.o
