@@ -261,7 +261,7 @@ static EFI_STATUS loader_load_config(struct loader *l)
         UINT64 fphys, fsize;
         st = loader_read_file(l, f.path, &fphys, &fsize, &why);
         if (EFI_ERROR(st))
-            return LOADER_FAIL(st, L"cannot load \\%a, named by plinth.cfg line %d "
+            return LOADER_FAIL(st, L"cannot load %a, named by plinth.cfg line %d "
                                L"(`%a = %a`): %a (%r). Put the file on the boot volume "
                                L"(tools/mkusb copies every file plinth.cfg names) or fix "
                                L"plinth.cfg", f.path, f.line, f.key, f.path, why, st);
