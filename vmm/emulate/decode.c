@@ -471,6 +471,15 @@ opcode:
         rc = x86_decode_modrm(c, force_register);
         if (rc)
             return rc;
+        /* Group 5 mixes sizes: near CALL/JMP (/2 /4) are f64, PUSH (/6) is d64
+         * (Table A-6). */
+        if (long64 && insn->map == X86_MAP_ONE && insn->opcode == 0xff) {
+            unsigned ext = (insn->modrm >> 3) & 7;
+            if (ext == 2 || ext == 4)
+                insn->op_size = 8;
+            else if (ext == 6 && !(insn->rex & X86_REX_W))
+                insn->op_size = opsize_prefix ? 2 : 8;
+        }
     }
     return x86_decode_imm(c, (enum imm_kind)(attr >> A_IMM_SHIFT));
 }
