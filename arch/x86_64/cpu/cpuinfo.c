@@ -41,7 +41,7 @@ void cpuinfo_decode(const struct cpuinfo_raw *raw, struct cpuinfo *out)
     out->vendor[12] = '\0';
     cpuinfo_tidy(out->vendor, 13);
     if (!out->vendor[0]) {
-        const char unknown[] = "unknown-vendor";
+        const char unknown[] = "unknown";
         for (unsigned i = 0; i < sizeof unknown && i < sizeof out->vendor; i++)
             out->vendor[i] = unknown[i];
         out->vendor[sizeof out->vendor - 1] = '\0';
