@@ -1,0 +1,30 @@
+/* The one place the backend is chosen: by what hvm_detect found on the boot CPU. */
+#include "arch/x86_64/hvm.h"
+#include "arch/x86_64/hvm_vcpu.h"
+#include "arch/x86_64/vmx/vmx.h"
+
+const struct hvm_backend *hvm_backend(void)
+{
+    const struct hvm_info *info = hvm_detect();
+    if (info->vendor == HVM_VMX && info->caps.nested_paging)
+        return &vmx_backend;
+    /* AMD-V: the SVM backend is the next issue's work; until it lands, an AMD
+     * machine reports its capabilities and runs no guests. */
+    return NULL;
+}
+
+const char *hvm_exit_reason_name(enum hvm_exit_reason r)
+{
+    static const char *const names[HVM_EXIT_REASON_COUNT] = {
+        [HVM_EXIT_NONE] = "none", [HVM_EXIT_INTERRUPT] = "interrupt", [HVM_EXIT_PREEMPT] = "preempt",
+        [HVM_EXIT_CPUID] = "cpuid", [HVM_EXIT_RDMSR] = "rdmsr", [HVM_EXIT_WRMSR] = "wrmsr",
+        [HVM_EXIT_IO] = "io", [HVM_EXIT_NPF] = "npf", [HVM_EXIT_CR] = "cr", [HVM_EXIT_HLT] = "hlt",
+        [HVM_EXIT_XSETBV] = "xsetbv", [HVM_EXIT_INVD] = "invd", [HVM_EXIT_WBINVD] = "wbinvd",
+        [HVM_EXIT_TRIPLE_FAULT] = "triple-fault", [HVM_EXIT_VIRT_INSN] = "virt-insn",
+        [HVM_EXIT_INTR_WINDOW] = "intr-window", [HVM_EXIT_NMI_WINDOW] = "nmi-window",
+        [HVM_EXIT_EXCEPTION] = "exception", [HVM_EXIT_INIT] = "init", [HVM_EXIT_SIPI] = "sipi",
+        [HVM_EXIT_RDTSC] = "rdtsc", [HVM_EXIT_PAUSE] = "pause", [HVM_EXIT_MWAIT] = "mwait",
+        [HVM_EXIT_ENTRY_FAILED] = "entry-failed", [HVM_EXIT_UNHANDLED] = "unhandled",
+    };
+    return (unsigned)r < HVM_EXIT_REASON_COUNT && names[r] ? names[r] : "?";
+}

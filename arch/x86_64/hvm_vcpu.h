@@ -1,0 +1,144 @@
+/* The backend interface, vCPU part: what vmm/ (through the core) does with a virtual
+ * CPU, the same for VT-x and AMD-V.  The backend is chosen once at boot (hvm_detect)
+ * and reached through one table of functions; nothing above arch/ names VMX or SVM. */
+#ifndef PLINTH_ARCH_HVM_VCPU_H
+#define PLINTH_ARCH_HVM_VCPU_H
+
+#include "arch/x86_64/gpt.h"
+
+#include <stdbool.h>
+#include <stdint.h>
+
+/* General registers in instruction-encoding order (SDM Vol. 2A Table 2-2), so that a
+ * decoded register number indexes gpr[] directly. */
+enum hvm_gpr {
+    HVM_RAX, HVM_RCX, HVM_RDX, HVM_RBX, HVM_RSP, HVM_RBP, HVM_RSI, HVM_RDI,
+    HVM_R8, HVM_R9, HVM_R10, HVM_R11, HVM_R12, HVM_R13, HVM_R14, HVM_R15, HVM_GPR_COUNT
+};
+
+/* Segment registers in encoding order, then the system segments. */
+enum hvm_sreg { HVM_ES, HVM_CS, HVM_SS, HVM_DS, HVM_FS, HVM_GS, HVM_LDTR, HVM_TR, HVM_SREG_COUNT };
+
+/* Access rights in the VMX layout (SDM Vol. 3C §25.4.1): type 3:0, S 4, DPL 6:5,
+ * P 7, AVL 12, L 13, D/B 14, G 15; HVM_AR_UNUSABLE marks a null/unusable register. */
+#define HVM_AR_UNUSABLE (1u << 16)
+
+struct hvm_segment {
+    uint64_t base;
+    uint32_t limit;
+    uint32_t ar;
+    uint16_t selector;
+};
+
+struct hvm_dtable {
+    uint64_t base;
+    uint16_t limit;
+};
+
+/* The architectural state the monitor sets at reset/load and reads for diagnostics. */
+struct hvm_state {
+    uint64_t gpr[HVM_GPR_COUNT];
+    uint64_t rip, rflags;
+    uint64_t cr0, cr2, cr3, cr4, efer, pat, dr7;
+    struct hvm_segment seg[HVM_SREG_COUNT];
+    struct hvm_dtable gdtr, idtr;
+    uint64_t sysenter_cs, sysenter_esp, sysenter_eip;
+};
+
+enum hvm_exit_reason {
+    HVM_EXIT_NONE,           /* the run returned without a guest exit to handle */
+    HVM_EXIT_INTERRUPT,      /* a host interrupt arrived: the core handles it, then resumes */
+    HVM_EXIT_PREEMPT,        /* the time slice ended */
+    HVM_EXIT_CPUID,
+    HVM_EXIT_RDMSR,
+    HVM_EXIT_WRMSR,
+    HVM_EXIT_IO,
+    HVM_EXIT_NPF,            /* guest-physical access outside the VM's mapped memory */
+    HVM_EXIT_CR,
+    HVM_EXIT_HLT,
+    HVM_EXIT_XSETBV,
+    HVM_EXIT_INVD,
+    HVM_EXIT_WBINVD,
+    HVM_EXIT_TRIPLE_FAULT,   /* shutdown: the guest cannot continue */
+    HVM_EXIT_VIRT_INSN,      /* VMX or SVM instruction: the guest gets #UD */
+    HVM_EXIT_INTR_WINDOW,
+    HVM_EXIT_NMI_WINDOW,
+    HVM_EXIT_EXCEPTION,      /* an intercepted exception (see the exception bitmap) */
+    HVM_EXIT_INIT,
+    HVM_EXIT_SIPI,
+    HVM_EXIT_RDTSC,          /* RDTSC/RDTSCP when intercepted (insn_len tells which) */
+    HVM_EXIT_PAUSE,
+    HVM_EXIT_MWAIT,          /* MONITOR/MWAIT: hidden from guests, answered with #UD */
+    HVM_EXIT_ENTRY_FAILED,   /* the CPU refused the guest state: diagnosed, VM stopped */
+    HVM_EXIT_UNHANDLED,      /* a hardware exit plinth does not expect: VM stopped */
+    HVM_EXIT_REASON_COUNT
+};
+
+enum hvm_cr_access { HVM_CR_MOV_TO, HVM_CR_MOV_FROM, HVM_CR_CLTS, HVM_CR_LMSW };
+
+struct hvm_exit {
+    enum hvm_exit_reason reason;
+    uint32_t raw_reason;     /* the backend's own code, for diagnostics */
+    uint8_t  insn_len;       /* 0: not reported (SVM without nRIP-save): decode it */
+    union {
+        struct { uint16_t port; uint8_t size; bool in, string, rep; } io;
+        struct { uint32_t msr; } msr;
+        struct { uint64_t gpa, gla; bool gla_valid, read, write, fetch; } npf;
+        struct { uint8_t cr, gpr; enum hvm_cr_access type; uint16_t lmsw_value; } cr;
+        struct { uint8_t vector; bool has_error; uint32_t error_code; uint64_t cr2; } exception;
+        struct { uint8_t vector; } sipi;
+    };
+};
+
+enum hvm_event_type { HVM_EVENT_EXTINT, HVM_EVENT_NMI, HVM_EVENT_EXCEPTION, HVM_EVENT_SOFTINT };
+
+struct hvm_event {
+    enum hvm_event_type type;
+    uint8_t  vector;
+    bool     has_error;
+    uint32_t error_code;
+};
+
+#define HVM_WINDOW_INTR (1u << 0)
+#define HVM_WINDOW_NMI  (1u << 1)
+
+struct hvm_vcpu;   /* the backend's: VMCS or VMCB and everything around it */
+
+struct hvm_backend {
+    const char *name;                                   /* "vmx" or "svm" */
+    const struct gpt_format *nested_format;
+    /* Per physical CPU, once: VMXON / EFER.SVME and the host save area. */
+    int  (*cpu_enable)(void);
+    /* A vCPU on the given nested tables; NULL with a logged reason on failure. */
+    struct hvm_vcpu *(*vcpu_create)(const struct gpt *nested);
+    void (*vcpu_destroy)(struct hvm_vcpu *v);
+    /* Enters the guest (interrupts off) until an exit; preempt_ns 0 = no time limit. */
+    void (*vcpu_run)(struct hvm_vcpu *v, uint64_t preempt_ns, struct hvm_exit *exit);
+    void (*get_state)(struct hvm_vcpu *v, struct hvm_state *s);
+    void (*set_state)(struct hvm_vcpu *v, const struct hvm_state *s);
+    uint64_t (*get_gpr)(struct hvm_vcpu *v, enum hvm_gpr r);
+    void (*set_gpr)(struct hvm_vcpu *v, enum hvm_gpr r, uint64_t value);
+    uint64_t (*get_rip)(struct hvm_vcpu *v);
+    /* Moves past the exiting instruction: rip += len, and clears the STI / MOV SS
+     * interrupt shadow as completing an instruction would. */
+    void (*skip_insn)(struct hvm_vcpu *v, uint8_t len);
+    /* Queues an event for the next entry.  False if one is queued already. */
+    bool (*inject)(struct hvm_vcpu *v, const struct hvm_event *e);
+    /* Whether an external interrupt (or NMI) could be delivered right now. */
+    bool (*can_inject)(struct hvm_vcpu *v, enum hvm_event_type t);
+    void (*request_window)(struct hvm_vcpu *v, unsigned windows);
+    /* After the VM's nested tables changed: drop stale translations. */
+    void (*nested_flush)(struct hvm_vcpu *v);
+    /* Guest TSC = host TSC + offset. */
+    void (*set_tsc_offset)(struct hvm_vcpu *v, int64_t offset);
+    /* Logs everything useful about a failed entry or an unexpected exit. */
+    void (*dump)(struct hvm_vcpu *v);
+};
+
+/* The backend the boot CPU detected; NULL when the machine has neither VT-x nor
+ * AMD-V (the reason is in hvm_detect()->reason). */
+const struct hvm_backend *hvm_backend(void);
+
+const char *hvm_exit_reason_name(enum hvm_exit_reason r);
+
+#endif
