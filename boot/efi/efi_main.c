@@ -590,7 +590,9 @@ static void __attribute__((noreturn)) loader_exit_and_enter(struct loader *l)
         }
     }
 
-    /* Boot services are gone: from here on only our own memory and the CPU. */
+    /* Boot services are gone: from here on only our own memory and the CPU, and
+     * no firmware interrupt handler may run. */
+    __asm__ volatile("cli");
     efi_mmap_convert((const void *)(UINTN)buf, map_size, desc_size, l->bi);
     loader_enter(l);
 }

@@ -115,6 +115,27 @@ def test_uefi_boot_reaches_core(artifacts, tmp_path):
     check("plinth: loaded plinth.elf at 0x" in log, "the loader did not report the load", log)
 
 
+def test_named_files_are_handed_over(artifacts, tmp_path):
+    image = mkusb(artifacts, tmp_path, "files.img")
+    blob = tmp_path / "blob.bin"
+    blob.write_bytes(os.urandom(300 * 1024))
+    cfg = tmp_path / "plinth.cfg"
+    cfg.write_text("[plinth]\n"
+                   "on_idle = poweroff\n"
+                   "[guest blob]\n"
+                   "kernel = guests/blob/kernel.bin   # the same file twice is loaded once\n"
+                   "module = guests/blob/kernel.bin\n"
+                   "initrd = guests/blob/initrd.bin\n")
+    esp(image, "mmd", "::/guests", "::/guests/blob")
+    esp(image, "mcopy", str(blob), "::/guests/blob/kernel.bin")
+    esp(image, "mcopy", str(blob), "::/guests/blob/initrd.bin")
+    esp(image, "mcopy", "-o", str(cfg), "::/plinth.cfg")
+    log = boot_until(image, tmp_path, CORE_BANNER, settle=1)
+    check("plinth: loaded plinth.elf at 0x" in log and ", 3 files; starting the core" in log,
+          "the loader did not load plinth.cfg and the two files it names", log)
+    check(CORE_BANNER in log, "the core's banner never appeared after the loader", log)
+
+
 def test_bad_elf_magic_is_reported(artifacts, tmp_path):
     elf = tmp_path / "plinth.elf"
     data = bytearray(open(artifacts["plinth.elf"], "rb").read())
