@@ -9,6 +9,9 @@
 #include "kernel/log.h"
 #include "kernel/panic.h"
 #include "kernel/boot.h"
+#include "kernel/selftest.h"
+#include "arch/x86_64/cpu/idt.h"
+#include "arch/x86_64/cpu/gdt.h"
 
 #include <stddef.h>
 
@@ -68,6 +71,7 @@ void kmain(uint64_t magic, uint64_t info, uint64_t phys_base)
      * SPCR names another port. */
     serial_init(SERIAL_COM1);
     take_handoff(magic, info, phys_base);
+    idt_init();                      /* exceptions -> register dump, trace, panic */
     log_info("plinth %s", PLINTH_VERSION);
     log_info("boot: %s%s%s", boot_info.method == BOOTINFO_METHOD_UEFI ? "uefi" : "multiboot2",
              boot_info.loader_name[0] ? " via " : "", boot_info.loader_name);
@@ -75,7 +79,6 @@ void kmain(uint64_t magic, uint64_t info, uint64_t phys_base)
     /* BOOT-SEQUENCE: each step below is one module's entry point.  A step still
      * commented out is being written; uncomment it when its module lands.
      *
-     * idt_init();                      exceptions -> register dump, trace, panic
      * pmm_init(&boot_info);            physical pages from the memory map
      * paging_init(&boot_info);         plinth's own page tables, direct map, W^X
      * cpu_tables_init(0);              per-CPU GDT/TSS/IST stacks for the BSP
@@ -91,6 +94,7 @@ void kmain(uint64_t magic, uint64_t info, uint64_t phys_base)
      * run the config's guests; then on_idle (poweroff | stay)
      */
 
+    selftest_run();                  /* plinth.selftest=<name> on the command line */
     log_info("boot: done");
     cpu_halt_forever();
 }
