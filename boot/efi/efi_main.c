@@ -42,6 +42,7 @@ struct loader {
     UINT64             kernel_phys;    /* where link address KERNEL_LMA was loaded */
     UINT64             kernel_span;    /* bytes of the image from kernel_phys */
     UINT64             entry64;        /* link address of kernel_entry64 */
+    UINT64             gdt_phys;       /* the GDT the core starts on */
     struct efi_pt      pt;
 };
 
@@ -543,18 +544,53 @@ static EFI_STATUS loader_build_page_tables(struct loader *l)
     return EFI_SUCCESS;
 }
 
+/* The core runs on the GDT it is handed until cpu_tables_init loads its own, and
+ * the firmware's GDT lives in boot-services memory, which the memory map calls
+ * usable.  So the core gets one in loader memory: null, 64-bit code (0x08), data
+ * (0x10), the layout of the Multiboot2 path (SDM Vol. 3A §3.4.5, §5.2.1). */
+static EFI_STATUS loader_make_gdt(struct loader *l)
+{
+    UINT64 phys;
+    EFI_STATUS st = loader_alloc(EFI_PAGE_SIZE, &phys);
+    if (EFI_ERROR(st))
+        return LOADER_FAIL(st, L"cannot allocate a GDT for the core: %r. Give the "
+                           L"machine more memory", st);
+    UINT64 *gdt = (UINT64 *)(UINTN)phys;
+    gdt[0] = 0;
+    gdt[1] = 0x00AF9A000000FFFFull;
+    gdt[2] = 0x00CF92000000FFFFull;
+    l->gdt_phys = phys;
+    return EFI_SUCCESS;
+}
+
 static void __attribute__((noreturn)) loader_enter(struct loader *l)
 {
-    /* rdi/rsi/rdx per boot/bootinfo.h.  The code, stack and firmware GDT stay
-     * reachable through the identity map across the CR3 load. */
+    struct __attribute__((packed)) {
+        UINT16 limit;
+        UINT64 base;
+    } gdtr = { 3 * 8 - 1, l->gdt_phys };
+
+    /* rdi/rsi/rdx per boot/bootinfo.h.  The code and stack stay reachable through
+     * the identity map across the CR3 load; the far return reloads CS from the new
+     * GDT and lands on the entry point in one step. */
     __asm__ volatile("cli\n\t"
-                     "mov %0, %%cr3\n\t"
-                     "jmp *%1"
+                     "lgdt %[gdtr]\n\t"
+                     "mov %[cr3], %%cr3\n\t"
+                     "mov $0x10, %%eax\n\t"
+                     "mov %%eax, %%ds\n\t"
+                     "mov %%eax, %%es\n\t"
+                     "mov %%eax, %%ss\n\t"
+                     "xor %%eax, %%eax\n\t"
+                     "mov %%eax, %%fs\n\t"
+                     "mov %%eax, %%gs\n\t"
+                     "pushq $0x08\n\t"
+                     "pushq %[entry]\n\t"
+                     "lretq"
                      :
-                     : "r"((UINT64)(UINTN)l->pt.pml4), "r"(l->entry64),
-                       "D"(BOOTINFO_MAGIC_PLINTH), "S"((UINT64)(UINTN)l->bi),
-                       "d"(l->kernel_phys)
-                     : "memory");
+                     : [gdtr] "m"(gdtr), [cr3] "r"((UINT64)(UINTN)l->pt.pml4),
+                       [entry] "r"(l->entry64), "D"(BOOTINFO_MAGIC_PLINTH),
+                       "S"((UINT64)(UINTN)l->bi), "d"(l->kernel_phys)
+                     : "rax", "memory");
     __builtin_unreachable();
 }
 
@@ -639,6 +675,9 @@ EFI_STATUS efi_main(EFI_HANDLE image, EFI_SYSTEM_TABLE *systab)
     l.bi->kernel_phys = l.kernel_phys;
     l.bi->kernel_size = l.kernel_span;
     st = loader_build_page_tables(&l);
+    if (EFI_ERROR(st))
+        return st;
+    st = loader_make_gdt(&l);
     if (EFI_ERROR(st))
         return st;
     /* Self-check before leaving the firmware: the entry point and the hand-off
