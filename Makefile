@@ -66,7 +66,7 @@ $(BUILD)/plinth.elf: $(CORE_OBJS) linker.ld tools/mksyms
 	mv $@.tmp $@
 
 # The generated font (FBCON_PSF, above) is a core object like any other.
-$(BUILD)/gen/fbcon_font.c: $(FBCON_PSF) tools/mkfont
+$(BUILD)/gen/fbcon_font.c: $(wildcard $(FBCON_PSF)) tools/mkfont
 	@mkdir -p $(dir $@)
 	tools/mkfont $(FBCON_PSF) > $@.tmp
 	mv $@.tmp $@
