@@ -1,0 +1,87 @@
+/* The core's API for the per-VM monitors (vmm/): the only way vmm/ reaches the core.
+ * Every call takes and returns plain values, handles and copies, never pointers into
+ * core structures, so that each could become a system call once a monitor runs
+ * deprivileged, one per VM (DESIGN.md, "Boundaries").  Exits reach the monitor as a
+ * copied record (struct hvm_exit), as a message would. */
+#ifndef PLINTH_KERNEL_CORE_API_H
+#define PLINTH_KERNEL_CORE_API_H
+
+#include "arch/x86_64/hvm_vcpu.h"
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+typedef int core_vm_t;     /* >= 0: a VM; < 0: an error */
+typedef int core_vcpu_t;
+
+/* What the monitor tells the core after handling an exit. */
+enum vmm_action {
+    VMM_CONTINUE,          /* re-enter the guest */
+    VMM_BLOCK,             /* the vCPU halted: run it again after core_vcpu_kick */
+    VMM_STOP,              /* the vCPU is done (its VM stopped): never run it again */
+};
+
+struct vmm_vcpu_ops {
+    /* Called on the vCPU's CPU before each entry: inject pending interrupts. */
+    void (*pre_entry)(void *ctx, core_vcpu_t v);
+    /* Called with each exit the core does not handle itself. */
+    enum vmm_action (*exit)(void *ctx, core_vcpu_t v, const struct hvm_exit *exit);
+};
+
+/* Guest memory: RAM of ram_bytes at guest-physical 0, zeroed, mapped in this VM's
+ * nested tables alone.  Returns a handle or a negative error (log says why). */
+core_vm_t core_vm_create(uint64_t ram_bytes);
+/* Releases the VM's memory and tables; its vCPUs must be stopped. */
+void      core_vm_destroy(core_vm_t vm);
+/* The monitor's window on the VM's RAM (a mapping, once the monitor is a process). */
+void     *core_vm_ram(core_vm_t vm, uint64_t *size);
+/* Zeroes the VM's RAM again, for a reset. */
+void      core_vm_ram_clear(core_vm_t vm);
+
+/* A vCPU of vm, run on one CPU chosen from cpu_mask (bit i: CPU i). */
+core_vcpu_t core_vcpu_create(core_vm_t vm, uint64_t cpu_mask, const struct vmm_vcpu_ops *ops, void *ctx);
+void     core_vcpu_destroy(core_vcpu_t v);
+/* Makes the vCPU runnable (first start, or after VMM_BLOCK); safe from any CPU. */
+void     core_vcpu_kick(core_vcpu_t v);
+/* Marks it stopped from outside its own exit handler (another vCPU stopped the VM). */
+void     core_vcpu_stop(core_vcpu_t v);
+bool     core_vcpu_stopped(core_vcpu_t v);
+unsigned core_vcpu_cpu(core_vcpu_t v);
+/* Exits by reason since creation (HVM_EXIT_REASON_COUNT entries). */
+void     core_vcpu_exit_counts(core_vcpu_t v, uint64_t counts[HVM_EXIT_REASON_COUNT]);
+
+/* Register state and events of a vCPU: only from its own exit or pre_entry handler,
+ * or before its first run. */
+void     core_vcpu_get_state(core_vcpu_t v, struct hvm_state *s);
+void     core_vcpu_set_state(core_vcpu_t v, const struct hvm_state *s);
+uint64_t core_vcpu_get_gpr(core_vcpu_t v, enum hvm_gpr r);
+void     core_vcpu_set_gpr(core_vcpu_t v, enum hvm_gpr r, uint64_t value);
+uint64_t core_vcpu_get_rip(core_vcpu_t v);
+void     core_vcpu_skip_insn(core_vcpu_t v, uint8_t len);
+bool     core_vcpu_inject(core_vcpu_t v, const struct hvm_event *e);
+bool     core_vcpu_can_inject(core_vcpu_t v, enum hvm_event_type t);
+void     core_vcpu_request_window(core_vcpu_t v, unsigned windows);
+void     core_vcpu_set_tsc_offset(core_vcpu_t v, int64_t offset);
+void     core_vcpu_dump(core_vcpu_t v);
+
+/* Host facts the monitor may know. */
+bool     core_nested_paging_2m(void);
+const char *core_backend_name(void);   /* "vmx", "svm", or NULL */
+uint64_t core_time_ns(void);
+uint64_t core_tsc(void);
+uint64_t core_tsc_khz(void);
+unsigned core_cpu_count(void);
+/* The host's CPUID, for the monitor's filtered view. */
+void     core_host_cpuid(uint32_t leaf, uint32_t subleaf, uint32_t out[4]);
+
+/* A file from the boot medium (plinth.cfg, guest images): a read-only view. */
+bool     core_file(const char *name, const void **data, size_t *size);
+
+/* The host console (serial and screen), one whole line at a time. */
+void     core_console_line(const char *s, size_t n);
+
+/* Every VM has stopped: the core applies on_idle. */
+void     core_all_vms_stopped(void);
+
+#endif

@@ -1,0 +1,210 @@
+#include "kernel/sched.h"
+#include "kernel/vcpu.h"
+#include "kernel/vm.h"
+#include "kernel/log.h"
+#include "kernel/smp.h"
+#include "arch/x86_64/hvm.h"
+#include "arch/x86_64/cpu/cpu.h"
+#include "arch/x86_64/cpu/trap.h"
+#include "arch/x86_64/apic/lapic.h"
+
+/* The IPI that wakes a halted CPU or pulls it out of a guest so that it looks at
+ * its run queue again. */
+#define SCHED_KICK_VECTOR 0xf0
+
+enum cpu_guest_state { CPU_UNKNOWN, CPU_READY, CPU_UNABLE };
+
+struct runq {
+    struct spinlock lock;
+    core_vcpu_t list[CORE_MAX_VCPUS];
+    unsigned count;
+    unsigned next;                  /* round-robin position */
+    volatile enum cpu_guest_state guest_state;
+};
+
+static struct runq runqs[SMP_MAX_CPUS];
+
+static void sched_kick_handler(struct trap_frame *tf)
+{
+    (void)tf;
+    lapic_eoi();
+}
+
+/* Turns on VMX/SVM operation on this CPU; vCPUs go only to CPUs where that worked. */
+static void enable_this_cpu(void)
+{
+    uint32_t cpu = this_cpu()->index;
+    const struct hvm_backend *be = hvm_backend();
+    runqs[cpu].guest_state = be && be->cpu_enable() == 0 ? CPU_READY : CPU_UNABLE;
+}
+
+void sched_init(void)
+{
+    for (int i = 0; i < SMP_MAX_CPUS; i++)
+        runqs[i].lock = (struct spinlock)SPINLOCK_INIT;
+    trap_register(SCHED_KICK_VECTOR, sched_kick_handler);
+    enable_this_cpu();
+}
+
+int sched_choose_cpu(uint64_t mask)
+{
+    int best = -1;
+    unsigned best_load = ~0u;
+    for (uint32_t i = 0; i < SMP_MAX_CPUS && i < 64; i++) {
+        if (!(mask & (1ull << i)) || !smp_cpu(i) || !smp_cpu(i)->online)
+            continue;
+        /* An AP enables its backend as soon as it is online; give it a moment. */
+        for (int spin = 0; spin < 1000000 && runqs[i].guest_state == CPU_UNKNOWN; spin++)
+            cpu_relax();
+        if (runqs[i].guest_state != CPU_READY)
+            continue;
+        if (runqs[i].count < best_load) {
+            best_load = runqs[i].count;
+            best = (int)i;
+        }
+    }
+    return best;
+}
+
+int sched_add(core_vcpu_t v, uint32_t cpu)
+{
+    struct runq *q = &runqs[cpu];
+    uint64_t flags = spin_lock_irqsave(&q->lock);
+    int rc = -1;
+    if (q->count < CORE_MAX_VCPUS) {
+        q->list[q->count++] = v;
+        rc = 0;
+    }
+    spin_unlock_irqrestore(&q->lock, flags);
+    return rc;
+}
+
+void sched_remove(core_vcpu_t v, uint32_t cpu)
+{
+    struct runq *q = &runqs[cpu];
+    uint64_t flags = spin_lock_irqsave(&q->lock);
+    for (unsigned i = 0; i < q->count; i++)
+        if (q->list[i] == v) {
+            q->list[i] = q->list[--q->count];
+            break;
+        }
+    spin_unlock_irqrestore(&q->lock, flags);
+}
+
+void sched_poke(uint32_t cpu)
+{
+    if (cpu != this_cpu()->index)
+        smp_send_ipi(cpu, SCHED_KICK_VECTOR);
+}
+
+/* The next runnable vCPU after the last one run, and how many are runnable. */
+static core_vcpu_t pick(struct runq *q, unsigned *runnable)
+{
+    core_vcpu_t chosen = -1;
+    *runnable = 0;
+    uint64_t flags = spin_lock_irqsave(&q->lock);
+    for (unsigned n = 0; n < q->count; n++) {
+        unsigned i = (q->next + n) % q->count;
+        struct vcpu *v = vcpu_get(q->list[i]);
+        if (!v || v->state != VCPU_RUNNABLE)
+            continue;
+        (*runnable)++;
+        if (chosen < 0) {
+            chosen = q->list[i];
+            q->next = (i + 1) % q->count;
+        }
+    }
+    spin_unlock_irqrestore(&q->lock, flags);
+    return chosen;
+}
+
+static bool create_hw(struct vcpu *v)
+{
+    const struct hvm_backend *be = hvm_backend();
+    v->hw = be->vcpu_create(&vm_get(v->vm)->nested);
+    if (!v->hw) {
+        v->hw_failed = true;
+        return false;
+    }
+    if (v->have_initial)
+        be->set_state(v->hw, &v->initial);
+    be->set_tsc_offset(v->hw, v->tsc_offset);
+    return true;
+}
+
+static void set_state_after_exit(struct vcpu *v, enum vmm_action a)
+{
+    uint64_t flags = spin_lock_irqsave(&v->lock);
+    if (a == VMM_STOP)
+        v->state = VCPU_STOPPED;
+    else if (a == VMM_BLOCK && v->state == VCPU_RUNNABLE) {
+        if (v->wake_pending)
+            v->wake_pending = false; /* a kick came while it ran: do not sleep */
+        else
+            v->state = VCPU_BLOCKED;
+    }
+    spin_unlock_irqrestore(&v->lock, flags);
+}
+
+/* Runs one vCPU until it blocks, stops, its slice ends or a host interrupt wants
+ * the scheduler. */
+static void run_vcpu(core_vcpu_t h, uint64_t slice_ns)
+{
+    struct vcpu *v = vcpu_get(h);
+    const struct hvm_backend *be = hvm_backend();
+    if (!v->hw && !v->hw_failed && !create_hw(v)) {
+        struct hvm_exit x = { .reason = HVM_EXIT_ENTRY_FAILED };
+        set_state_after_exit(v, v->ops->exit(v->ctx, h, &x));
+        set_state_after_exit(v, VMM_STOP);
+        return;
+    }
+    for (;;) {
+        if (v->state != VCPU_RUNNABLE)
+            return;
+        v->wake_pending = false;
+        v->ops->pre_entry(v->ctx, h);
+        struct hvm_exit x;
+        be->vcpu_run(v->hw, slice_ns, &x);
+        v->exits[x.reason < HVM_EXIT_REASON_COUNT ? x.reason : HVM_EXIT_UNHANDLED]++;
+        switch (x.reason) {
+        case HVM_EXIT_NONE:
+            continue;
+        case HVM_EXIT_INTERRUPT:
+            /* Let the host take the interrupt that caused the exit, then look at the
+             * run queue again: the interrupt may have made others runnable. */
+            __asm__ volatile("sti; nop; cli" ::: "memory");
+            return;
+        case HVM_EXIT_PREEMPT:
+            return;
+        default: {
+            enum vmm_action a = v->ops->exit(v->ctx, h, &x);
+            if (a != VMM_CONTINUE) {
+                set_state_after_exit(v, a);
+                return;
+            }
+            if (smp_stopping())
+                return;
+        }
+        }
+    }
+}
+
+void sched_run_cpu(void)
+{
+    cli();
+    uint32_t cpu = this_cpu()->index;
+    if (runqs[cpu].guest_state == CPU_UNKNOWN)
+        enable_this_cpu();
+    struct runq *q = &runqs[cpu];
+    for (;;) {
+        unsigned runnable;
+        core_vcpu_t h = smp_stopping() ? -1 : pick(q, &runnable);
+        if (h < 0) {
+            /* sti;hlt is atomic against interrupts: a kick between the check and
+             * the halt still wakes us. */
+            __asm__ volatile("sti; hlt; cli" ::: "memory");
+            continue;
+        }
+        run_vcpu(h, runnable > 1 ? SCHED_SLICE_NS : 0);
+    }
+}

@@ -1,0 +1,23 @@
+/* Per-CPU run queues of vCPUs.  Every CPU runs sched_run_cpu forever: it enters the
+ * next runnable vCPU, hands its exits to the monitor, time-slices when several
+ * vCPUs share the CPU, and halts when none is runnable. */
+#ifndef PLINTH_KERNEL_SCHED_H
+#define PLINTH_KERNEL_SCHED_H
+
+#include "kernel/core_api.h"
+
+/* The slice a vCPU gets when others wait on the same CPU. */
+#define SCHED_SLICE_NS 10000000ull
+
+/* On the boot CPU, once: enables the backend there and the wake-up vector. */
+void sched_init(void);
+/* The least-loaded CPU of mask that can run guests, or -1. */
+int  sched_choose_cpu(uint64_t mask);
+int  sched_add(core_vcpu_t v, uint32_t cpu);
+void sched_remove(core_vcpu_t v, uint32_t cpu);
+/* Makes cpu look at its run queue again (an IPI, unless it is this CPU). */
+void sched_poke(uint32_t cpu);
+/* Never returns: this CPU's scheduling loop. */
+__attribute__((noreturn)) void sched_run_cpu(void);
+
+#endif

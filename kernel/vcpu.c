@@ -1,0 +1,201 @@
+/* vCPU objects and the register/event calls of the core API.  A vCPU's backend
+ * object is created on the CPU it will run on (a VMCS is tied to the CPU that loads
+ * it), so state given before the first run is kept here and applied then. */
+#include "kernel/vcpu.h"
+#include "kernel/vm.h"
+#include "kernel/sched.h"
+#include "kernel/log.h"
+#include "kernel/smp.h"
+#include "kernel/string.h"
+#include "arch/x86_64/hvm.h"
+
+static struct vcpu vcpus[CORE_MAX_VCPUS];
+static struct spinlock vcpus_lock = SPINLOCK_INIT;
+
+struct vcpu *vcpu_get(core_vcpu_t h)
+{
+    if (h < 0 || h >= CORE_MAX_VCPUS || !vcpus[h].used)
+        return NULL;
+    return &vcpus[h];
+}
+
+core_vcpu_t core_vcpu_create(core_vm_t vm, uint64_t cpu_mask, const struct vmm_vcpu_ops *ops, void *ctx)
+{
+    if (!vm_get(vm))
+        return -1;
+    int cpu = sched_choose_cpu(cpu_mask);
+    if (cpu < 0) {
+        log_error("vcpu: none of the CPUs in mask %#lx is online and able to run guests",
+                  (unsigned long)cpu_mask);
+        return -1;
+    }
+    uint64_t flags = spin_lock_irqsave(&vcpus_lock);
+    core_vcpu_t h = -1;
+    for (int i = 0; i < CORE_MAX_VCPUS; i++)
+        if (!vcpus[i].used) {
+            vcpus[i] = (struct vcpu){ .used = true, .vm = vm, .cpu = (uint32_t)cpu, .ops = ops, .ctx = ctx,
+                                      .state = VCPU_BLOCKED, .lock = SPINLOCK_INIT };
+            h = i;
+            break;
+        }
+    spin_unlock_irqrestore(&vcpus_lock, flags);
+    if (h < 0) {
+        log_error("vcpu: more than %d vCPUs in all", CORE_MAX_VCPUS);
+        return -1;
+    }
+    if (sched_add(h, (uint32_t)cpu) != 0) {
+        vcpus[h].used = false;
+        return -1;
+    }
+    return h;
+}
+
+void core_vcpu_destroy(core_vcpu_t h)
+{
+    struct vcpu *v = vcpu_get(h);
+    if (!v)
+        return;
+    core_vcpu_stop(h);
+    sched_remove(h, v->cpu);
+}
+
+void core_vcpu_kick(core_vcpu_t h)
+{
+    struct vcpu *v = vcpu_get(h);
+    if (!v)
+        return;
+    uint64_t flags = spin_lock_irqsave(&v->lock);
+    v->started = true;
+    if (v->state == VCPU_BLOCKED)
+        v->state = VCPU_RUNNABLE;
+    else if (v->state == VCPU_RUNNABLE)
+        v->wake_pending = true;
+    spin_unlock_irqrestore(&v->lock, flags);
+    sched_poke(v->cpu);
+}
+
+void core_vcpu_stop(core_vcpu_t h)
+{
+    struct vcpu *v = vcpu_get(h);
+    if (!v)
+        return;
+    uint64_t flags = spin_lock_irqsave(&v->lock);
+    v->state = VCPU_STOPPED;
+    spin_unlock_irqrestore(&v->lock, flags);
+    sched_poke(v->cpu);
+}
+
+bool core_vcpu_stopped(core_vcpu_t h)
+{
+    struct vcpu *v = vcpu_get(h);
+    return !v || v->state == VCPU_STOPPED;
+}
+
+unsigned core_vcpu_cpu(core_vcpu_t h)
+{
+    struct vcpu *v = vcpu_get(h);
+    return v ? v->cpu : 0;
+}
+
+void core_vcpu_exit_counts(core_vcpu_t h, uint64_t counts[HVM_EXIT_REASON_COUNT])
+{
+    struct vcpu *v = vcpu_get(h);
+    for (int i = 0; i < HVM_EXIT_REASON_COUNT; i++)
+        counts[i] = v ? v->exits[i] : 0;
+}
+
+void core_vcpu_get_state(core_vcpu_t h, struct hvm_state *s)
+{
+    struct vcpu *v = vcpu_get(h);
+    if (!v) {
+        memset(s, 0, sizeof *s);
+        return;
+    }
+    if (v->hw)
+        hvm_backend()->get_state(v->hw, s);
+    else
+        *s = v->initial;
+}
+
+void core_vcpu_set_state(core_vcpu_t h, const struct hvm_state *s)
+{
+    struct vcpu *v = vcpu_get(h);
+    if (!v)
+        return;
+    if (v->hw) {
+        hvm_backend()->set_state(v->hw, s);
+    } else {
+        v->initial = *s;
+        v->have_initial = true;
+    }
+}
+
+uint64_t core_vcpu_get_gpr(core_vcpu_t h, enum hvm_gpr r)
+{
+    struct vcpu *v = vcpu_get(h);
+    if (!v || (unsigned)r >= HVM_GPR_COUNT)
+        return 0;
+    return v->hw ? hvm_backend()->get_gpr(v->hw, r) : v->initial.gpr[r];
+}
+
+void core_vcpu_set_gpr(core_vcpu_t h, enum hvm_gpr r, uint64_t value)
+{
+    struct vcpu *v = vcpu_get(h);
+    if (!v || (unsigned)r >= HVM_GPR_COUNT)
+        return;
+    if (v->hw)
+        hvm_backend()->set_gpr(v->hw, r, value);
+    else
+        v->initial.gpr[r] = value;
+}
+
+uint64_t core_vcpu_get_rip(core_vcpu_t h)
+{
+    struct vcpu *v = vcpu_get(h);
+    if (!v)
+        return 0;
+    return v->hw ? hvm_backend()->get_rip(v->hw) : v->initial.rip;
+}
+
+void core_vcpu_skip_insn(core_vcpu_t h, uint8_t len)
+{
+    struct vcpu *v = vcpu_get(h);
+    if (v && v->hw)
+        hvm_backend()->skip_insn(v->hw, len);
+}
+
+bool core_vcpu_inject(core_vcpu_t h, const struct hvm_event *e)
+{
+    struct vcpu *v = vcpu_get(h);
+    return v && v->hw && hvm_backend()->inject(v->hw, e);
+}
+
+bool core_vcpu_can_inject(core_vcpu_t h, enum hvm_event_type t)
+{
+    struct vcpu *v = vcpu_get(h);
+    return v && v->hw && hvm_backend()->can_inject(v->hw, t);
+}
+
+void core_vcpu_request_window(core_vcpu_t h, unsigned windows)
+{
+    struct vcpu *v = vcpu_get(h);
+    if (v && v->hw)
+        hvm_backend()->request_window(v->hw, windows);
+}
+
+void core_vcpu_set_tsc_offset(core_vcpu_t h, int64_t offset)
+{
+    struct vcpu *v = vcpu_get(h);
+    if (!v)
+        return;
+    v->tsc_offset = offset;
+    if (v->hw)
+        hvm_backend()->set_tsc_offset(v->hw, offset);
+}
+
+void core_vcpu_dump(core_vcpu_t h)
+{
+    struct vcpu *v = vcpu_get(h);
+    if (v && v->hw)
+        hvm_backend()->dump(v->hw);
+}

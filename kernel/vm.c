@@ -1,0 +1,126 @@
+/* Guest address spaces: RAM carved from host RAM, zeroed, mapped only in that VM's
+ * nested tables (DESIGN.md, "Memory"). */
+#include "kernel/vm.h"
+#include "arch/x86_64/hvm.h"
+#include "arch/x86_64/cpu/paging.h"
+#include "kernel/log.h"
+#include "kernel/pmm.h"
+#include "kernel/spinlock.h"
+#include "kernel/string.h"
+
+/* Guest RAM stays below the 32-bit MMIO window (local APIC, IOAPIC, HPET at
+ * 0xfec00000 and up), which the monitor emulates. */
+#define VM_MAX_RAM (3ull << 30)
+#define VM_RAM_ALIGN (2ull << 20)
+
+static struct vm vms[CORE_MAX_VMS];
+static struct spinlock vms_lock = SPINLOCK_INIT;
+
+static uint64_t vm_table_alloc(void *ctx)
+{
+    (void)ctx;
+    return pmm_alloc_page();
+}
+
+static void vm_table_free(void *ctx, uint64_t phys)
+{
+    (void)ctx;
+    pmm_free_pages(phys, 1);
+}
+
+static void *vm_table_virt(void *ctx, uint64_t phys)
+{
+    (void)ctx;
+    return phys_to_virt(phys);
+}
+
+static const struct gpt_ops vm_table_ops = { vm_table_alloc, vm_table_free, vm_table_virt, NULL };
+
+struct vm *vm_get(core_vm_t h)
+{
+    if (h < 0 || h >= CORE_MAX_VMS || !vms[h].used)
+        return NULL;
+    return &vms[h];
+}
+
+core_vm_t core_vm_create(uint64_t ram_bytes)
+{
+    const struct hvm_backend *be = hvm_backend();
+    if (!be) {
+        const struct hvm_info *info = hvm_detect();
+        log_error("vm: cannot run guests: %s", info->reason ? info->reason
+                  : "plinth has no backend for this CPU's virtualization extensions yet");
+        return -1;
+    }
+    if (ram_bytes == 0 || ram_bytes > VM_MAX_RAM) {
+        log_error("vm: %lu MiB of RAM is not possible; give a VM 1M to 3G",
+                  (unsigned long)(ram_bytes >> 20));
+        return -1;
+    }
+    uint64_t size = (ram_bytes + VM_RAM_ALIGN - 1) & ~(VM_RAM_ALIGN - 1);
+    uint64_t phys = pmm_alloc_contig(size / PAGE_SIZE, VM_RAM_ALIGN);
+    if (!phys) {
+        log_error("vm: cannot allocate %lu MiB of guest RAM in one piece (%lu MiB free); "
+                  "lower memory= in plinth.cfg", (unsigned long)(size >> 20),
+                  (unsigned long)(pmm_free_bytes() >> 20));
+        return -1;
+    }
+    uint64_t flags = spin_lock_irqsave(&vms_lock);
+    core_vm_t h = -1;
+    for (int i = 0; i < CORE_MAX_VMS; i++)
+        if (!vms[i].used) {
+            vms[i].used = true;
+            h = i;
+            break;
+        }
+    spin_unlock_irqrestore(&vms_lock, flags);
+    if (h < 0) {
+        log_error("vm: more than %d VMs", CORE_MAX_VMS);
+        pmm_free_pages(phys, size / PAGE_SIZE);
+        return -1;
+    }
+    struct vm *vm = &vms[h];
+    vm->ram_phys = phys;
+    vm->ram_size = size;
+    const struct hvm_info *info = hvm_detect();
+    enum gpt_status st = gpt_init(&vm->nested, be->nested_format, &vm_table_ops,
+                                  info->caps.large_pages_2m, info->caps.large_pages_1g);
+    if (st == GPT_OK)
+        st = gpt_map(&vm->nested, 0, phys, size, GPT_PERM_RWX, GPT_MEM_WB);
+    if (st != GPT_OK) {
+        log_error("vm: cannot build nested page tables (error %d): out of memory", st);
+        core_vm_destroy(h);
+        return -1;
+    }
+    return h;
+}
+
+void core_vm_destroy(core_vm_t h)
+{
+    struct vm *vm = vm_get(h);
+    if (!vm)
+        return;
+    gpt_destroy(&vm->nested);
+    pmm_free_pages(vm->ram_phys, vm->ram_size / PAGE_SIZE);
+    uint64_t flags = spin_lock_irqsave(&vms_lock);
+    *vm = (struct vm){ 0 };
+    spin_unlock_irqrestore(&vms_lock, flags);
+}
+
+void *core_vm_ram(core_vm_t h, uint64_t *size)
+{
+    struct vm *vm = vm_get(h);
+    if (!vm) {
+        *size = 0;
+        return NULL;
+    }
+    *size = vm->ram_size;
+    return phys_to_virt(vm->ram_phys);
+}
+
+void core_vm_ram_clear(core_vm_t h)
+{
+    struct vm *vm = vm_get(h);
+    if (vm)
+        memset(phys_to_virt(vm->ram_phys), 0, vm->ram_size);
+}
