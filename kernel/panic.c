@@ -2,6 +2,7 @@
 #include "kernel/console.h"
 #include "kernel/fmt.h"
 #include "kernel/ksyms.h"
+#include "kernel/smp.h"
 #include "arch/x86_64/cpu/cpu.h"
 #include "arch/x86_64/cpu/gdt.h"
 #include "arch/x86_64/cpu/trap.h"
@@ -38,6 +39,9 @@ void panic_begin(uint32_t cpu)
                                     __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE)) {
         /* Another CPU may hold the console lock and never release it. */
         console_enter_panic_mode();
+        /* The others halt in their NMI handler (trap.c), so nothing they do can mix
+         * with or change what this report shows. */
+        smp_stop_other_cpus();
         return;
     }
     if (expect == cpu && __atomic_fetch_add(&panic_nested, 1, __ATOMIC_RELAXED) == 0) {
