@@ -129,6 +129,9 @@ struct hvm_backend {
     void (*request_window)(struct hvm_vcpu *v, unsigned windows);
     /* After the VM's nested tables changed: drop stale translations. */
     void (*nested_flush)(struct hvm_vcpu *v);
+    /* The guest's XSETBV: false if the value is invalid (the guest gets #GP).  The
+     * backend keeps XCR0 and the extended register state per vCPU. */
+    bool (*set_xcr0)(struct hvm_vcpu *v, uint64_t xcr0);
     /* Guest TSC = host TSC + offset. */
     void (*set_tsc_offset)(struct hvm_vcpu *v, int64_t offset);
     /* Logs everything useful about a failed entry or an unexpected exit. */

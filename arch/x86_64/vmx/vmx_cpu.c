@@ -5,6 +5,7 @@
 #include "arch/x86_64/vmx/vmx_msr.h"
 #include "arch/x86_64/cpu/cpu.h"
 #include "arch/x86_64/cpu/paging.h"
+#include "arch/x86_64/fpu.h"
 #include "kernel/log.h"
 #include "kernel/pmm.h"
 #include "kernel/spinlock.h"
@@ -38,6 +39,7 @@ int vmx_cpu_enable(void)
                   "enable \"Intel Virtualization Technology\" in the firmware setup");
         return -1;
     }
+    fpu_cpu_init();
     /* CR0 and CR4 must satisfy the fixed-bit MSRs in VMX operation (§24.8,
      * Appendix A.7/A.8); CR4.VMXE is one of them. */
     uint64_t cr0 = read_cr0(), cr4 = read_cr4() | CR4_VMXE;

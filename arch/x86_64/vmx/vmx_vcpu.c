@@ -5,6 +5,7 @@
 #include "arch/x86_64/vmx/vmx_msr.h"
 #include "arch/x86_64/vmx/ept.h"
 #include "arch/x86_64/hvm_msr.h"
+#include "arch/x86_64/fpu.h"
 #include "arch/x86_64/cpu/cpu.h"
 #include "arch/x86_64/cpu/paging.h"
 #include "kernel/log.h"
@@ -44,6 +45,7 @@ struct hvm_vcpu {
     bool     reinject;              /* an interrupted delivery to redo first */
     uint32_t reinject_info, reinject_error, reinject_len;
     uint64_t swapped_msr[HVM_SWAPPED_MSRS];
+    struct fpu_state fpu;
     uint8_t  preempt_rate;
     bool     preempt;
 };
@@ -157,6 +159,7 @@ static bool make_current(struct hvm_vcpu *v)
     }
     for (int i = 0; i < HVM_SWAPPED_MSRS; i++)
         wrmsr(hvm_swapped_msrs[i], v->swapped_msr[i]);
+    fpu_switch(old ? &old->fpu : NULL, &v->fpu);
     loaded[cpu] = v;
     v->cpu = (int)cpu;
     write_host_state();
@@ -178,7 +181,7 @@ static struct hvm_vcpu *vmx_vcpu_create(const struct gpt *nested)
     v->msr_bitmap = alloc_filled_page(0xff);
     v->io_bitmap_a = alloc_filled_page(0xff);
     v->io_bitmap_b = alloc_filled_page(0xff);
-    if (!v->vmcs_phys || !v->msr_bitmap || !v->io_bitmap_a || !v->io_bitmap_b) {
+    if (!v->vmcs_phys || !v->msr_bitmap || !v->io_bitmap_a || !v->io_bitmap_b || !fpu_state_init(&v->fpu)) {
         log_error("vmx: out of memory for a vCPU");
         return NULL; /* the pages taken so far stay with the failed VM's teardown */
     }
@@ -273,6 +276,7 @@ static void vmx_vcpu_destroy(struct hvm_vcpu *v)
     pmm_free_pages(v->msr_bitmap, 1);
     pmm_free_pages(v->io_bitmap_a, 1);
     pmm_free_pages(v->io_bitmap_b, 1);
+    fpu_state_free(&v->fpu);
     pmm_free_pages(virt_to_phys(v), (sizeof *v + PAGE_SIZE - 1) / PAGE_SIZE);
 }
 
@@ -647,6 +651,11 @@ static void vmx_nested_flush(struct hvm_vcpu *v)
         vmx_invept(2, 0);
 }
 
+static bool vmx_set_xcr0(struct hvm_vcpu *v, uint64_t xcr0)
+{
+    return make_current(v) && fpu_set_guest_xcr0(&v->fpu, xcr0);
+}
+
 static void vmx_set_tsc_offset(struct hvm_vcpu *v, int64_t offset)
 {
     if (make_current(v))
@@ -684,6 +693,7 @@ const struct hvm_backend vmx_backend = {
     .can_inject = vmx_can_inject,
     .request_window = vmx_request_window,
     .nested_flush = vmx_nested_flush,
+    .set_xcr0 = vmx_set_xcr0,
     .set_tsc_offset = vmx_set_tsc_offset,
     .dump = vmx_dump,
 };

@@ -1,0 +1,98 @@
+#include "arch/x86_64/fpu.h"
+#include "arch/x86_64/cpu/cpu.h"
+#include "arch/x86_64/cpu/paging.h"
+#include "kernel/pmm.h"
+
+#define XCR0_X87 (1ull << 0)
+#define XCR0_SSE (1ull << 1)
+#define XCR0_AVX (1ull << 2)
+#define CR4_OSXMMEXCPT (1ull << 10)
+
+/* Guests get x87, SSE and AVX; larger state components (AVX-512, AMX) would need
+ * bigger save areas and more validation, so they stay off for now. */
+#define XCR0_GUEST_ALLOWED (XCR0_X87 | XCR0_SSE | XCR0_AVX)
+
+static bool have_xsave;
+static uint64_t supported;   /* XCR0 bits the CPU has, within XCR0_GUEST_ALLOWED */
+static uint32_t area_size = 512;
+
+static void xsetbv(uint64_t v)
+{
+    __asm__ volatile("xsetbv" :: "c"(0), "a"((uint32_t)v), "d"((uint32_t)(v >> 32)));
+}
+
+void fpu_cpu_init(void)
+{
+    struct cpuid_regs r1 = cpuid(1, 0);
+    have_xsave = r1.ecx & (1u << 26);
+    uint64_t cr4 = read_cr4() | CR4_OSFXSR | CR4_OSXMMEXCPT;
+    if (have_xsave)
+        cr4 |= CR4_OSXSAVE;
+    write_cr4(cr4);
+    write_cr0((read_cr0() & ~(CR0_EM | CR0_TS)) | CR0_MP | CR0_NE);
+    if (have_xsave) {
+        struct cpuid_regs d = cpuid(0xd, 0);
+        supported = ((uint64_t)d.edx << 32 | d.eax) & XCR0_GUEST_ALLOWED;
+        xsetbv(supported);
+        /* EBX: the area size for the features enabled in XCR0 now, i.e. the most
+         * any guest can need. */
+        area_size = cpuid(0xd, 0).ebx;
+    } else {
+        supported = XCR0_X87 | XCR0_SSE;
+    }
+}
+
+bool fpu_state_init(struct fpu_state *f)
+{
+    uint64_t pages = (area_size + PAGE_SIZE - 1) / PAGE_SIZE;
+    uint64_t p = pmm_alloc_contig(pages, PAGE_SIZE);
+    if (!p)
+        return false;
+    /* Zeroed memory is a valid XSAVE image whose XSTATE_BV says "all in init state"
+     * (SDM Vol. 1 §13.8); FXRSTOR of zeros is likewise a clean x87/SSE state. */
+    f->area = phys_to_virt(p);
+    f->xcr0 = XCR0_X87 | (supported & XCR0_SSE);
+    return true;
+}
+
+void fpu_state_free(struct fpu_state *f)
+{
+    if (f->area)
+        pmm_free_pages(virt_to_phys(f->area), (area_size + PAGE_SIZE - 1) / PAGE_SIZE);
+    f->area = 0;
+}
+
+void fpu_switch(struct fpu_state *from, struct fpu_state *to)
+{
+    if (have_xsave) {
+        if (from)
+            __asm__ volatile("xsave64 %0" : "+m"(*(uint8_t (*)[512])from->area)
+                             : "a"((uint32_t)from->xcr0), "d"((uint32_t)(from->xcr0 >> 32)) : "memory");
+        if (to) {
+            xsetbv(to->xcr0);
+            __asm__ volatile("xrstor64 %0" :: "m"(*(uint8_t (*)[512])to->area),
+                             "a"((uint32_t)to->xcr0), "d"((uint32_t)(to->xcr0 >> 32)) : "memory");
+        }
+        return;
+    }
+    if (from)
+        __asm__ volatile("fxsave64 %0" : "+m"(*(uint8_t (*)[512])from->area) :: "memory");
+    if (to)
+        __asm__ volatile("fxrstor64 %0" :: "m"(*(uint8_t (*)[512])to->area) : "memory");
+}
+
+bool fpu_set_guest_xcr0(struct fpu_state *f, uint64_t xcr0)
+{
+    /* SDM Vol. 1 §13.3: bit 0 always set; AVX needs SSE; nothing unsupported. */
+    if (!have_xsave || !(xcr0 & XCR0_X87) || (xcr0 & ~supported) ||
+        ((xcr0 & XCR0_AVX) && !(xcr0 & XCR0_SSE)))
+        return false;
+    f->xcr0 = xcr0;
+    xsetbv(xcr0);
+    return true;
+}
+
+uint64_t fpu_guest_xcr0_mask(void)
+{
+    return supported;
+}
