@@ -142,7 +142,14 @@ int fmt_vsnprintf(char *buf, size_t size, const char *fmt, va_list ap)
             unsigned base = *p == 'u' ? 10 : *p == 'o' ? 8 : 16;
             const char *prefix = "";
             if (s.alt && v && base == 16) prefix = *p == 'X' ? "0X" : "0x";
-            if (s.alt && base == 8) prefix = "0";
+            if (s.alt && base == 8) {
+                /* C: '#' raises the precision just enough that the first digit is 0. */
+                int ndigits = 0;
+                for (uint64_t t = v; t; t /= 8)
+                    ndigits++;
+                if (s.precision <= ndigits)
+                    s.precision = ndigits + 1;
+            }
             put_unsigned(&o, &s, v, base, *p == 'X', prefix);
             break;
         }

@@ -49,7 +49,9 @@ static void parse_mmap(const uint8_t *t, uint32_t size, struct bootinfo *out)
 static void parse_framebuffer(const uint8_t *t, uint32_t size, struct bootinfo *out)
 {
     /* Direct RGB colour (type 1) only: the colour info follows the common part. */
-    if (size < 31 || t[29] != 1)
+    /* Common part: addr 8, pitch 16, width 20, height 24, bpp 28, type 29, a
+     * 16-bit reserved field 30; the RGB field positions and sizes follow at 32. */
+    if (size < 38 || t[29] != 1)
         return;
     struct bootinfo_framebuffer *fb = &out->fb;
     fb->phys = mb2_rd64(t + 8);
@@ -57,9 +59,9 @@ static void parse_framebuffer(const uint8_t *t, uint32_t size, struct bootinfo *
     fb->width = mb2_rd32(t + 20);
     fb->height = mb2_rd32(t + 24);
     fb->bpp = t[28];
-    fb->red_pos = t[31]; fb->red_size = t[32];
-    fb->green_pos = t[33]; fb->green_size = t[34];
-    fb->blue_pos = t[35]; fb->blue_size = t[36];
+    fb->red_pos = t[32]; fb->red_size = t[33];
+    fb->green_pos = t[34]; fb->green_size = t[35];
+    fb->blue_pos = t[36]; fb->blue_size = t[37];
 }
 
 enum mb2_parse_status mb2_parse(const void *mbi, size_t max_size, struct bootinfo *out)
