@@ -12,6 +12,9 @@
 #include "kernel/selftest.h"
 #include "arch/x86_64/cpu/idt.h"
 #include "arch/x86_64/cpu/gdt.h"
+#include "arch/x86_64/apic/lapic.h"
+#include "arch/x86_64/apic/timer.h"
+#include "kernel/smp.h"
 
 #include <stddef.h>
 
@@ -87,9 +90,9 @@ void kmain(uint64_t magic, uint64_t info, uint64_t phys_base)
      */
     fbcon_init(&boot_info.fb);       /* framebuffer text console, if any */
     cpuinfo_log(); virt_log();       /* "cpu: ..." and "virt: ..." lines */
+    lapic_init(); timer_calibrate(); /* local APIC, TSC/APIC timer frequencies */
+    smp_init();                      /* every CPU up, "smp: N CPUs online" */
     /*
-     * lapic_init(); timer_calibrate(); local APIC, TSC/APIC timer frequencies
-     * smp_init();                      every CPU up, "smp: N CPUs online"
      * "mem: <total> MiB total, <free> MiB free"
      * run the config's guests; then on_idle (poweroff | stay)
      */

@@ -23,4 +23,12 @@ struct cpu *smp_cpu(uint32_t index);
 /* NMI to every other CPU, which then halts: for panic.  Safe from any context. */
 void smp_stop_other_cpus(void);
 
+/* Fixed interrupt vector (32..255) to CPU cpu_index, which must be online.  Returns 0,
+ * or -1 for a bad CPU or vector, or an IPI the local APIC did not accept. */
+int  smp_send_ipi(uint32_t cpu_index, uint8_t vector);
+/* True once smp_stop_other_cpus has been called: an idle CPU halts for good. */
+bool smp_stopping(void);
+/* The trampoline's C entry on each AP (arch/x86_64/cpu/ap_trampoline.asm). */
+void smp_ap_entry(uint32_t index);
+
 #endif
