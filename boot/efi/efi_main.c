@@ -12,6 +12,7 @@
 #include "boot/bootinfo.h"
 #include "boot/elf64.h"
 #include "boot/efi/efi_cfg.h"
+#include "boot/efi/efi_firmware.h"
 #include "boot/efi/efi_mmap.h"
 #include "boot/efi/efi_pagetable.h"
 
@@ -363,33 +364,6 @@ static EFI_STATUS loader_load_kernel(struct loader *l)
 
 /* ---- firmware facts ------------------------------------------------------------ */
 
-static UINT8 loader_sum(const UINT8 *p, UINTN n)
-{
-    UINT8 s = 0;
-    while (n--)
-        s = (UINT8)(s + *p++);
-    return s;
-}
-
-/* The RSDP of ACPI 6.5 §5.2.5.3: signature, checksum over the first 20 bytes and,
- * from revision 2 on, the extended checksum over Length bytes. */
-static UINT32 loader_rsdp_len(const UINT8 *r)
-{
-    static const char sig[8] = { 'R', 'S', 'D', ' ', 'P', 'T', 'R', ' ' };
-    for (UINTN i = 0; i < 8; i++)
-        if (r[i] != (UINT8)sig[i])
-            return 0;
-    if (loader_sum(r, 20) != 0)
-        return 0;
-    if (r[15] < 2)
-        return 20;
-    UINT32 len = (UINT32)r[20] | (UINT32)r[21] << 8 | (UINT32)r[22] << 16 |
-                 (UINT32)r[23] << 24;
-    if (len < 36 || len > 4096 || loader_sum(r, len) != 0)
-        return 0;
-    return 36;
-}
-
 static EFI_STATUS loader_find_rsdp(struct loader *l)
 {
     static EFI_GUID acpi20 = ACPI_20_TABLE_GUID;
@@ -402,7 +376,7 @@ static EFI_STATUS loader_find_rsdp(struct loader *l)
             if (!loader_guid_eq(&t->VendorGuid, order[g]) || !t->VendorTable)
                 continue;
             const UINT8 *r = t->VendorTable;
-            UINT32 len = loader_rsdp_len(r);
+            UINT32 len = efi_rsdp_len(r);
             if (len == 0)
                 continue;
             CopyMem(l->bi->rsdp, (void *)r, len);
@@ -415,27 +389,6 @@ static EFI_STATUS loader_find_rsdp(struct loader *l)
                        L"and interrupt controllers; enable ACPI in the firmware setup");
 }
 
-static UINT8 loader_mask_pos(UINT32 m)
-{
-    UINT8 p = 0;
-    while (m && !(m & 1)) {
-        m >>= 1;
-        p++;
-    }
-    return p;
-}
-
-static UINT8 loader_mask_size(UINT32 m)
-{
-    UINT8 n = 0;
-    m >>= loader_mask_pos(m);
-    while (m & 1) {
-        m >>= 1;
-        n++;
-    }
-    return n;
-}
-
 /* The current GOP mode, if there is a linear framebuffer; none is fine. */
 static void loader_find_framebuffer(struct loader *l)
 {
@@ -446,6 +399,10 @@ static void loader_find_framebuffer(struct loader *l)
         !gop || !gop->Mode || !gop->Mode->Info || !gop->Mode->FrameBufferBase)
         return;
     const EFI_GRAPHICS_OUTPUT_MODE_INFORMATION *info = gop->Mode->Info;
+    UINT32 bpp = 32;
+    if (info->HorizontalResolution == 0 || info->VerticalResolution == 0 ||
+        info->PixelsPerScanLine < info->HorizontalResolution)
+        return;
     switch (info->PixelFormat) {
     case PixelRedGreenBlueReserved8BitPerColor:
         fb->red_pos = 0;
@@ -460,12 +417,15 @@ static void loader_find_framebuffer(struct loader *l)
         fb->red_size = fb->green_size = fb->blue_size = 8;
         break;
     case PixelBitMask:
-        fb->red_pos = loader_mask_pos(info->PixelInformation.RedMask);
-        fb->red_size = loader_mask_size(info->PixelInformation.RedMask);
-        fb->green_pos = loader_mask_pos(info->PixelInformation.GreenMask);
-        fb->green_size = loader_mask_size(info->PixelInformation.GreenMask);
-        fb->blue_pos = loader_mask_pos(info->PixelInformation.BlueMask);
-        fb->blue_size = loader_mask_size(info->PixelInformation.BlueMask);
+        fb->red_pos = efi_mask_pos(info->PixelInformation.RedMask);
+        fb->red_size = efi_mask_size(info->PixelInformation.RedMask);
+        fb->green_pos = efi_mask_pos(info->PixelInformation.GreenMask);
+        fb->green_size = efi_mask_size(info->PixelInformation.GreenMask);
+        fb->blue_pos = efi_mask_pos(info->PixelInformation.BlueMask);
+        fb->blue_size = efi_mask_size(info->PixelInformation.BlueMask);
+        bpp = efi_mask_bpp(info->PixelInformation.RedMask | info->PixelInformation.GreenMask |
+                           info->PixelInformation.BlueMask |
+                           info->PixelInformation.ReservedMask);
         break;
     default:
         /* PixelBltOnly: no linear framebuffer to hand over. */
@@ -474,41 +434,18 @@ static void loader_find_framebuffer(struct loader *l)
     fb->phys = gop->Mode->FrameBufferBase;
     fb->width = info->HorizontalResolution;
     fb->height = info->VerticalResolution;
-    /* Every GOP format above is 32 bits per pixel (UEFI 2.10 §12.9.1). */
-    fb->pitch = info->PixelsPerScanLine * 4;
-    fb->bpp = 32;
+    /* The two fixed formats are 32 bits per pixel (UEFI 2.10 §12.9.1); a bit-mask
+     * format is as wide as its highest mask bit. */
+    fb->pitch = info->PixelsPerScanLine * (bpp / 8);
+    fb->bpp = (UINT8)bpp;
 }
 
-/* LoadOptions as an ASCII command line, if they are printable text.  A shell
- * passes the program's own name first; that word is dropped. */
+/* LoadOptions as the command line, if they are text. */
 static void loader_take_cmdline(struct loader *l)
 {
-    const CHAR16 *o = l->loaded_image->LoadOptions;
-    UINTN n = l->loaded_image->LoadOptionsSize / sizeof(CHAR16);
-    char *out = l->bi->cmdline;
-    UINTN len = 0;
-
-    if (!o)
-        return;
-    for (UINTN i = 0; i < n && o[i]; i++)
-        if (o[i] < 0x20 || o[i] > 0x7e)
-            return;
-    UINTN i = 0;
-    while (i < n && o[i] == ' ')
-        i++;
-    UINTN w = i;
-    while (w < n && o[w] && o[w] != ' ')
-        w++;
-    if (w - i >= 4 && o[w - 4] == '.' && (o[w - 3] | 0x20) == 'e' &&
-        (o[w - 2] | 0x20) == 'f' && (o[w - 1] | 0x20) == 'i')
-        i = w;
-    while (i < n && o[i] == ' ')
-        i++;
-    for (; i < n && o[i] && len + 1 < BOOTINFO_CMDLINE_MAX; i++)
-        out[len++] = (char)o[i];
-    while (len && out[len - 1] == ' ')
-        len--;
-    out[len] = '\0';
+    efi_cmdline_from_options(l->loaded_image->LoadOptions,
+                             l->loaded_image->LoadOptionsSize, l->bi->cmdline,
+                             sizeof l->bi->cmdline);
 }
 
 /* ---- leaving the firmware -------------------------------------------------------- */
