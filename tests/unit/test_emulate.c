@@ -901,6 +901,10 @@ static void test_protected_mode_segments(void **state)
     assert_int_equal(RUN(X86_MODE_PROT16, &rr, DEV_GPA, false, 0x66, 0x8b, 0x07), X86_OK);
     assert_int_equal(rr.gpr[X86_REG_RAX], 0x89abcdef);
     assert_int_equal(rr.rip, 0x400003);
+    /* EIP wraps at 32 bits outside 64-bit mode. */
+    rr.rip = 0xfffffffe;
+    assert_int_equal(RUN(X86_MODE_PROT32, &rr, DEV_GPA, false, 0x8b, 0x03), X86_OK);
+    assert_int_equal(rr.rip, 0);
 }
 
 int main(void)

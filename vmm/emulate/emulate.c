@@ -164,6 +164,15 @@ static uint64_t x86_incdec(uint64_t *rflags, bool inc, uint64_t a, unsigned size
     return r;
 }
 
+/* Outside 64-bit mode the instruction pointer is EIP (SDM Vol. 1 3.5): it wraps at
+ * 32 bits. */
+static void x86_emu_advance(const struct x86_insn *insn, struct x86_regs *regs)
+{
+    regs->rip += insn->length;
+    if (insn->mode != X86_MODE_LONG64)
+        regs->rip &= 0xffffffffull;
+}
+
 /* Decide what insn does, with no side effect, so that an unsupported instruction
  * leaves the guest untouched. */
 static int x86_emu_plan(const struct x86_insn *insn, struct x86_emu_plan *p)
@@ -343,7 +352,7 @@ static int x86_emu_string(const struct x86_insn *insn, const struct x86_emu_plan
     if (!movs && !ops->mmio_is_write)
         return X86_ERR_ADDRESS;  /* STOS only writes: a read fault is not this operand */
     if (count == 0) {
-        regs->rip += insn->length;
+        x86_emu_advance(insn, regs);
         return X86_OK;
     }
 
@@ -387,7 +396,7 @@ static int x86_emu_string(const struct x86_insn *insn, const struct x86_emu_plan
     }
     /* Unfinished REP: leave RIP on the instruction so the guest carries on with it. */
     if (done == count)
-        regs->rip += insn->length;
+        x86_emu_advance(insn, regs);
     return X86_OK;
 }
 
@@ -497,6 +506,6 @@ int x86_emulate_mmio(const struct x86_insn *insn, struct x86_regs *regs,
         return X86_ERR_UNSUPPORTED;
     }
     regs->rflags = flags;
-    regs->rip += insn->length;
+    x86_emu_advance(insn, regs);
     return X86_OK;
 }
