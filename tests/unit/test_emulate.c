@@ -373,6 +373,19 @@ static void test_rep_stos_page_end_and_sizes(void **state)
     assert_int_equal(rr.gpr[X86_REG_RDI], 0x55550000);
     assert_int_equal(rr.rip, 0x400000);
 
+    /* DI wrapping at 64 KiB under a segment base that is not 64 KiB aligned: the next
+     * byte is ES:0000, 64 KiB lower, even though the next physical byte shares the page. */
+    fk.n = 0;
+    rr = regs64();
+    rr.seg_base[X86_SEG_ES] = 0xa0010;
+    rr.gpr[X86_REG_RCX] = 3;
+    rr.gpr[X86_REG_RDI] = 0xffff;        /* linear 0xb000f */
+    assert_int_equal(RUN(X86_MODE_REAL, &rr, DEV_GPA + 0x00f, true, 0xf3, 0xaa), X86_OK);
+    assert_int_equal(fk.n, 1);
+    assert_int_equal(rr.gpr[X86_REG_RCX], 2);
+    assert_int_equal(rr.gpr[X86_REG_RDI], 0);
+    assert_int_equal(rr.rip, 0x400000);
+
     /* 67 in 64-bit mode: ECX/EDI, written as 32-bit registers. */
     fk.n = 0;
     struct x86_regs r32 = regs64();

@@ -363,30 +363,34 @@ static int x86_emu_string(const struct x86_insn *insn, const struct x86_emu_plan
     if (rc)
         return rc;
 
+    /* Each element's MMIO address follows from its linear address within the faulting
+     * page; an offset register wrapping at the address size leaves the page and stops
+     * the loop like the page end does. */
     int64_t step = (regs->rflags & X86_RFLAGS_DF) ? -(int64_t)size : (int64_t)size;
-    uint64_t gpa = ops->mmio_gpa;
+    uint64_t mmio_page = ops->mmio_gpa & ~(X86_PAGE_SIZE - 1);
     uint64_t done = 0;
     while (done < count && done < X86_EMU_MAX_REP) {
-        if (!x86_same_page(gpa, ops->mmio_gpa) || !x86_same_page(gpa, gpa + size - 1))
+        uint64_t dst = x86_string_linear(insn, regs, X86_SEG_ES, regs->gpr[X86_REG_RDI]);
+        uint64_t src = movs ? x86_string_linear(insn, regs, src_seg, regs->gpr[X86_REG_RSI]) : 0;
+        uint64_t lin = mmio_is_dst ? dst : src;
+        if (!x86_same_page(lin, first) || !x86_same_page(lin, lin + size - 1))
             break;
+        uint64_t gpa = mmio_page | (lin & (X86_PAGE_SIZE - 1));
         uint64_t val;
         if (!movs) {
             val = x86_reg_get(regs, X86_REG_RAX, size, true);
             rc = ops->mmio_write(ctx, gpa, size, val);
         } else if (mmio_is_dst) {
-            uint64_t src = x86_string_linear(insn, regs, src_seg, regs->gpr[X86_REG_RSI]);
             rc = ops->mem_read(ctx, src, size, &val);
             if (!rc)
                 rc = ops->mmio_write(ctx, gpa, size, val & x86_mask(size));
         } else {
-            uint64_t dst = x86_string_linear(insn, regs, X86_SEG_ES, regs->gpr[X86_REG_RDI]);
             rc = ops->mmio_read(ctx, gpa, size, &val);
             if (!rc)
                 rc = ops->mem_write(ctx, dst, size, val & x86_mask(size));
         }
         if (rc)
             return X86_ERR_ACCESS;
-        gpa += (uint64_t)step;
         x86_reg_set(regs, X86_REG_RDI, asz, true, regs->gpr[X86_REG_RDI] + (uint64_t)step);
         if (movs)
             x86_reg_set(regs, X86_REG_RSI, asz, true, regs->gpr[X86_REG_RSI] + (uint64_t)step);
