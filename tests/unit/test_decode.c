@@ -509,6 +509,20 @@ static void test_mem_addr(void **state)
     assert_int_equal(x86_insn_mem_addr(&insn, &regs, &lin), X86_ERR_NO_MEMORY_OPERAND);
 }
 
+static void test_mode_of(void **state)
+{
+    (void)state;
+    const uint64_t pe = 1, lma = 1ull << 10, vm = 1ull << 17;
+    assert_int_equal(x86_mode_of(0, 0, 0x2, false, false), X86_MODE_REAL);
+    assert_int_equal(x86_mode_of(0, 0, 0x2, false, true), X86_MODE_REAL);     /* big real */
+    assert_int_equal(x86_mode_of(pe, 0, 0x2 | vm, false, false), X86_MODE_REAL);
+    assert_int_equal(x86_mode_of(pe, 0, 0x2, false, false), X86_MODE_PROT16);
+    assert_int_equal(x86_mode_of(pe, 0, 0x2, false, true), X86_MODE_PROT32);
+    assert_int_equal(x86_mode_of(pe | (1ull << 31), lma, 0x2, true, false), X86_MODE_LONG64);
+    assert_int_equal(x86_mode_of(pe | (1ull << 31), lma, 0x2, false, true), X86_MODE_PROT32);  /* compat */
+    assert_int_equal(x86_mode_of(pe, 0, 0x2, true, true), X86_MODE_PROT32);   /* CS.L without LMA */
+}
+
 static void test_status_names(void **state)
 {
     (void)state;
@@ -526,6 +540,7 @@ int main(void)
         cmocka_unit_test(test_too_long_beats_truncated),
         cmocka_unit_test(test_random_bytes),
         cmocka_unit_test(test_mem_addr),
+        cmocka_unit_test(test_mode_of),
         cmocka_unit_test(test_status_names),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -495,6 +495,16 @@ int x86_decode(const uint8_t *bytes, size_t avail, enum x86_mode mode, struct x8
     return rc;
 }
 
+enum x86_mode x86_mode_of(uint64_t cr0, uint64_t efer, uint64_t rflags, bool cs_l, bool cs_d)
+{
+    const uint64_t cr0_pe = 1ull << 0, rflags_vm = 1ull << 17, efer_lma = 1ull << 10;
+    if (!(cr0 & cr0_pe) || (rflags & rflags_vm))
+        return X86_MODE_REAL;
+    if ((efer & efer_lma) && cs_l)
+        return X86_MODE_LONG64;
+    return cs_d ? X86_MODE_PROT32 : X86_MODE_PROT16;
+}
+
 static uint64_t x86_addr_mask(unsigned size)
 {
     return size == 8 ? ~0ull : (1ull << (8 * size)) - 1;

@@ -45,6 +45,10 @@ enum x86_mode {
     X86_MODE_LONG64,   /* 64-bit mode: IA32_EFER.LMA = 1 and CS.L = 1 */
 };
 
+/* The mode a vCPU decodes in, from its state: CR0.PE, RFLAGS.VM (virtual-8086 decodes
+ * as real mode), IA32_EFER.LMA with CS.L, then CS.D (SDM Vol. 3A 2.2, Vol. 1 3.6). */
+enum x86_mode x86_mode_of(uint64_t cr0, uint64_t efer, uint64_t rflags, bool cs_l, bool cs_d);
+
 /* General-purpose register numbers as ModRM/SIB/REX encode them (SDM Vol. 2 2.1.5). */
 enum x86_reg {
     X86_REG_RAX, X86_REG_RCX, X86_REG_RDX, X86_REG_RBX,
