@@ -2,6 +2,7 @@
 #include "kernel/boot.h"
 #include "kernel/log.h"
 #include "kernel/panic.h"
+#include "kernel/smp.h"
 #include "arch/x86_64/cpu/paging.h"
 #include "arch/x86_64/cpu/trap.h"
 
@@ -16,6 +17,9 @@
 /* Vectors for the dispatch test: outside the ranges the APIC code is likely to use. */
 #define SELFTEST_VECTOR         0x81
 #define SELFTEST_VECTOR_NOBODY  0x82
+#define SELFTEST_VECTOR_SMP     0x83
+/* Spins the boot CPU waits for the other to start faulting: seconds under TCG. */
+#define SELFTEST_SMP_SPINS      200000000ull
 
 /* Copies the value of the first plinth.selftest= word of cmdline into out. */
 static bool selftest_arg(const char *cmdline, char *out, size_t size)
@@ -156,6 +160,42 @@ static __attribute__((noinline)) void selftest_irq(void)
                   selftest_irq_count, (unsigned long)selftest_irq_vector, SELFTEST_VECTOR);
 }
 
+static volatile uint32_t selftest_smp_faulting;
+
+static void selftest_smp_fault_handler(struct trap_frame *tf)
+{
+    (void)tf;
+    __atomic_store_n(&selftest_smp_faulting, 1, __ATOMIC_RELEASE);
+    __asm__ volatile("ud2");
+}
+
+/* Two CPUs fault at the same moment: exactly one report may come out, whole, and
+ * both CPUs must end halted. */
+static __attribute__((noinline)) void selftest_smp_fault(void)
+{
+    uint32_t online = smp_cpus_online();
+    if (online < 2) {
+        log_error("selftest: smp-fault: needs 2 CPUs online, %u is; boot with -smp 2 or more",
+                  online);
+        return;
+    }
+    if (trap_register(SELFTEST_VECTOR_SMP, selftest_smp_fault_handler)) {
+        log_error("selftest: smp-fault: could not register vector %#x", SELFTEST_VECTOR_SMP);
+        return;
+    }
+    log_info("selftest: smp-fault: cpu 1 and cpu 0 execute ud2 together");
+    if (smp_send_ipi(1, SELFTEST_VECTOR_SMP)) {
+        log_error("selftest: smp-fault: the IPI to cpu 1 was not sent");
+        return;
+    }
+    for (uint64_t i = 0; i < SELFTEST_SMP_SPINS; i++) {
+        if (__atomic_load_n(&selftest_smp_faulting, __ATOMIC_ACQUIRE))
+            __asm__ volatile("ud2");
+        __asm__ volatile("pause");
+    }
+    log_error("selftest: smp-fault: cpu 1 never ran the handler of vector %#x", SELFTEST_VECTOR_SMP);
+}
+
 struct selftest {
     const char *name;
     void (*run)(void);
@@ -168,6 +208,7 @@ static const struct selftest selftests[] = {
     { "stack-overflow", selftest_stack_overflow },
     { "panic",          selftest_panic },
     { "irq",            selftest_irq },
+    { "smp-fault",      selftest_smp_fault },
 };
 
 void selftest_run(void)
@@ -183,5 +224,5 @@ void selftest_run(void)
         }
     }
     log_error("selftest: unknown self-test '%s' on the command line; known: pagefault, ud, "
-              "divide, stack-overflow, panic, irq", name);
+              "divide, stack-overflow, panic, irq, smp-fault", name);
 }

@@ -5,13 +5,16 @@ from the plinth.elf already in $PLINTH_BUILD (default build/) and booted.  The
 serial log must hold the PANIC line naming the exception, the register dump, a stack
 trace whose frames name the self-test's function, and the final "PANIC: system
 halted"; and the machine must stay halted: the emulator still running (a triple
-fault would end it, -no-reboot) and no second boot banner.
+fault would end it, -no-reboot), every CPU halted (QEMU's monitor), no second
+boot banner.  With two CPUs: a panic stops the other CPU through its NMI handler, and
+two CPUs faulting together give one whole report.
 
     make BUILD=build build/plinth.elf
     PLINTH_BUILD=build /usr/bin/python3 -m pytest -v tests/boot/test_panic.py
 """
 import os
 import re
+import socket
 import subprocess
 import time
 
@@ -55,9 +58,31 @@ def read_log(path):
         return ""
 
 
-def boot(argv, log_path, timeout, done):
+def monitor_command(path, command):
+    """Sends one command to QEMU's human monitor on a unix socket; returns its output."""
+    with socket.socket(socket.AF_UNIX) as sock:
+        sock.settimeout(2)
+        sock.connect(str(path))
+        sock.sendall(command.encode() + b"\n")
+        out = b""
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            try:
+                data = sock.recv(65536)
+            except socket.timeout:
+                if b"\nCPU#" in out or b"HLT=" in out:
+                    break
+                continue
+            if not data:
+                break
+            out += data
+        return out.decode(errors="replace")
+
+
+def boot(argv, log_path, timeout, done, monitor=None):
     """Runs argv until the serial log contains done (then SETTLE_SECONDS more) or the
-    timeout passes.  Returns (log, exit status or None when it was still running)."""
+    timeout passes.  Returns (log, exit status or None when it was still running, the
+    monitor's "info registers -a" taken then, or "")."""
     proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                             stderr=subprocess.DEVNULL, cwd=str(log_path.parent))
     try:
@@ -67,19 +92,25 @@ def boot(argv, log_path, timeout, done):
                 time.sleep(SETTLE_SECONDS)
                 break
             time.sleep(0.2)
-        return read_log(log_path), proc.poll()
+        regs = ""
+        if monitor and proc.poll() is None:
+            regs = monitor_command(monitor, "info registers -a")
+        return read_log(log_path), proc.poll(), regs
     finally:
         if proc.poll() is None:
             proc.kill()
         proc.wait()
 
 
-def boot_qemu(tmp_path, cmdline, done=HALTED, timeout=90):
+def boot_qemu(tmp_path, cmdline, done=HALTED, timeout=90, smp=1):
+    """Boots under QEMU; returns (log, status, registers of every CPU at the end)."""
     iso = make_iso(tmp_path, cmdline)
     log_path = tmp_path / "serial.log"
+    monitor = tmp_path / "monitor.sock"
     return boot(["qemu-system-x86_64", "-accel", "tcg", "-cpu", "max", "-m", "256",
-                 "-cdrom", str(iso), "-serial", f"file:{log_path}", "-display", "none",
-                 "-nic", "none", "-no-reboot"], log_path, timeout, done)
+                 "-smp", str(smp), "-cdrom", str(iso), "-serial", f"file:{log_path}",
+                 "-display", "none", "-nic", "none", "-no-reboot",
+                 "-monitor", f"unix:{monitor},server,nowait"], log_path, timeout, done, monitor)
 
 
 def boot_bochs(tmp_path, cmdline, done=HALTED, timeout=240):
@@ -98,7 +129,8 @@ com1: enabled=1, mode=file, dev={log_path}
 display_library: term
 log: /dev/null
 """)
-    return boot(["bochs", "-q", "-f", str(cfg), "-rc", str(rc)], log_path, timeout, done)
+    log, status, _ = boot(["bochs", "-q", "-f", str(cfg), "-rc", str(rc)], log_path, timeout, done)
+    return log, status
 
 
 # name -> (the PANIC line's pattern, function the trace must name)
@@ -112,8 +144,9 @@ FATAL = {
 FRAME = r"^  #\d+ 0x[0-9a-f]{16} %s[.\w]*\+0x[0-9a-f]+$"
 
 
-def check_report(name, log, status):
-    header, function = FATAL[name]
+def check_report(name, log, status, header=None, function=None):
+    header = header or FATAL[name][0]
+    function = function or FATAL[name][1]
     assert re.search(header, log), f"no line matching {header!r}"
     assert HALTED in log, f"no {HALTED!r} line"
     assert status is None, (f"the emulator exited (status {status}) instead of staying "
@@ -124,7 +157,8 @@ def check_report(name, log, status):
     assert re.search(r"^  stack trace:$", report, re.MULTILINE), "no stack trace"
     assert re.search(FRAME % re.escape(function), report, re.MULTILINE), \
         f"no stack trace frame naming {function}"
-    assert re.search(FRAME % "kmain", report, re.MULTILINE), "the trace does not reach kmain"
+    if name != "smp-fault":
+        assert re.search(FRAME % "kmain", report, re.MULTILINE), "the trace does not reach kmain"
     if name != "panic":
         for reg in ("rax", "rbx", "rcx", "rdx", "rsi", "rdi", "rbp", "rsp", "r8 ", "r9 ",
                     "r10", "r11", "r12", "r13", "r14", "r15", "rip", "rflags",
@@ -153,11 +187,83 @@ def show(log):
     print(log)
 
 
+def symbols():
+    out = subprocess.run(["nm", "-n", plinth_elf()], check=True, capture_output=True,
+                         text=True).stdout
+    syms = []
+    for line in out.splitlines():
+        parts = line.split()
+        if len(parts) == 3 and parts[1] in "tTwW":
+            syms.append((int(parts[0], 16), parts[2]))
+    return syms
+
+
+def symbol_at(syms, addr):
+    best = None
+    for a, name in syms:
+        if a <= addr:
+            best = name
+        else:
+            break
+    return best
+
+
+def cpu_states(regs):
+    """{cpu index: (rip, halted)} from the monitor's "info registers -a"."""
+    states = {}
+    for m in re.finditer(r"CPU#(\d+)\s.*?RIP=([0-9a-f]{16}) .*?HLT=(\d)", regs, re.DOTALL):
+        states[int(m.group(1))] = (int(m.group(2), 16), m.group(3) == "1")
+    return states
+
+
+def check_halted_cpus(regs, cpus, where):
+    """Every CPU halted, each in a function of where (the NMI stop in trap_dispatch, or
+    panic_begin for a CPU that lost the race to panic)."""
+    print("---- registers ----")
+    print(regs)
+    states = cpu_states(regs)
+    assert sorted(states) == list(range(cpus)), f"monitor showed CPUs {sorted(states)}"
+    syms = symbols()
+    for cpu, (rip, halted) in states.items():
+        assert halted, f"cpu {cpu} is running (rip {rip:#x}), not halted"
+    for cpu, (rip, _) in states.items():
+        if cpu in where:
+            name = symbol_at(syms, rip)
+            assert name in where[cpu], f"cpu {cpu} halted in {name}, expected one of {where[cpu]}"
+
+
 @pytest.mark.parametrize("name", sorted(FATAL))
 def test_selftest_qemu(tmp_path, name):
-    log, status = boot_qemu(tmp_path, f"plinth.selftest={name}")
+    log, status, regs = boot_qemu(tmp_path, f"plinth.selftest={name}")
     show(log)
     check_report(name, log, status)
+    check_halted_cpus(regs, 1, {})
+
+
+def test_panic_stops_other_cpus_qemu(tmp_path):
+    """panic() on the boot CPU: the other CPU, idle until then, is stopped by the NMI
+    (smp_stop_other_cpus) and halts in the NMI path of trap_dispatch."""
+    log, status, regs = boot_qemu(tmp_path, "plinth.selftest=panic", smp=2)
+    show(log)
+    check_report("panic", log, status)
+    check_halted_cpus(regs, 2, {1: {"trap_dispatch"}})
+
+
+def test_two_cpus_fault_at_once_qemu(tmp_path):
+    """Both CPUs execute ud2 together: one whole report, from one CPU, then both halt."""
+    log, status, regs = boot_qemu(tmp_path, "plinth.selftest=smp-fault", smp=2)
+    show(log)
+    headers = re.findall(r"^PANIC: .*$", log, re.MULTILINE)
+    assert len(headers) == 2 and headers[1] == HALTED, f"PANIC lines: {headers}"
+    cpu = re.fullmatch(r"PANIC: Invalid Opcode \(#UD\) on cpu ([01])", headers[0])
+    assert cpu, f"unexpected report header {headers[0]!r}"
+    check_report("smp-fault", log, status, header=re.escape(headers[0]),
+                 function="selftest_smp_fault")
+    report = log[log.index(headers[0]):log.index(HALTED)].splitlines()[1:]
+    stray = [line for line in report if not line.startswith("  ")]
+    assert not stray, f"lines inside the report that are not part of it: {stray}"
+    loser = 1 - int(cpu.group(1))
+    check_halted_cpus(regs, 2, {loser: {"trap_dispatch", "panic_begin"}})
 
 
 def test_selftest_stack_overflow_bochs(tmp_path):
@@ -169,7 +275,7 @@ def test_selftest_stack_overflow_bochs(tmp_path):
 def test_selftest_irq_qemu(tmp_path):
     """Vectors 32..255: a registered one reaches its handler, an unregistered one is
     logged once and ignored, and boot goes on."""
-    log, status = boot_qemu(tmp_path, "plinth.selftest=irq", done="boot: done")
+    log, status, _ = boot_qemu(tmp_path, "plinth.selftest=irq", done="boot: done")
     show(log)
     assert "selftest: irq: PASS: vector 0x81 reached its handler once" in log
     unhandled = re.findall(r"trap: vector 0x82 fired on cpu 0 with no handler", log)
@@ -179,7 +285,7 @@ def test_selftest_irq_qemu(tmp_path):
 
 
 def test_selftest_unknown_name_qemu(tmp_path):
-    log, status = boot_qemu(tmp_path, "plinth.selftest=no-such-test", done="boot: done")
+    log, status, _ = boot_qemu(tmp_path, "plinth.selftest=no-such-test", done="boot: done")
     show(log)
     assert "selftest: unknown self-test 'no-such-test'" in log
     assert "boot: done" in log
