@@ -7,6 +7,7 @@
 #include "kernel/time.h"
 #include "kernel/smp.h"
 #include "arch/x86_64/hvm.h"
+#include "arch/x86_64/fpu.h"
 #include "arch/x86_64/cpu/cpu.h"
 #include "arch/x86_64/cpu/paging.h"
 
@@ -77,4 +78,9 @@ void core_host_cpuid(uint32_t leaf, uint32_t subleaf, uint32_t out[4])
 void core_all_vms_stopped(void)
 {
     idle_all_guests_stopped();
+}
+
+uint64_t core_guest_xcr0_mask(void)
+{
+    return fpu_guest_xcr0_mask();
 }

@@ -199,3 +199,9 @@ void core_vcpu_dump(core_vcpu_t h)
     if (v && v->hw)
         hvm_backend()->dump(v->hw);
 }
+
+bool core_vcpu_set_xcr0(core_vcpu_t h, uint64_t xcr0)
+{
+    struct vcpu *v = vcpu_get(h);
+    return v && v->hw && hvm_backend()->set_xcr0(v->hw, xcr0);
+}

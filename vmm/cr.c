@@ -1,0 +1,106 @@
+/* Control-register exits: only the bits plinth keeps for itself (CR0.PE/PG and the
+ * VMX-fixed bits, CR4.PAE/VMXE) and CR8 exit; everything else the guest owns. */
+#include "vmm/exit.h"
+
+#define VEC_GP 13
+
+#define CR0_PE (1ull << 0)
+#define CR0_ET (1ull << 4)
+#define CR0_NW (1ull << 29)
+#define CR0_CD (1ull << 30)
+#define CR0_PG (1ull << 31)
+/* Bits 63:32 and 28:19/17/15:6 (except ET, NE) are reserved (SDM Vol. 3A §2.5). */
+#define CR0_RESERVED 0xffffffff1ffaffc0ull
+#define CR4_PAE  (1ull << 5)
+#define CR4_PCIDE (1ull << 17)
+/* CR4 bits every x86_64 CPU has: VME..OSXMMEXCPT (bits 0-10). */
+#define CR4_BASE_BITS 0x7ffull
+#define EFER_LME (1ull << 8)
+
+static bool set_cr0(struct vmm_vcpu *c, struct hvm_state *s, uint64_t v)
+{
+    /* #GP cases of MOV to CR0 (SDM Vol. 2B, MOV—Move to/from Control Registers). */
+    if ((v & CR0_RESERVED) || ((v & CR0_PG) && !(v & CR0_PE)) || ((v & CR0_NW) && !(v & CR0_CD)))
+        return false;
+    /* Entering long mode needs PAE first (SDM Vol. 3A §10.8.5). */
+    if ((v & CR0_PG) && !(s->cr0 & CR0_PG) && (s->efer & EFER_LME) && !(s->cr4 & CR4_PAE))
+        return false;
+    (void)c;
+    s->cr0 = v | CR0_ET; /* ET is hardwired to 1 */
+    return true;
+}
+
+/* The CR4 bits this guest may set: those whose feature its CPUID view shows
+ * (SDM Vol. 3A §2.5); a bit the CPU lacks would otherwise fail the VM entry. */
+static uint64_t cr4_allowed(struct vmm_vcpu *c)
+{
+    uint32_t l1[4], l7[4];
+    vmm_cpuid(c, 1, 0, l1);
+    vmm_cpuid(c, 7, 0, l7);
+    uint64_t a = CR4_BASE_BITS;
+    if (l7[2] & (1u << 2))  a |= 1ull << 11;  /* UMIP */
+    if (l7[2] & (1u << 16)) a |= 1ull << 12;  /* LA57 */
+    if (l7[1] & (1u << 0))  a |= 1ull << 16;  /* FSGSBASE */
+    if (l1[2] & (1u << 17)) a |= CR4_PCIDE;
+    if (l1[2] & (1u << 26)) a |= 1ull << 18;  /* OSXSAVE, with XSAVE */
+    if (l7[1] & (1u << 7))  a |= 1ull << 20;  /* SMEP */
+    if (l7[1] & (1u << 20)) a |= 1ull << 21;  /* SMAP */
+    if (l7[2] & (1u << 3))  a |= 1ull << 22;  /* PKE */
+    return a;
+}
+
+static bool set_cr4(struct vmm_vcpu *c, struct hvm_state *s, uint64_t v)
+{
+    if (v & ~cr4_allowed(c))
+        return false;
+    /* Clearing PAE in long mode is a #GP. */
+    if (!(v & CR4_PAE) && (s->efer & (1ull << 10)))
+        return false;
+    s->cr4 = v;
+    return true;
+}
+
+enum vmm_action vmm_exit_cr(struct vmm_vcpu *c, const struct hvm_exit *x)
+{
+    struct hvm_state s;
+    core_vcpu_get_state(c->h, &s);
+    bool ok = true;
+    switch (x->cr.type) {
+    case HVM_CR_MOV_TO: {
+        uint64_t v = s.gpr[x->cr.gpr];
+        if (x->cr.cr == 0)
+            ok = set_cr0(c, &s, v);
+        else if (x->cr.cr == 4)
+            ok = set_cr4(c, &s, v);
+        else if (x->cr.cr == 8)
+            ok = (v >> 4) == 0, c->cr8 = v & 0xf;
+        else
+            ok = false;
+        if (ok && x->cr.cr != 8)
+            core_vcpu_set_state(c->h, &s);
+        break;
+    }
+    case HVM_CR_MOV_FROM:
+        if (x->cr.cr == 8)
+            core_vcpu_set_gpr(c->h, (enum hvm_gpr)x->cr.gpr, c->cr8);
+        else
+            ok = false;
+        break;
+    case HVM_CR_CLTS:
+        s.cr0 &= ~(1ull << 3);
+        core_vcpu_set_state(c->h, &s);
+        break;
+    case HVM_CR_LMSW:
+        /* LMSW loads CR0 bits 3:0 but can never clear PE (SDM Vol. 2A, LMSW). */
+        ok = set_cr0(c, &s, (s.cr0 & ~0xeull) | (x->cr.lmsw_value & 0xf));
+        if (ok)
+            core_vcpu_set_state(c->h, &s);
+        break;
+    }
+    if (!ok) {
+        vmm_inject_exception(c, VEC_GP, true, 0);
+        return VMM_CONTINUE;
+    }
+    core_vcpu_skip_insn(c->h, vmm_insn_len(c, x));
+    return VMM_CONTINUE;
+}

@@ -1,0 +1,167 @@
+/* Every exit the core passes up is handled here, through one table: a reader finds
+ * what plinth does with any exit in one hop. */
+#include "vmm/exit.h"
+#include "kernel/log.h"
+
+/* Exception vectors injected by the monitor (SDM Vol. 3A Table 6-1). */
+#define VEC_UD 6
+#define VEC_GP 13
+
+typedef enum vmm_action (*exit_fn)(struct vmm_vcpu *c, const struct hvm_exit *x);
+
+uint8_t vmm_insn_len(struct vmm_vcpu *c, const struct hvm_exit *x)
+{
+    (void)c;
+    /* Both VT-x and AMD-V with nRIP-save report it; the decoder fallback for SVM
+     * without nRIP-save comes with the SVM backend. */
+    return x->insn_len;
+}
+
+static enum vmm_action exit_skip(struct vmm_vcpu *c, const struct hvm_exit *x)
+{
+    core_vcpu_skip_insn(c->h, vmm_insn_len(c, x));
+    return VMM_CONTINUE;
+}
+
+static enum vmm_action exit_continue(struct vmm_vcpu *c, const struct hvm_exit *x)
+{
+    (void)c;
+    (void)x;
+    return VMM_CONTINUE;
+}
+
+/* Instructions guests may not use: VMX/SVM (plinth offers no nesting) and
+ * MONITOR/MWAIT (hidden in CPUID) fault as on a CPU without them. */
+static enum vmm_action exit_ud(struct vmm_vcpu *c, const struct hvm_exit *x)
+{
+    (void)x;
+    vmm_inject_exception(c, VEC_UD, false, 0);
+    return VMM_CONTINUE;
+}
+
+static enum vmm_action exit_hlt(struct vmm_vcpu *c, const struct hvm_exit *x)
+{
+    core_vcpu_skip_insn(c->h, vmm_insn_len(c, x));
+    struct hvm_state s;
+    core_vcpu_get_state(c->h, &s);
+    /* With interrupts off nothing can ever wake it: the guest has ended (the test
+     * guests end so; a real OS does it when it has died). */
+    if (!(s.rflags & (1u << 9)))
+        return vmm_vm_stop(c, false, "halted with interrupts disabled at rip %#lx", (unsigned long)s.rip);
+    return VMM_BLOCK;
+}
+
+static enum vmm_action exit_xsetbv(struct vmm_vcpu *c, const struct hvm_exit *x)
+{
+    uint32_t index = (uint32_t)core_vcpu_get_gpr(c->h, HVM_RCX);
+    uint64_t value = (core_vcpu_get_gpr(c->h, HVM_RDX) << 32) | (uint32_t)core_vcpu_get_gpr(c->h, HVM_RAX);
+    /* Only XCR0 exists; a bad value faults (SDM Vol. 2D, XSETBV). */
+    if (index != 0 || !core_vcpu_set_xcr0(c->h, value)) {
+        vmm_inject_exception(c, VEC_GP, true, 0);
+        return VMM_CONTINUE;
+    }
+    return exit_skip(c, x);
+}
+
+static enum vmm_action exit_io(struct vmm_vcpu *c, const struct hvm_exit *x)
+{
+    if (x->io.string) {
+        /* INS/OUTS need the guest's page tables walked for every element; no
+         * device plinth models is driven that way yet. */
+        return vmm_vm_stop(c, true, "string I/O (%s port %#x) is not supported yet",
+                           x->io.in ? "INS from" : "OUTS to", x->io.port);
+    }
+    struct io_bus *bus = &c->vm->io;
+    if (x->io.in) {
+        uint32_t v = io_bus_read(bus, x->io.port, x->io.size);
+        uint64_t rax = core_vcpu_get_gpr(c->h, HVM_RAX);
+        /* IN writes AL/AX/EAX; a 32-bit IN zero-extends into RAX like any 32-bit write. */
+        if (x->io.size == 1)
+            rax = (rax & ~0xffull) | (v & 0xff);
+        else if (x->io.size == 2)
+            rax = (rax & ~0xffffull) | (v & 0xffff);
+        else
+            rax = v;
+        core_vcpu_set_gpr(c->h, HVM_RAX, rax);
+    } else {
+        io_bus_write(bus, x->io.port, x->io.size, (uint32_t)core_vcpu_get_gpr(c->h, HVM_RAX));
+    }
+    return exit_skip(c, x);
+}
+
+static enum vmm_action exit_npf(struct vmm_vcpu *c, const struct hvm_exit *x)
+{
+    /* No device model claims guest-physical memory yet: an access outside RAM is
+     * the guest's bug, and stopping it is the safe answer. */
+    return vmm_vm_stop(c, true, "%s of guest-physical %#lx outside its memory at rip %#lx",
+                       x->npf.fetch ? "instruction fetch" : x->npf.write ? "write" : "read",
+                       (unsigned long)x->npf.gpa, (unsigned long)core_vcpu_get_rip(c->h));
+}
+
+static enum vmm_action exit_triple_fault(struct vmm_vcpu *c, const struct hvm_exit *x)
+{
+    (void)x;
+    return vmm_vm_stop(c, true, "triple fault at rip %#lx", (unsigned long)core_vcpu_get_rip(c->h));
+}
+
+static enum vmm_action exit_entry_failed(struct vmm_vcpu *c, const struct hvm_exit *x)
+{
+    (void)x;
+    return vmm_vm_stop(c, true, "the CPU refused to enter it; see the diagnosis above");
+}
+
+static enum vmm_action exit_unexpected(struct vmm_vcpu *c, const struct hvm_exit *x)
+{
+    core_vcpu_dump(c->h);
+    return vmm_vm_stop(c, true, "unexpected exit %s (hardware reason %u)",
+                       hvm_exit_reason_name(x->reason), x->raw_reason);
+}
+
+static enum vmm_action exit_exception(struct vmm_vcpu *c, const struct hvm_exit *x)
+{
+    /* The exception bitmap is empty: any exception exit is unexpected. */
+    return exit_unexpected(c, x);
+}
+
+static const exit_fn exit_table[HVM_EXIT_REASON_COUNT] = {
+    [HVM_EXIT_CPUID]        = vmm_exit_cpuid,
+    [HVM_EXIT_RDMSR]        = vmm_exit_rdmsr,
+    [HVM_EXIT_WRMSR]        = vmm_exit_wrmsr,
+    [HVM_EXIT_IO]           = exit_io,
+    [HVM_EXIT_NPF]          = exit_npf,
+    [HVM_EXIT_CR]           = vmm_exit_cr,
+    [HVM_EXIT_HLT]          = exit_hlt,
+    [HVM_EXIT_XSETBV]       = exit_xsetbv,
+    [HVM_EXIT_INVD]         = exit_skip,   /* caches stay coherent: nothing to drop */
+    [HVM_EXIT_WBINVD]       = exit_skip,
+    [HVM_EXIT_TRIPLE_FAULT] = exit_triple_fault,
+    [HVM_EXIT_VIRT_INSN]    = exit_ud,
+    [HVM_EXIT_MWAIT]        = exit_ud,
+    [HVM_EXIT_INTR_WINDOW]  = exit_continue,
+    [HVM_EXIT_NMI_WINDOW]   = exit_continue,
+    [HVM_EXIT_PAUSE]        = exit_skip,
+    [HVM_EXIT_INIT]         = exit_continue,
+    [HVM_EXIT_SIPI]         = exit_continue,
+    [HVM_EXIT_EXCEPTION]    = exit_exception,
+    [HVM_EXIT_ENTRY_FAILED] = exit_entry_failed,
+    [HVM_EXIT_UNHANDLED]    = exit_unexpected,
+};
+
+void vmm_pre_entry(void *ctx, core_vcpu_t v)
+{
+    /* No interrupt controller is modelled yet: nothing to inject. */
+    (void)ctx;
+    (void)v;
+}
+
+enum vmm_action vmm_handle_exit(void *ctx, core_vcpu_t v, const struct hvm_exit *x)
+{
+    struct vmm_vcpu *c = ctx;
+    (void)v;
+    if (c->vm->state == VMM_VM_STOPPED)
+        return VMM_STOP;
+    exit_fn fn = (unsigned)x->reason < HVM_EXIT_REASON_COUNT ? exit_table[x->reason] : NULL;
+    if (!fn)
+        return exit_unexpected(c, x);
+    return fn(c, x);
+}

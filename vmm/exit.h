@@ -1,0 +1,23 @@
+/* The monitor's exit dispatch: one table indexed by the generic exit reason. */
+#ifndef PLINTH_VMM_EXIT_H
+#define PLINTH_VMM_EXIT_H
+
+#include "vmm/vm.h"
+
+void vmm_pre_entry(void *ctx, core_vcpu_t v);
+enum vmm_action vmm_handle_exit(void *ctx, core_vcpu_t v, const struct hvm_exit *x);
+
+/* The exiting instruction's length: from the hardware, or decoded. */
+uint8_t vmm_insn_len(struct vmm_vcpu *c, const struct hvm_exit *x);
+
+/* vmm/cpuid.c */
+void vmm_cpuid(struct vmm_vcpu *c, uint32_t leaf, uint32_t subleaf, uint32_t out[4]);
+enum vmm_action vmm_exit_cpuid(struct vmm_vcpu *c, const struct hvm_exit *x);
+/* vmm/msr.c */
+enum vmm_action vmm_exit_rdmsr(struct vmm_vcpu *c, const struct hvm_exit *x);
+enum vmm_action vmm_exit_wrmsr(struct vmm_vcpu *c, const struct hvm_exit *x);
+void vmm_vcpu_reset_msrs(struct vmm_vcpu *c);
+/* vmm/cr.c */
+enum vmm_action vmm_exit_cr(struct vmm_vcpu *c, const struct hvm_exit *x);
+
+#endif

@@ -1,0 +1,218 @@
+/* The MSRs a guest may use, virtualized by the monitor.  Everything else raises
+ * #GP, as reading a non-existent MSR does on hardware, and is logged once per MSR
+ * per VM so a guest that probes many does not flood the console. */
+#include "vmm/exit.h"
+#include "kernel/log.h"
+
+#define VEC_GP 13
+
+/* Architectural MSR numbers (SDM Vol. 4, Table 2-2). */
+#define MSR_TSC              0x10
+#define MSR_PLATFORM_ID      0x17
+#define MSR_APIC_BASE        0x1b
+#define MSR_FEATURE_CONTROL  0x3a
+#define MSR_TSC_ADJUST       0x3b
+#define MSR_BIOS_SIGN_ID     0x8b
+#define MSR_MTRRCAP          0xfe
+#define MSR_MISC_ENABLE      0x1a0
+#define MSR_MTRR_PHYS_FIRST  0x200
+#define MSR_MTRR_PHYS_LAST   0x20f
+#define MSR_MTRR_FIX64K      0x250
+#define MSR_MTRR_FIX16K_80   0x258
+#define MSR_MTRR_FIX16K_A0   0x259
+#define MSR_MTRR_FIX4K_FIRST 0x268
+#define MSR_MTRR_FIX4K_LAST  0x26f
+#define MSR_PAT              0x277
+#define MSR_MTRR_DEF_TYPE    0x2ff
+#define MSR_EFER             0xc0000080
+
+#define APIC_BASE_DEFAULT    0xfee00000ull
+#define APIC_BASE_BSP        (1ull << 8)
+#define APIC_BASE_ENABLE     (1ull << 11)
+
+/* EFER bits a guest may set: SCE, LME, NXE (LMA is the CPU's to set). */
+#define EFER_GUEST_WRITABLE  ((1ull << 0) | (1ull << 8) | (1ull << 11))
+#define EFER_LMA             (1ull << 10)
+
+void vmm_vcpu_reset_msrs(struct vmm_vcpu *c)
+{
+    for (int i = 0; i < 16; i++)
+        c->mtrr_var[i] = 0;
+    for (int i = 0; i < 11; i++)
+        c->mtrr_fixed[i] = 0;
+    c->mtrr_def = 0;
+    c->apic_base = APIC_BASE_DEFAULT | APIC_BASE_ENABLE | (c->index == 0 ? APIC_BASE_BSP : 0);
+    c->cr8 = 0;
+}
+
+static int fixed_index(uint32_t msr)
+{
+    if (msr == MSR_MTRR_FIX64K) return 0;
+    if (msr == MSR_MTRR_FIX16K_80) return 1;
+    if (msr == MSR_MTRR_FIX16K_A0) return 2;
+    if (msr >= MSR_MTRR_FIX4K_FIRST && msr <= MSR_MTRR_FIX4K_LAST) return 3 + (int)(msr - MSR_MTRR_FIX4K_FIRST);
+    return -1;
+}
+
+/* A memory type byte is valid if it is UC, WC, WT, WP or WB (and for PAT also UC-). */
+static bool types_valid(uint64_t v, bool pat)
+{
+    for (int i = 0; i < 8; i++) {
+        uint8_t t = (uint8_t)(v >> (8 * i));
+        if (!(t == 0 || t == 1 || t == 4 || t == 5 || t == 6 || (pat && t == 7)))
+            return false;
+    }
+    return true;
+}
+
+static void warn_once(struct vmm_vcpu *c, uint32_t msr, bool write)
+{
+    struct vmm_vm *m = c->vm;
+    uint64_t flags = spin_lock_irqsave(&m->lock);
+    bool seen = false;
+    for (unsigned i = 0; i < m->warned_msr_count; i++)
+        seen |= m->warned_msr[i] == msr;
+    if (!seen && m->warned_msr_count < VMM_MSR_WARN_MAX)
+        m->warned_msr[m->warned_msr_count++] = msr;
+    spin_unlock_irqrestore(&m->lock, flags);
+    if (!seen)
+        log_warn("vm %s: %s of MSR %#x, which plinth does not virtualize: #GP injected",
+                 m->conf.name, write ? "write" : "read", msr);
+}
+
+/* Returns false for an MSR (or value) the guest may not access. */
+static bool msr_read(struct vmm_vcpu *c, uint32_t msr, uint64_t *v)
+{
+    struct hvm_state s;
+    int fi = fixed_index(msr);
+    switch (msr) {
+    case MSR_TSC:
+        /* The same clock RDTSC reads: the host TSC plus this vCPU's offset. */
+        *v = core_tsc() + (uint64_t)c->tsc_offset;
+        return true;
+    case MSR_PLATFORM_ID:
+    case MSR_BIOS_SIGN_ID:
+        *v = 0;
+        return true;
+    case MSR_APIC_BASE:
+        *v = c->apic_base;
+        return true;
+    case MSR_FEATURE_CONTROL:
+        /* Locked with VMX off: guests see no VT-x to enable. */
+        *v = 1;
+        return true;
+    case MSR_MTRRCAP:
+        /* 8 variable ranges, fixed ranges, write-combining (SDM Vol. 3A §13.11.1). */
+        *v = 8 | (1u << 8) | (1u << 10);
+        return true;
+    case MSR_MISC_ENABLE:
+        /* Fast strings; branch trace and PEBS unavailable (SDM Vol. 4 Table 2-2). */
+        *v = 1 | (1u << 11) | (1u << 12);
+        return true;
+    case MSR_MTRR_DEF_TYPE:
+        *v = c->mtrr_def;
+        return true;
+    case MSR_PAT:
+        core_vcpu_get_state(c->h, &s);
+        *v = s.pat;
+        return true;
+    case MSR_EFER:
+        core_vcpu_get_state(c->h, &s);
+        *v = s.efer;
+        return true;
+    default:
+        if (msr >= MSR_MTRR_PHYS_FIRST && msr <= MSR_MTRR_PHYS_LAST) {
+            *v = c->mtrr_var[msr - MSR_MTRR_PHYS_FIRST];
+            return true;
+        }
+        if (fi >= 0) {
+            *v = c->mtrr_fixed[fi];
+            return true;
+        }
+        return false;
+    }
+}
+
+static bool msr_write(struct vmm_vcpu *c, uint32_t msr, uint64_t v)
+{
+    struct hvm_state s;
+    int fi = fixed_index(msr);
+    switch (msr) {
+    case MSR_BIOS_SIGN_ID:
+        return true; /* microcode revision query: accepted, nothing to load */
+    case MSR_TSC:
+        c->tsc_offset = (int64_t)(v - core_tsc());
+        core_vcpu_set_tsc_offset(c->h, c->tsc_offset);
+        return true;
+    case MSR_APIC_BASE:
+        /* The BSP flag is read-only; the base may not move (no APIC relocation). */
+        if ((v & ~APIC_BASE_BSP) != (c->apic_base & ~APIC_BASE_BSP) &&
+            (v & ~(APIC_BASE_BSP | APIC_BASE_ENABLE)) != APIC_BASE_DEFAULT)
+            return false;
+        c->apic_base = (v & ~APIC_BASE_BSP) | (c->apic_base & APIC_BASE_BSP);
+        return true;
+    case MSR_MTRR_DEF_TYPE:
+        if (v & ~0xcffull || !types_valid(v & 0xff, false))
+            return false;
+        c->mtrr_def = v;
+        return true;
+    case MSR_PAT:
+        if (!types_valid(v, true))
+            return false;
+        core_vcpu_get_state(c->h, &s);
+        s.pat = v;
+        core_vcpu_set_state(c->h, &s);
+        return true;
+    case MSR_EFER: {
+        core_vcpu_get_state(c->h, &s);
+        if (v & ~(EFER_GUEST_WRITABLE | EFER_LMA))
+            return false;
+        /* LME may not change while paging is on (SDM Vol. 3A §10.8.5). */
+        if ((s.cr0 & (1ull << 31)) && ((v ^ s.efer) & (1ull << 8)))
+            return false;
+        s.efer = (v & EFER_GUEST_WRITABLE) | (s.efer & EFER_LMA);
+        core_vcpu_set_state(c->h, &s);
+        return true;
+    }
+    default:
+        if (msr >= MSR_MTRR_PHYS_FIRST && msr <= MSR_MTRR_PHYS_LAST) {
+            if ((msr & 1) == 0 && !types_valid(v & 0xff, false))
+                return false;
+            c->mtrr_var[msr - MSR_MTRR_PHYS_FIRST] = v;
+            return true;
+        }
+        if (fi >= 0) {
+            if (!types_valid(v, false))
+                return false;
+            c->mtrr_fixed[fi] = v;
+            return true;
+        }
+        return false;
+    }
+}
+
+enum vmm_action vmm_exit_rdmsr(struct vmm_vcpu *c, const struct hvm_exit *x)
+{
+    uint64_t v;
+    if (!msr_read(c, x->msr.msr, &v)) {
+        warn_once(c, x->msr.msr, false);
+        vmm_inject_exception(c, VEC_GP, true, 0);
+        return VMM_CONTINUE;
+    }
+    core_vcpu_set_gpr(c->h, HVM_RAX, (uint32_t)v);
+    core_vcpu_set_gpr(c->h, HVM_RDX, v >> 32);
+    core_vcpu_skip_insn(c->h, vmm_insn_len(c, x));
+    return VMM_CONTINUE;
+}
+
+enum vmm_action vmm_exit_wrmsr(struct vmm_vcpu *c, const struct hvm_exit *x)
+{
+    uint64_t v = (core_vcpu_get_gpr(c->h, HVM_RDX) << 32) | (uint32_t)core_vcpu_get_gpr(c->h, HVM_RAX);
+    if (!msr_write(c, x->msr.msr, v)) {
+        warn_once(c, x->msr.msr, true);
+        vmm_inject_exception(c, VEC_GP, true, 0);
+        return VMM_CONTINUE;
+    }
+    core_vcpu_skip_insn(c->h, vmm_insn_len(c, x));
+    return VMM_CONTINUE;
+}

@@ -1,0 +1,328 @@
+/* VM lifecycle in the monitor: config -> guest RAM and image -> vCPUs running ->
+ * stopped or restarted (DESIGN.md, "vmm/ vm, vcpu"). */
+#include "vmm/vm.h"
+#include "vmm/vmm.h"
+#include "vmm/exit.h"
+#include "vmm/loader/loader.h"
+#include "kernel/fmt.h"
+#include "kernel/log.h"
+#include "kernel/string.h"
+
+#include <stdarg.h>
+
+/* A guest that crashes again this soon after a restart is in a loop: stop it. */
+#define VMM_RESTART_MIN_NS (2000000000ull)
+#define VMM_RESTART_MAX    5
+
+static struct vmm_vm vms[CONFIG_MAX_VMS];
+static unsigned vm_count;
+
+/* ---- console: the guest's serial output, one tagged line at a time ---- */
+
+static void console_flush(struct vmm_vm *m)
+{
+    char out[VMM_LINE_MAX + CONFIG_NAME_MAX + 8];
+    int n = fmt_snprintf(out, sizeof out, "[%s] %.*s\n", m->conf.name, (int)m->line_len, m->line);
+    if (n > (int)sizeof out - 1)
+        n = (int)sizeof out - 1;
+    core_console_line(out, (size_t)n);
+    m->line_len = 0;
+}
+
+static void uart_tx(void *ctx, uint8_t byte)
+{
+    struct vmm_vm *m = ctx;
+    uint64_t flags = spin_lock_irqsave(&m->lock);
+    if (byte == '\n') {
+        console_flush(m);
+    } else if (byte != '\r') {
+        /* A guest's bytes reach the host console: keep them printable. */
+        m->line[m->line_len++] = (byte >= 0x20 && byte < 0x7f) || byte == '\t' ? (char)byte : '?';
+        if (m->line_len == VMM_LINE_MAX)
+            console_flush(m);
+    }
+    spin_unlock_irqrestore(&m->lock, flags);
+}
+
+static void uart_irq(void *ctx, bool level)
+{
+    /* No interrupt controller is modelled yet: the line goes nowhere. */
+    (void)ctx;
+    (void)level;
+}
+
+static uint8_t uart_port_read(void *ctx, uint16_t port)
+{
+    struct vmm_vm *m = ctx;
+    uint64_t flags = spin_lock_irqsave(&m->uart_lock);
+    uint8_t v = uart16550_read(&m->uart, port - 0x3f8);
+    spin_unlock_irqrestore(&m->uart_lock, flags);
+    return v;
+}
+
+static void uart_port_write(void *ctx, uint16_t port, uint8_t value)
+{
+    struct vmm_vm *m = ctx;
+    uint64_t flags = spin_lock_irqsave(&m->uart_lock);
+    uart16550_write(&m->uart, port - 0x3f8, value);
+    spin_unlock_irqrestore(&m->uart_lock, flags);
+}
+
+/* ---- boot state ---- */
+
+static struct hvm_segment seg(uint16_t sel, uint64_t base, uint32_t limit, uint32_t ar)
+{
+    return (struct hvm_segment){ .selector = sel, .base = base, .limit = limit, .ar = ar };
+}
+
+/* The register state each loader's entry mode promises (Multiboot §3.2 for 32-bit
+ * protected mode; real mode as after a BIOS far jump; 64-bit flat for ELF64). */
+static void boot_state(const struct loader_entry *e, unsigned vcpu_index, struct hvm_state *s)
+{
+    memset(s, 0, sizeof *s);
+    s->rflags = 0x2;
+    s->pat = 0x0007040600070406ull;  /* the reset value (SDM Vol. 3A §13.12.4) */
+    s->dr7 = 0x400;
+    s->seg[HVM_LDTR] = seg(0, 0, 0, HVM_AR_UNUSABLE);
+    s->seg[HVM_TR] = seg(0, 0, 0xffff, 0x8b);      /* busy TSS, as after reset */
+    s->gdtr.limit = 0xffff;
+    s->idtr.limit = 0xffff;
+    s->gpr[HVM_RAX] = e->rax;
+    s->gpr[HVM_RBX] = e->rbx;
+    s->gpr[HVM_RSI] = e->rsi;
+    s->gpr[HVM_RDX] = vcpu_index == 0 ? 0x600 : 0;  /* a family-6 signature, as after reset */
+    s->rip = e->rip;
+    switch (e->mode) {
+    case LOADER_MODE_REAL:
+        s->cr0 = 0x10;                              /* ET */
+        s->seg[HVM_CS] = seg(e->cs, (uint64_t)e->cs << 4, 0xffff, 0x9b);
+        for (int i = HVM_ES; i <= HVM_GS; i++)
+            if (i != HVM_CS)
+                s->seg[i] = seg(0, 0, 0xffff, 0x93);
+        s->idtr.limit = 0x3ff;
+        break;
+    case LOADER_MODE_PROT32:
+        s->cr0 = 0x11;                              /* PE, ET */
+        s->seg[HVM_CS] = seg(0x08, 0, 0xffffffff, 0xc09b);
+        for (int i = HVM_ES; i <= HVM_GS; i++)
+            if (i != HVM_CS)
+                s->seg[i] = seg(0x10, 0, 0xffffffff, 0xc093);
+        break;
+    case LOADER_MODE_LONG64:
+        s->cr0 = 0x80000011;                        /* PG, PE, ET */
+        s->cr4 = 0x20;                              /* PAE */
+        s->efer = 0x500;                            /* LME, LMA */
+        s->cr3 = e->cr3;
+        s->seg[HVM_CS] = seg(0x08, 0, 0xffffffff, 0xa09b);
+        for (int i = HVM_ES; i <= HVM_GS; i++)
+            if (i != HVM_CS)
+                s->seg[i] = seg(0x10, 0, 0xffffffff, 0xc093);
+        break;
+    }
+}
+
+static bool load_image(struct vmm_vm *m, struct loader_entry *entry)
+{
+    const struct config_vm *c = &m->conf;
+    struct guest_ram ram = { m->ram, m->ram_size };
+    struct loader_file kernel = { c->kernel, NULL, 0 };
+    struct loader_error err = { { 0 } };
+    const void *data;
+    size_t size;
+    if (!core_file(c->kernel, &data, &size)) {
+        log_error("vm %s: kernel %s is not on the boot medium; rebuild the image with "
+                  "`make image CONFIG=...` so that it includes the file", c->name, c->kernel);
+        return false;
+    }
+    kernel.data = data;
+    kernel.size = size;
+    bool ok = false;
+    switch (c->loader) {
+    case CONFIG_LOADER_MULTIBOOT: {
+        struct loader_file mods[CONFIG_MAX_MODULES];
+        for (unsigned i = 0; i < c->module_count; i++) {
+            if (!core_file(c->modules[i], &data, &size)) {
+                log_error("vm %s: module %s is not on the boot medium", c->name, c->modules[i]);
+                return false;
+            }
+            mods[i] = (struct loader_file){ c->modules[i], data, size };
+        }
+        ok = loader_multiboot(&ram, &kernel, mods, c->module_count, c->cmdline, entry, &err);
+        break;
+    }
+    case CONFIG_LOADER_ELF:
+        ok = loader_elf(&ram, &kernel, entry, &err);
+        break;
+    case CONFIG_LOADER_FLAT:
+    case CONFIG_LOADER_REALMODE:
+        ok = loader_flat(&ram, &kernel, c->load, c->have_entry ? c->entry : c->load,
+                         c->loader == CONFIG_LOADER_REALMODE, entry, &err);
+        break;
+    case CONFIG_LOADER_LINUX:
+        loader_fail(&err, "%s: the linux loader is not implemented yet", c->kernel);
+        break;
+    case CONFIG_LOADER_NONE:
+        loader_fail(&err, "no loader");
+        break;
+    }
+    if (!ok)
+        log_error("vm %s: %s", c->name, err.message);
+    return ok;
+}
+
+/* Loads the image and puts every vCPU in its boot state; vCPU 0 runs first, the
+ * others wait for a start-up IPI. */
+static bool vm_boot(struct vmm_vm *m)
+{
+    struct loader_entry entry;
+    if (!load_image(m, &entry))
+        return false;
+    for (unsigned i = 0; i < m->vcpu_count; i++) {
+        struct hvm_state s;
+        boot_state(&entry, i, &s);
+        core_vcpu_set_state(m->vcpus[i].h, &s);
+        vmm_vcpu_reset_msrs(&m->vcpus[i]);
+        /* The guest's TSC starts near zero (DESIGN.md, "CPUs and time"). */
+        m->vcpus[i].tsc_offset = -(int64_t)core_tsc();
+        core_vcpu_set_tsc_offset(m->vcpus[i].h, m->vcpus[i].tsc_offset);
+    }
+    m->started_ns = core_time_ns();
+    return true;
+}
+
+static const struct vmm_vcpu_ops vcpu_ops = { vmm_pre_entry, vmm_handle_exit };
+
+static bool vm_create(struct vmm_vm *m, const struct config_vm *c)
+{
+    m->conf = *c;
+    m->lock = (struct spinlock)SPINLOCK_INIT;
+    m->uart_lock = (struct spinlock)SPINLOCK_INIT;
+    m->vcpu_count = c->vcpus;
+    if (m->vcpu_count > VMM_MAX_VCPUS) {
+        log_error("vm %s: %u vCPUs asked, plinth gives a VM at most %d; lower vcpus=",
+                  c->name, c->vcpus, VMM_MAX_VCPUS);
+        return false;
+    }
+    m->vm = core_vm_create(c->memory);
+    if (m->vm < 0)
+        return false;
+    m->ram = core_vm_ram(m->vm, &m->ram_size);
+    uart16550_init(&m->uart, uart_tx, m, uart_irq, m);
+    io_bus_claim(&m->io, 0x3f8, 0x3ff, uart_port_read, uart_port_write, m);
+    for (unsigned i = 0; i < m->vcpu_count; i++) {
+        m->vcpus[i] = (struct vmm_vcpu){ .vm = m, .index = i };
+        m->vcpus[i].h = core_vcpu_create(m->vm, c->cpus, &vcpu_ops, &m->vcpus[i]);
+        if (m->vcpus[i].h < 0) {
+            log_error("vm %s: cannot create vCPU %u", c->name, i);
+            return false;
+        }
+    }
+    if (!vm_boot(m))
+        return false;
+    m->state = VMM_VM_RUNNING;
+    m->used = true;
+    return true;
+}
+
+int vmm_start(const struct config *cfg)
+{
+    int started = 0;
+    for (unsigned i = 0; i < cfg->vm_count; i++) {
+        struct vmm_vm *m = &vms[vm_count];
+        const struct config_vm *c = &cfg->vms[i];
+        if (!vm_create(m, c)) {
+            log_error("vm %s: not started", c->name);
+            for (unsigned j = 0; j < m->vcpu_count; j++)
+                if (m->vcpus[j].h >= 0)
+                    core_vcpu_destroy(m->vcpus[j].h);
+            if (m->vm >= 0)
+                core_vm_destroy(m->vm);
+            *m = (struct vmm_vm){ 0 };
+            continue;
+        }
+        vm_count++;
+        started++;
+        log_info("vm %s: started (%s, %lu MiB, %u vCPU%s, on CPU %u)", c->name,
+                 config_loader_name(c->loader), (unsigned long)(c->memory >> 20), c->vcpus,
+                 c->vcpus == 1 ? "" : "s", core_vcpu_cpu(m->vcpus[0].h));
+    }
+    for (unsigned i = 0; i < vm_count; i++)
+        core_vcpu_kick(vms[i].vcpus[0].h);
+    if (started == 0)
+        core_all_vms_stopped();
+    return started;
+}
+
+static void log_exit_counts(struct vmm_vm *m)
+{
+    uint64_t total[HVM_EXIT_REASON_COUNT] = { 0 };
+    for (unsigned i = 0; i < m->vcpu_count; i++) {
+        uint64_t c[HVM_EXIT_REASON_COUNT];
+        core_vcpu_exit_counts(m->vcpus[i].h, c);
+        for (int r = 0; r < HVM_EXIT_REASON_COUNT; r++)
+            total[r] += c[r];
+    }
+    char buf[400];
+    size_t n = 0;
+    for (int r = 0; r < HVM_EXIT_REASON_COUNT && n < sizeof buf; r++)
+        if (total[r])
+            n += (size_t)fmt_snprintf(buf + n, sizeof buf - n, "%s%s %lu", n ? ", " : "",
+                                      hvm_exit_reason_name((enum hvm_exit_reason)r), (unsigned long)total[r]);
+    log_info("vm %s: exits: %s", m->conf.name, n ? buf : "none");
+}
+
+static bool all_stopped(void)
+{
+    for (unsigned i = 0; i < vm_count; i++)
+        if (vms[i].state != VMM_VM_STOPPED)
+            return false;
+    return true;
+}
+
+enum vmm_action vmm_vm_stop(struct vmm_vcpu *c, bool crashed, const char *fmt, ...)
+{
+    struct vmm_vm *m = c->vm;
+    char reason[200];
+    va_list ap;
+    va_start(ap, fmt);
+    fmt_vsnprintf(reason, sizeof reason, fmt, ap);
+    va_end(ap);
+
+    if (crashed && m->conf.on_crash == CONFIG_CRASH_RESTART && m->vcpu_count == 1) {
+        bool looping = core_time_ns() - m->started_ns < VMM_RESTART_MIN_NS && m->restarts >= VMM_RESTART_MAX;
+        if (!looping) {
+            m->restarts++;
+            log_warn("vm %s: %s; restarting (on_crash = restart, restart %u)", m->conf.name, reason, m->restarts);
+            core_vm_ram_clear(m->vm);
+            if (vm_boot(m))
+                return VMM_CONTINUE;
+            fmt_snprintf(reason, sizeof reason, "restart failed");
+        } else {
+            fmt_snprintf(reason + strlen(reason), sizeof reason - strlen(reason),
+                         "; crashed %u times in a row, not restarting again", m->restarts);
+        }
+    }
+    uint64_t flags = spin_lock_irqsave(&m->lock);
+    bool first = m->state != VMM_VM_STOPPED;
+    m->state = VMM_VM_STOPPED;
+    if (first && m->line_len)
+        console_flush(m);
+    spin_unlock_irqrestore(&m->lock, flags);
+    if (!first)
+        return VMM_STOP;
+    for (unsigned i = 0; i < m->vcpu_count; i++)
+        if (&m->vcpus[i] != c)
+            core_vcpu_stop(m->vcpus[i].h);
+    log_info("vm %s: stopped (%s)", m->conf.name, reason);
+    log_exit_counts(m);
+    if (all_stopped())
+        core_all_vms_stopped();
+    return VMM_STOP;
+}
+
+void vmm_inject_exception(struct vmm_vcpu *c, uint8_t vector, bool has_error, uint32_t error)
+{
+    struct hvm_event e = { .type = HVM_EVENT_EXCEPTION, .vector = vector, .has_error = has_error,
+                           .error_code = error };
+    core_vcpu_inject(c->h, &e);
+}
