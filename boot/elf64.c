@@ -11,7 +11,7 @@
 #define ELFDATA2LSB   1
 #define EV_CURRENT    1
 
-/* Ehdr field offsets (ELF-64 Object File Format §3, Figure 2). */
+/* Ehdr field offsets (ELF-64 Object File Format, "File header"). */
 #define EH_TYPE       16
 #define EH_MACHINE    18
 #define EH_VERSION    20
@@ -20,7 +20,7 @@
 #define EH_PHENTSIZE  54
 #define EH_PHNUM      56
 
-/* Phdr field offsets (§7, Figure 7). */
+/* Phdr field offsets (ELF-64 Object File Format, "Program header table"). */
 #define PH_TYPE       0
 #define PH_FLAGS      4
 #define PH_OFFSET     8

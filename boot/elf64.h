@@ -1,7 +1,7 @@
 /* ELF64 executables held in a buffer: validation, load span, segment iteration.
  * Pure (no UEFI, no core), so that BOOTX64.EFI, the guest ELF loader and the host
  * unit tests share it.  Field layouts: System V gABI, "ELF-64 Object File Format"
- * 1.5 (header §3, program header §7), machine number from the psABI (x86-64). */
+ * 1.5 ("File header", "Program header table"); machine number from the x86-64 psABI. */
 #ifndef PLINTH_BOOT_ELF64_H
 #define PLINTH_BOOT_ELF64_H
 

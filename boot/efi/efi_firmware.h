@@ -16,7 +16,7 @@
 uint32_t efi_rsdp_len(const uint8_t *r);
 
 /* Position of the lowest set bit of a GOP channel mask, and the length of the run
- * of ones from there (UEFI 2.10 §12.9.2, EFI_PIXEL_BITMASK). */
+ * of ones from there (UEFI 2.10 §12.9, EFI_PIXEL_BITMASK). */
 uint8_t efi_mask_pos(uint32_t mask);
 uint8_t efi_mask_size(uint32_t mask);
 /* Bits per pixel of a bit-mask pixel (all four masks or-ed): 8, 16, 24 or 32. */

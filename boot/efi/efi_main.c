@@ -192,7 +192,7 @@ static EFI_STATUS loader_read_file(struct loader *l, const char *path, UINT64 *p
     st = loader_alloc(file_size, &buf);
     if (EFI_ERROR(st)) {
         fh->Close(fh);
-        *why = "there is not enough memory below the firmware to hold it";
+        *why = "there is not enough free memory to hold it";
         return st;
     }
     UINT64 done = 0;
@@ -434,7 +434,7 @@ static void loader_find_framebuffer(struct loader *l)
     fb->phys = gop->Mode->FrameBufferBase;
     fb->width = info->HorizontalResolution;
     fb->height = info->VerticalResolution;
-    /* The two fixed formats are 32 bits per pixel (UEFI 2.10 §12.9.1); a bit-mask
+    /* The two fixed formats are 32 bits per pixel (UEFI 2.10 §12.9); a bit-mask
      * format is as wide as its highest mask bit. */
     fb->pitch = info->PixelsPerScanLine * (bpp / 8);
     fb->bpp = (UINT8)bpp;
@@ -474,10 +474,13 @@ static EFI_STATUS loader_build_page_tables(struct loader *l)
     if (ps == EFI_PT_OK)
         ps = efi_pt_build(&l->pt, top, KERNEL_VMA + KERNEL_LMA, l->kernel_phys,
                           l->kernel_span);
+    if (ps == EFI_PT_ERR_RANGE)
+        return LOADER_FAIL(EFI_UNSUPPORTED, L"cannot build page tables: the firmware's "
+                           L"memory map reaches 0x%lx, beyond what 4-level paging maps. "
+                           L"Remove memory or boot plinth.iso through GRUB", top);
     if (ps != EFI_PT_OK)
-        return LOADER_FAIL(EFI_LOAD_ERROR, L"cannot build page tables for physical memory "
-                           L"up to 0x%lx (error %d). The firmware's memory map reaches "
-                           L"beyond what 4-level paging maps", top, (int)ps);
+        return LOADER_FAIL(EFI_LOAD_ERROR, L"internal error: building page tables up to "
+                           L"0x%lx failed (efi_pt status %d). Report this bug", top, (int)ps);
     return EFI_SUCCESS;
 }
 
@@ -531,7 +534,8 @@ static void __attribute__((noreturn)) loader_enter(struct loader *l)
     __builtin_unreachable();
 }
 
-static void __attribute__((noreturn)) loader_exit_and_enter(struct loader *l)
+/* Returns only if it fails before ExitBootServices. */
+static EFI_STATUS loader_exit_and_enter(struct loader *l)
 {
     /* Room for the map to grow by a few descriptors while we allocate it. */
     UINTN map_size = 0, key, desc_size = 0;
@@ -539,11 +543,9 @@ static void __attribute__((noreturn)) loader_exit_and_enter(struct loader *l)
     EFI_STATUS st = BS->GetMemoryMap(&map_size, NULL, &key, &desc_size, &desc_ver);
     UINTN buf_size = map_size + 16 * (desc_size ? desc_size : 64);
     UINT64 buf;
-    if (st != EFI_BUFFER_TOO_SMALL || EFI_ERROR(loader_alloc(buf_size, &buf))) {
-        LOADER_FAIL(EFI_OUT_OF_RESOURCES, L"cannot read the firmware's memory map (%r). "
-                    L"Give the machine more memory", st);
-        loader_halt();
-    }
+    if (st != EFI_BUFFER_TOO_SMALL || EFI_ERROR(loader_alloc(buf_size, &buf)))
+        return LOADER_FAIL(EFI_OUT_OF_RESOURCES, L"cannot read the firmware's memory map "
+                           L"(%r). Give the machine more memory", st);
 
     /* UEFI 2.10 §7.4.6: a stale map key makes ExitBootServices fail, and then only
      * GetMemoryMap and ExitBootServices may be called; retry once with a fresh map. */
@@ -626,5 +628,5 @@ EFI_STATUS efi_main(EFI_HANDLE image, EFI_SYSTEM_TABLE *systab)
 
     Print(L"plinth: loaded plinth.elf at 0x%lx, %d files; starting the core\n",
           l.kernel_phys, (int)l.bi->module_count);
-    loader_exit_and_enter(&l);
+    return loader_exit_and_enter(&l);
 }

@@ -1,7 +1,7 @@
 /* UEFI memory map conversion (see efi_mmap.h). */
 #include "boot/efi/efi_mmap.h"
 
-/* EFI_MEMORY_TYPE values, UEFI 2.10 §7.2.1 Table 7-5. */
+/* EFI_MEMORY_TYPE values, UEFI 2.10 §7.2.1 (AllocatePages). */
 #define UEFI_LOADER_CODE           1
 #define UEFI_LOADER_DATA           2
 #define UEFI_BOOT_SERVICES_CODE    3

@@ -1,7 +1,7 @@
 /* Boot page tables (see efi_pagetable.h).  4-level paging, Intel SDM Vol. 3A §4.5:
  * PML4 (bits 47:39) -> PDPT (38:30) -> PD (29:21) whose entries map 2 MiB pages
  * (PS = 1).  No NX bit is set anywhere, so the tables work whatever EFER.NXE the
- * firmware left (a set XD bit with NXE clear is a reserved-bit fault, §4.5.4). */
+ * firmware left (a set XD bit with NXE clear is a reserved-bit fault, §4.5). */
 #include "boot/efi/efi_pagetable.h"
 
 #include <stdbool.h>
