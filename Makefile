@@ -118,10 +118,10 @@ unit: $(UNIT_BINS)
 boot-test: all
 	PLINTH_BUILD=$(BUILD) $(PYTHON) -m pytest -v -p no:cacheprovider tests/boot $(PYTEST_ARGS)
 
+# The boot tests run even when a unit test failed, so that one run shows every failure.
 test: deps
 	$(MAKE) all
-	$(MAKE) unit
-	$(MAKE) boot-test
+	@status=0; $(MAKE) unit || status=1; $(MAKE) boot-test || status=1; exit $$status
 
 bench: deps all
 	@echo "bench: no benchmarks yet"
