@@ -15,6 +15,8 @@
 #include "arch/x86_64/apic/lapic.h"
 #include "arch/x86_64/apic/timer.h"
 #include "kernel/smp.h"
+#include "kernel/pmm.h"
+#include "arch/x86_64/cpu/paging.h"
 
 #include <stddef.h>
 
@@ -82,8 +84,12 @@ void kmain(uint64_t magic, uint64_t info, uint64_t phys_base)
     /* BOOT-SEQUENCE: each step below is one module's entry point.  A step still
      * commented out is being written; uncomment it when its module lands.
      *
-     * pmm_init(&boot_info);            physical pages from the memory map
-     * paging_init(&boot_info);         plinth's own page tables, direct map, W^X
+     */
+    pmm_init(&boot_info);            /* physical pages from the memory map */
+    paging_init(&boot_info);         /* plinth's own page tables, direct map, W^X */
+    log_info("mem: %lu MiB total, %lu MiB free", (unsigned long)(pmm_total_bytes() >> 20),
+             (unsigned long)(pmm_free_bytes() >> 20));
+    /*
      * cpu_tables_init(0);              per-CPU GDT/TSS/IST stacks for the BSP
      * acpi_init(&boot_info);           MADT/FADT/MCFG/HPET/DMAR/SPCR
      * serial: switch to the SPCR port if ACPI names one

@@ -23,4 +23,11 @@ void     pmm_free_pages(uint64_t phys, size_t npages);
 uint64_t pmm_total_bytes(void);   /* usable RAM the firmware reported */
 uint64_t pmm_free_bytes(void);
 
+/* RAM above this is ignored: the direct map (arch/x86_64/cpu/paging.h) spans 64 TiB. */
+#define PMM_MAX_PHYS (1ull << 46)
+/* Until the direct map exists only the boot path's identity map (the first 4 GiB)
+ * reaches physical memory, so the allocator hands out pages below 4 GiB only;
+ * paging_init calls this once its direct map is live. */
+void     pmm_allow_above_4g(void);
+
 #endif

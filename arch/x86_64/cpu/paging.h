@@ -6,6 +6,7 @@
 #include "boot/bootinfo.h"
 #include <stdint.h>
 #include <stddef.h>
+#include <stdbool.h>
 
 #define DIRECT_MAP_BASE 0xFFFF800000000000ull
 
@@ -23,7 +24,24 @@ void *mmio_map(uint64_t phys, size_t size);
 uint64_t stack_alloc(size_t size);
 /* Identity-maps [phys, phys+size) executable, for the AP trampoline's mode switch. */
 int   paging_identity_map(uint64_t phys, size_t size);
-/* Physical address of the core's top-level table (for APs' CR3). */
+/* Physical address of the core's top-level table (for APs' CR3); below 4 GiB, so a
+ * 32-bit trampoline can load it. */
 uint64_t paging_kernel_cr3(void);
+
+/* The core's virtual layout (one PML4 slot = 512 GiB). */
+#define DIRECT_MAP_SIZE    (1ull << 46)             /* 64 TiB: PML4 slots 256..383 */
+#define STACK_WINDOW_BASE  0xFFFFFE0000000000ull    /* stack_alloc: PML4 slot 508 */
+#define MMIO_WINDOW_BASE   0xFFFFFF0000000000ull    /* mmio_map: PML4 slot 510 */
+#define PAGING_WINDOW_SIZE (1ull << 39)
+
+/* EFER bits besides LME that the core's tables need before a CPU loads
+ * paging_kernel_cr3(): EFER_NXE when the tables use NX (0 otherwise).  An AP's
+ * trampoline must set them before enabling paging, or NX bits fault as reserved. */
+uint64_t paging_required_efer(void);
+/* Per-CPU paging state for an AP already on paging_kernel_cr3(): EFER.NXE, CR0.WP,
+ * CR4.PGE, the power-up PAT. */
+void  paging_cpu_init(void);
+/* True when phys_to_virt(phys) is valid for size bytes (write-back RAM). */
+bool  paging_is_direct_mapped(uint64_t phys, uint64_t size);
 
 #endif
