@@ -5,6 +5,7 @@
 #include "arch/x86_64/cpu/cpu.h"
 #include "arch/x86_64/cpu/gdt.h"
 #include "arch/x86_64/cpu/paging.h"
+#include "arch/x86_64/cpu/trap.h"
 #include "arch/x86_64/apic/lapic.h"
 #include "drivers/acpi.h"
 
@@ -18,6 +19,9 @@
 /* How long an AP has to report in after its Startup IPIs.  The AP's path is a few
  * thousand instructions; this leaves room for slow emulators. */
 #define SMP_REPORT_TIMEOUT_US 1000000
+
+/* Wakes idle APs to look at smp_ap_main; the handler only acknowledges it. */
+#define SMP_WAKE_VECTOR       0xf1
 
 /* Stages the trampoline writes (arch/x86_64/cpu/ap_trampoline.asm). */
 #define AP_STAGE_NONE 0
@@ -62,8 +66,8 @@ static struct cpu smp_cpus[SMP_MAX_CPUS];
 static uint32_t smp_cpu_slots = 1;          /* entries of smp_cpus in use */
 static uint32_t smp_online = 1;
 static bool smp_gs_ready;                   /* this_cpu() may read %gs */
-static bool smp_aps_touched;                /* we sent an AP an INIT */
 static volatile bool smp_stop_requested;
+static void (*volatile smp_ap_main)(void);
 
 static uint64_t smp_tramp_phys;
 static struct ap_trampoline_data *smp_tramp_data;
@@ -104,12 +108,19 @@ int smp_send_ipi(uint32_t cpu_index, uint8_t vector)
 void smp_stop_other_cpus(void)
 {
     __atomic_store_n(&smp_stop_requested, true, __ATOMIC_SEQ_CST);
-    /* Before smp_init the other CPUs are still the firmware's: an NMI could land in
-     * code that is gone.  After it, every AP we touched is ours (running, or parked by
-     * INIT, where an NMI is not taken). */
-    if (!lapic_ready() || !__atomic_load_n(&smp_aps_touched, __ATOMIC_ACQUIRE))
+    if (!lapic_ready())
         return;
-    lapic_send_ipi(0, ICR_DELIVERY_NMI | ICR_LEVEL_ASSERT | ICR_DEST_ALL_BUT_SELF);
+    /* One NMI per online CPU rather than the all-but-self shorthand: CPUs plinth never
+     * started (beyond SMP_MAX_CPUS, or not addressable) still run firmware code that
+     * may be gone, and an NMI there could triple-fault and reset the machine over the
+     * panic report.  An AP still on its way up halts in smp_idle instead. */
+    uint32_t me = lapic_id();
+    uint32_t slots = __atomic_load_n(&smp_cpu_slots, __ATOMIC_ACQUIRE);
+    for (uint32_t i = 0; i < slots && i < SMP_MAX_CPUS; i++) {
+        struct cpu *c = &smp_cpus[i];
+        if (__atomic_load_n(&c->online, __ATOMIC_ACQUIRE) && c->apic_id != me)
+            lapic_send_ipi(c->apic_id, ICR_DELIVERY_NMI | ICR_LEVEL_ASSERT);
+    }
 }
 
 bool smp_stopping(void)
@@ -117,11 +128,37 @@ bool smp_stopping(void)
     return __atomic_load_n(&smp_stop_requested, __ATOMIC_ACQUIRE);
 }
 
+static void smp_wake_handler(struct trap_frame *tf)
+{
+    (void)tf;
+    lapic_eoi();
+}
+
+void smp_release_aps(void (*fn)(void))
+{
+    __atomic_store_n(&smp_ap_main, fn, __ATOMIC_RELEASE);
+    for (uint32_t i = 1; i < smp_cpu_slots; i++)
+        if (smp_cpus[i].online && smp_send_ipi(i, SMP_WAKE_VECTOR))
+            log_warn("smp: the wake-up IPI to cpu %u was not accepted; it starts work at "
+                     "its next interrupt", i);
+}
+
 static __attribute__((noreturn)) void smp_idle(void)
 {
+    bool ran = false;
     for (;;) {
         if (smp_stopping())
             cpu_halt_forever();
+        void (*fn)(void) = __atomic_load_n(&smp_ap_main, __ATOMIC_ACQUIRE);
+        if (fn && !ran) {
+            ran = true;
+            cli();
+            fn();
+            /* fn is documented never to return; if it does, idle rather than fall
+             * off the end of the AP's stack. */
+            log_error("smp: cpu %u: the function smp_release_aps gave returned; idling",
+                      this_cpu()->index);
+        }
         /* sti's one-instruction shadow keeps an interrupt from slipping in before hlt. */
         __asm__ volatile("sti; hlt" ::: "memory");
     }
@@ -238,7 +275,6 @@ static bool smp_start_ap(uint32_t index, uint32_t apic_id)
     td->stack = stack;
     td->cpu_index = index;
     td->stage = AP_STAGE_NONE;
-    __atomic_store_n(&smp_aps_touched, true, __ATOMIC_SEQ_CST);
 
     uint8_t vector = (uint8_t)(smp_tramp_phys >> 12);
     int err = lapic_send_ipi(apic_id, ICR_DELIVERY_INIT | ICR_LEVEL_ASSERT);
@@ -282,6 +318,10 @@ void smp_init(void)
     bsp->online = true;
     wrmsr(MSR_GS_BASE, (uint64_t)(uintptr_t)bsp);
     __atomic_store_n(&smp_gs_ready, true, __ATOMIC_RELEASE);
+
+    if (trap_register(SMP_WAKE_VECTOR, smp_wake_handler))
+        log_warn("smp: vector %#x is taken; smp_release_aps will wait for the APs' next "
+                 "interrupt", SMP_WAKE_VECTOR);
 
     const struct acpi_info *acpi = acpi_get();
     if (!acpi || acpi->cpu_count == 0) {
@@ -335,7 +375,7 @@ void smp_init(void)
         }
         /* Indices stay dense over the CPUs that came up. */
         if (smp_start_ap(smp_cpu_slots, ac->apic_id))
-            smp_cpu_slots++;
+            __atomic_store_n(&smp_cpu_slots, smp_cpu_slots + 1, __ATOMIC_RELEASE);
     }
 
     /* The temporary tables are only read on the way to the kernel's CR3. */

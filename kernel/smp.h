@@ -28,6 +28,10 @@ void smp_stop_other_cpus(void);
 int  smp_send_ipi(uint32_t cpu_index, uint8_t vector);
 /* True once smp_stop_other_cpus has been called: an idle CPU halts for good. */
 bool smp_stopping(void);
+/* Hands every AP from its idle loop to fn (e.g. the scheduler's per-CPU loop, which
+ * never returns); APs that come online later go there directly.  Call on the boot
+ * CPU after smp_init, once. */
+void smp_release_aps(void (*fn)(void));
 /* The trampoline's C entry on each AP (arch/x86_64/cpu/ap_trampoline.asm). */
 void smp_ap_entry(uint32_t index);
 
