@@ -10,11 +10,21 @@
 #define ACPI_MAX_CPUS    256
 #define ACPI_MAX_IOAPICS 8
 #define ACPI_MAX_MCFG    8
+#define ACPI_MAX_ISOS    24
 
 struct acpi_cpu {
     uint32_t apic_id;
     uint32_t acpi_uid;
     bool     x2apic_entry;   /* from a Local x2APIC structure */
+    bool     online_capable; /* listed disabled but hot-pluggable: may not answer INIT-SIPI */
+};
+
+/* An ISA interrupt that is not identity-mapped to a GSI (MADT type 2, ACPI 6.5
+ * §5.2.12.5), e.g. the PIT's IRQ 0 on GSI 2. */
+struct acpi_iso {
+    uint8_t  source;         /* ISA IRQ */
+    uint32_t gsi;
+    uint16_t flags;          /* MPS INTI flags: polarity bits 1:0, trigger mode bits 3:2 */
 };
 
 struct acpi_ioapic {
@@ -62,7 +72,26 @@ struct acpi_info {
     bool     have_spcr;
     struct acpi_gas spcr_addr;
     uint32_t warnings;             /* how many problems were warned about */
+    /* Added after the first version of this interface. */
+    uint32_t iso_count;
+    struct acpi_iso isos[ACPI_MAX_ISOS];
+    uint8_t  fadt_revision;
+    bool     hw_reduced;           /* FADT HW_REDUCED_ACPI: no PM1 blocks, no PM timer */
+    struct acpi_gas sleep_control; /* FADT SLEEP_CONTROL_REG, addr 0 if absent */
+    uint32_t smi_cmd;              /* I/O port of the ACPI enable handshake, 0 if none */
+    uint8_t  acpi_enable;          /* value written to smi_cmd to enter ACPI mode */
+    uint16_t iapc_boot_arch;       /* FADT IAPC_BOOT_ARCH (bit 1: 8042 present) */
+    uint64_t dsdt_addr;            /* the DSDT used, 0 if none */
+    uint64_t dmar_addr;            /* DMAR table (validated), for the IOMMU driver */
+    uint32_t dmar_len;
+    uint8_t  spcr_interface;       /* SPCR interface type (DBG2 serial subtype) */
 };
+
+/* FADT flag bits (ACPI 6.5 §5.2.9, Tables 5.10 and 5.11). */
+#define ACPI_FADT_TMR_VAL_EXT      (1u << 8)
+#define ACPI_FADT_RESET_REG_SUP    (1u << 10)
+#define ACPI_FADT_HW_REDUCED_ACPI  (1u << 20)
+#define ACPI_IAPC_8042             (1u << 1)
 
 /* How the parser reads physical memory: the core passes its direct map; unit tests
  * pass a function over byte arrays.  Returns NULL for memory it cannot reach. */
@@ -80,5 +109,9 @@ const struct acpi_info *acpi_get(void);
 void acpi_poweroff(void);
 /* FADT reset register, then 0xCF9, then the keyboard controller; returns only if all failed. */
 void acpi_reset(void);
+
+/* The I/O port of the 16550 the SPCR names as the firmware's console, or 0 when
+ * there is no SPCR, it names another kind of UART, or a memory-mapped one. */
+uint16_t acpi_spcr_io_port(const struct acpi_info *info);
 
 #endif

@@ -3,6 +3,7 @@
 #include "boot/multiboot2/mb2_parse.h"
 #include "arch/x86_64/cpu/cpu.h"
 #include "drivers/serial.h"
+#include "drivers/acpi.h"
 #include "drivers/fbcon.h"
 #include "arch/x86_64/cpu/cpuinfo.h"
 #include "arch/x86_64/hvm.h"
@@ -91,9 +92,21 @@ void kmain(uint64_t magic, uint64_t info, uint64_t phys_base)
              (unsigned long)(pmm_free_bytes() >> 20));
     /*
      * cpu_tables_init(0);              per-CPU GDT/TSS/IST stacks for the BSP
-     * acpi_init(&boot_info);           MADT/FADT/MCFG/HPET/DMAR/SPCR
-     * serial: switch to the SPCR port if ACPI names one
      */
+    acpi_init(&boot_info);           /* MADT/FADT/MCFG/HPET/DMAR/SPCR */
+    {   /* serial: switch to the SPCR port if ACPI names one: that is where the
+         * firmware's console, and so whoever watches this machine, is. */
+        uint16_t spcr = acpi_spcr_io_port(acpi_get()), was = serial_port();
+        if (spcr && spcr != was) {
+            log_info("serial: ACPI SPCR names the console at port %#x; moving there from %#x",
+                     spcr, was);
+            if (serial_init(spcr))
+                log_info("serial: console on port %#x (ACPI SPCR), was %#x", spcr, was);
+            else
+                log_warn("serial: no UART answers at port %#x that ACPI SPCR names; the "
+                         "console stays on %#x", spcr, was);
+        }
+    }
     fbcon_init(&boot_info.fb);       /* framebuffer text console, if any */
     cpuinfo_log(); virt_log();       /* "cpu: ..." and "virt: ..." lines */
     lapic_init(); timer_calibrate(); /* local APIC, TSC/APIC timer frequencies */
@@ -105,5 +118,11 @@ void kmain(uint64_t magic, uint64_t info, uint64_t phys_base)
 
     selftest_run();                  /* plinth.selftest=<name> on the command line */
     log_info("boot: done");
+    /* No guests exist yet, and the default plinth.cfg says on_idle = poweroff: until
+     * the config parser lands, powering off is the idle action. */
+    log_info("power: off");
+    acpi_poweroff();
+    log_error("power: ACPI poweroff failed (cause above); halting: switch the machine off "
+              "by hand");
     cpu_halt_forever();
 }
