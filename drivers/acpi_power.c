@@ -84,7 +84,7 @@ static bool acpi_gas_write8(const struct acpi_gas *g, uint8_t v)
 
 /* Firmware that boots in legacy mode routes power events to SMM and may ignore
  * SLP_EN until the OS has claimed ACPI mode by writing ACPI_ENABLE to SMI_CMD and
- * seeing SCI_EN come up (ACPI 6.5 §16.3.1). */
+ * seeing SCI_EN come up (ACPI 6.5 §5.2.9, the FADT's SMI_CMD and ACPI_ENABLE). */
 static void acpi_enter_acpi_mode(const struct acpi_info *ai)
 {
     if (inw((uint16_t)ai->pm1a_cnt) & PM1_SCI_EN)
@@ -154,9 +154,10 @@ void acpi_poweroff(void)
      * simulation ("ACPI control: soft power off", exit status 1 like every Bochs exit).
      *
      * ACPI 6.5 §4.8.3.2.1: S5 is entered by writing \_S5's SLP_TYPa/b to PM1a/b_CNT
-     * with SLP_EN set.  SLP_TYP goes in first and SLP_EN in a second write, because
-     * some chipsets latch the type only when it is already in place as SLP_EN rises;
-     * every other bit is written back as read. */
+     * with SLP_EN set.  SLP_TYP goes in first and SLP_EN in a second write, so the
+     * type is in place before the enable bit arrives however the chipset samples
+     * them (one write is what the spec describes; the extra one is harmless).  Every
+     * other bit is written back as read. */
     uint16_t a = (uint16_t)(inw((uint16_t)ai->pm1a_cnt) & ~(PM1_SLP_TYP_MASK | PM1_SLP_EN));
     a |= (uint16_t)(ai->slp_typa << PM1_SLP_TYP_SHIFT);
     uint16_t b = 0;
