@@ -196,6 +196,15 @@ static __attribute__((noinline)) void selftest_smp_fault(void)
     log_error("selftest: smp-fault: cpu 1 never ran the handler of vector %#x", SELFTEST_VECTOR_SMP);
 }
 
+/* Waits, halted, for an NMI from outside (QEMU's monitor command "nmi"), which must be
+ * reported on the NMI's IST stack.  Waits forever when none comes. */
+static __attribute__((noinline)) void selftest_nmi(void)
+{
+    log_info("selftest: nmi: waiting for an NMI");
+    for (;;)
+        __asm__ volatile("cli; hlt" ::: "memory");
+}
+
 struct selftest {
     const char *name;
     void (*run)(void);
@@ -209,6 +218,7 @@ static const struct selftest selftests[] = {
     { "panic",          selftest_panic },
     { "irq",            selftest_irq },
     { "smp-fault",      selftest_smp_fault },
+    { "nmi",            selftest_nmi },
 };
 
 void selftest_run(void)
@@ -224,5 +234,5 @@ void selftest_run(void)
         }
     }
     log_error("selftest: unknown self-test '%s' on the command line; known: pagefault, ud, "
-              "divide, stack-overflow, panic, irq, smp-fault", name);
+              "divide, stack-overflow, panic, irq, smp-fault, nmi", name);
 }

@@ -79,15 +79,19 @@ def monitor_command(path, command):
         return out.decode(errors="replace")
 
 
-def boot(argv, log_path, timeout, done, monitor=None):
+def boot(argv, log_path, timeout, done, monitor=None, ready=None, command=None):
     """Runs argv until the serial log contains done (then SETTLE_SECONDS more) or the
-    timeout passes.  Returns (log, exit status or None when it was still running, the
+    timeout passes; when ready shows up in the log first, sends command to the
+    monitor.  Returns (log, exit status or None when it was still running, the
     monitor's "info registers -a" taken then, or "")."""
     proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                             stderr=subprocess.DEVNULL, cwd=str(log_path.parent))
     try:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline and proc.poll() is None:
+            if ready and ready in read_log(log_path):
+                monitor_command(monitor, command)
+                ready = None
             if done in read_log(log_path):
                 time.sleep(SETTLE_SECONDS)
                 break
@@ -102,7 +106,7 @@ def boot(argv, log_path, timeout, done, monitor=None):
         proc.wait()
 
 
-def boot_qemu(tmp_path, cmdline, done=HALTED, timeout=90, smp=1):
+def boot_qemu(tmp_path, cmdline, done=HALTED, timeout=90, smp=1, ready=None, command=None):
     """Boots under QEMU; returns (log, status, registers of every CPU at the end)."""
     iso = make_iso(tmp_path, cmdline)
     log_path = tmp_path / "serial.log"
@@ -110,7 +114,8 @@ def boot_qemu(tmp_path, cmdline, done=HALTED, timeout=90, smp=1):
     return boot(["qemu-system-x86_64", "-accel", "tcg", "-cpu", "max", "-m", "256",
                  "-smp", str(smp), "-cdrom", str(iso), "-serial", f"file:{log_path}",
                  "-display", "none", "-nic", "none", "-no-reboot",
-                 "-monitor", f"unix:{monitor},server,nowait"], log_path, timeout, done, monitor)
+                 "-monitor", f"unix:{monitor},server,nowait"], log_path, timeout, done, monitor,
+                ready, command)
 
 
 def boot_bochs(tmp_path, cmdline, done=HALTED, timeout=240):
@@ -159,6 +164,9 @@ def check_report(name, log, status, header=None, function=None):
         f"no stack trace frame naming {function}"
     if name != "smp-fault":
         assert re.search(FRAME % "kmain", report, re.MULTILINE), "the trace does not reach kmain"
+    if name not in ("panic", "nmi"):
+        assert re.search(r"^  rip 0x[0-9a-f]{16} selftest_\w", report, re.MULTILINE), \
+            "the faulting rip is not named"
     if name != "panic":
         for reg in ("rax", "rbx", "rcx", "rdx", "rsi", "rdi", "rbp", "rsp", "r8 ", "r9 ",
                     "r10", "r11", "r12", "r13", "r14", "r15", "rip", "rflags",
@@ -167,8 +175,6 @@ def check_report(name, log, status, header=None, function=None):
                 f"register dump lacks {reg.strip()}"
         assert re.search(r"\bcs=0008 ss=0010 error code=0x[0-9a-f]+|\bcs=0008 ss=0010 error code=0\b",
                          report), "register dump lacks cs/ss/error code"
-        assert re.search(r"^  rip 0x[0-9a-f]{16} selftest_\w", report, re.MULTILINE), \
-            "the faulting rip is not named"
     if name == "pagefault":
         m = re.search(r"reading (0x[0-9a-f]+), in a stack's guard page", log)
         assert m, "the self-test did not say which address it reads"
@@ -270,6 +276,18 @@ def test_selftest_stack_overflow_bochs(tmp_path):
     log, status = boot_bochs(tmp_path, "plinth.selftest=stack-overflow")
     show(log)
     check_report("stack-overflow", log, status)
+
+
+def test_nmi_qemu(tmp_path):
+    """An NMI from the platform with no panic in progress is fatal, and is reported on
+    the NMI's own IST stack."""
+    log, status, regs = boot_qemu(tmp_path, "plinth.selftest=nmi",
+                                  ready="selftest: nmi: waiting for an NMI", command="nmi")
+    show(log)
+    header = r"PANIC: Non-Maskable Interrupt \(NMI\) on cpu 0"
+    check_report("nmi", log, status, header=header, function="selftest_nmi")
+    assert "reported on the IST2 stack" in log
+    check_halted_cpus(regs, 1, {})
 
 
 def test_selftest_irq_qemu(tmp_path):

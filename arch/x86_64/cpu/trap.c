@@ -101,6 +101,11 @@ static void trap_explain(const struct trap_frame *tf, uint64_t cr2)
                          (ec & 2) ? "IDT" : (ec & 4) ? "LDT" : "GDT",
                          (ec & 1) ? " (external event)" : "");
         break;
+    case EXC_NMI:
+        panic_printf("  an NMI with no panic in progress: plinth sends none otherwise, so it "
+                     "came from the platform (a hardware error such as a PCI SERR or an "
+                     "I/O channel check)");
+        break;
     case EXC_DF:
         panic_printf("  a fault while delivering another; with guard-paged stacks this is "
                      "most often a stack overflow (see rsp)");
