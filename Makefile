@@ -14,7 +14,7 @@ PYTHON     := /usr/bin/python3
 
 # ---- the core (plinth.elf) -------------------------------------------------------
 CORE_DIRS  := boot/multiboot2 arch/x86_64 kernel drivers vmm
-CORE_C     := $(sort $(shell find $(CORE_DIRS) -name '*.c' 2>/dev/null))
+CORE_C     := $(sort $(shell find $(CORE_DIRS) -name '*.c' 2>/dev/null) boot/elf64.c)
 CORE_ASM   := $(sort $(shell find $(CORE_DIRS) -name '*.asm' 2>/dev/null))
 CORE_OBJS  := $(patsubst %.c,$(BUILD)/core/%.o,$(CORE_C)) \
               $(patsubst %.asm,$(BUILD)/core/%.asm.o,$(CORE_ASM))

@@ -4,12 +4,18 @@
 #include "arch/x86_64/cpu/cpu.h"
 #include "drivers/serial.h"
 #include "drivers/acpi.h"
+#include "drivers/i8259.h"
 #include "drivers/fbcon.h"
 #include "arch/x86_64/cpu/cpuinfo.h"
 #include "arch/x86_64/hvm.h"
 #include "kernel/log.h"
 #include "kernel/panic.h"
 #include "kernel/boot.h"
+#include "kernel/core_api.h"
+#include "kernel/idle.h"
+#include "kernel/sched.h"
+#include "vmm/config.h"
+#include "vmm/vmm.h"
 #include "kernel/selftest.h"
 #include "arch/x86_64/cpu/idt.h"
 #include "arch/x86_64/cpu/gdt.h"
@@ -71,6 +77,33 @@ static void take_handoff(uint64_t magic, uint64_t info, uint64_t phys_base)
     boot_info.kernel_size = (uint64_t)(uintptr_t)__kernel_end - KERNEL_VMA - KERNEL_LMA;
 }
 
+/* plinth.cfg -> guests.  A broken config starts none of its guests (plinth never
+ * guesses), and then, as when every guest has stopped, on_idle applies. */
+static void start_guests(void)
+{
+    static struct config cfg;
+    struct config_error err;
+    const void *text;
+    size_t len;
+    sched_init();
+    smp_release_aps(sched_run_cpu);
+    if (!core_file("plinth.cfg", &text, &len)) {
+        log_error("config: plinth.cfg is not on the boot medium; put one next to plinth.elf "
+                  "(see README.md, \"Configuration\")");
+        idle_all_guests_stopped();
+        return;
+    }
+    if (!config_parse(text, len, &cfg, &err)) {
+        log_error("config: plinth.cfg:%u: %s", err.line, err.message);
+        log_error("config: no guest started; fix plinth.cfg and rebuild the image");
+        idle_all_guests_stopped();
+        return;
+    }
+    idle_set_poweroff(cfg.on_idle == CONFIG_IDLE_POWEROFF);
+    log_info("config: %u VM%s", cfg.vm_count, cfg.vm_count == 1 ? "" : "s");
+    vmm_start(&cfg);
+}
+
 void kmain(uint64_t magic, uint64_t info, uint64_t phys_base)
 {
     /* Serial first, so that anything after can explain itself.  COM1 until ACPI's
@@ -90,9 +123,7 @@ void kmain(uint64_t magic, uint64_t info, uint64_t phys_base)
     paging_init(&boot_info);         /* plinth's own page tables, direct map, W^X */
     log_info("mem: %lu MiB total, %lu MiB free", (unsigned long)(pmm_total_bytes() >> 20),
              (unsigned long)(pmm_free_bytes() >> 20));
-    /*
-     * cpu_tables_init(0);              per-CPU GDT/TSS/IST stacks for the BSP
-     */
+    cpu_tables_init(0);              /* per-CPU GDT/TSS/IST stacks for the BSP */
     acpi_init(&boot_info);           /* MADT/FADT/MCFG/HPET/DMAR/SPCR */
     {   /* serial: switch to the SPCR port if ACPI names one: that is where the
          * firmware's console, and so whoever watches this machine, is. */
@@ -109,20 +140,12 @@ void kmain(uint64_t magic, uint64_t info, uint64_t phys_base)
     }
     fbcon_init(&boot_info.fb);       /* framebuffer text console, if any */
     cpuinfo_log(); virt_log();       /* "cpu: ..." and "virt: ..." lines */
+    i8259_disable();                 /* legacy PICs off the exception vectors, masked */
     lapic_init(); timer_calibrate(); /* local APIC, TSC/APIC timer frequencies */
     smp_init();                      /* every CPU up, "smp: N CPUs online" */
-    /*
-     * "mem: <total> MiB total, <free> MiB free"
-     * run the config's guests; then on_idle (poweroff | stay)
-     */
-
     selftest_run();                  /* plinth.selftest=<name> on the command line */
     log_info("boot: done");
-    /* No guests exist yet, and the default plinth.cfg says on_idle = poweroff: until
-     * the config parser lands, powering off is the idle action. */
-    log_info("power: off");
-    acpi_poweroff();
-    log_error("power: ACPI poweroff failed (cause above); halting: switch the machine off "
-              "by hand");
-    cpu_halt_forever();
+    start_guests();
+    /* This CPU becomes one more scheduler of vCPUs, like the others. */
+    sched_run_cpu();
 }
