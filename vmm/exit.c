@@ -89,15 +89,6 @@ static enum vmm_action exit_io(struct vmm_vcpu *c, const struct hvm_exit *x)
     return exit_skip(c, x);
 }
 
-static enum vmm_action exit_npf(struct vmm_vcpu *c, const struct hvm_exit *x)
-{
-    /* No device model claims guest-physical memory yet: an access outside RAM is
-     * the guest's bug, and stopping it is the safe answer. */
-    return vmm_vm_stop(c, true, "%s of guest-physical %#lx outside its memory at rip %#lx",
-                       x->npf.fetch ? "instruction fetch" : x->npf.write ? "write" : "read",
-                       (unsigned long)x->npf.gpa, (unsigned long)core_vcpu_get_rip(c->h));
-}
-
 static enum vmm_action exit_triple_fault(struct vmm_vcpu *c, const struct hvm_exit *x)
 {
     (void)x;
@@ -128,7 +119,7 @@ static const exit_fn exit_table[HVM_EXIT_REASON_COUNT] = {
     [HVM_EXIT_RDMSR]        = vmm_exit_rdmsr,
     [HVM_EXIT_WRMSR]        = vmm_exit_wrmsr,
     [HVM_EXIT_IO]           = exit_io,
-    [HVM_EXIT_NPF]          = exit_npf,
+    [HVM_EXIT_NPF]          = vmm_exit_npf,
     [HVM_EXIT_CR]           = vmm_exit_cr,
     [HVM_EXIT_HLT]          = exit_hlt,
     [HVM_EXIT_XSETBV]       = exit_xsetbv,

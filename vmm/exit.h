@@ -17,6 +17,8 @@ enum vmm_action vmm_exit_cpuid(struct vmm_vcpu *c, const struct hvm_exit *x);
 enum vmm_action vmm_exit_rdmsr(struct vmm_vcpu *c, const struct hvm_exit *x);
 enum vmm_action vmm_exit_wrmsr(struct vmm_vcpu *c, const struct hvm_exit *x);
 void vmm_vcpu_reset_msrs(struct vmm_vcpu *c);
+/* vmm/mmio.c */
+enum vmm_action vmm_exit_npf(struct vmm_vcpu *c, const struct hvm_exit *x);
 /* vmm/cr.c */
 enum vmm_action vmm_exit_cr(struct vmm_vcpu *c, const struct hvm_exit *x);
 

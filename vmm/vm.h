@@ -7,6 +7,7 @@
 #include "vmm/config.h"
 #include "vmm/dev/uart16550.h"
 #include "vmm/io.h"
+#include "vmm/mmio.h"
 
 #define VMM_MAX_VCPUS 8
 #define VMM_LINE_MAX  160
@@ -38,6 +39,7 @@ struct vmm_vm {
     struct spinlock lock;                 /* state, console line, warnings */
     volatile enum vmm_vm_state state;
     struct io_bus io;
+    struct mmio_bus mmio;
     struct spinlock uart_lock;            /* the UART model; taken before lock */
     struct uart16550 uart;
     char     line[VMM_LINE_MAX];

@@ -1,0 +1,138 @@
+/* Guest-physical faults: device MMIO emulated through the decoder, anything else
+ * outside RAM stops the VM with a diagnostic naming the address, rip and bytes. */
+#include "vmm/mmio.h"
+#include "vmm/exit.h"
+#include "vmm/emulate/decode.h"
+#include "vmm/emulate/emulate.h"
+#include "vmm/emulate/pagewalk.h"
+#include "kernel/fmt.h"
+#include "kernel/string.h"
+
+bool mmio_bus_claim(struct mmio_bus *bus, uint64_t base, uint64_t size, mmio_read_fn r,
+                    mmio_write_fn w, void *ctx)
+{
+    if (bus->count == MMIO_BUS_MAX || size == 0 || base + size < base)
+        return false;
+    for (unsigned i = 0; i < bus->count; i++)
+        if (base < bus->regions[i].base + bus->regions[i].size && bus->regions[i].base < base + size)
+            return false;
+    bus->regions[bus->count++] = (struct mmio_region){ base, size, r, w, ctx };
+    return true;
+}
+
+const struct mmio_region *mmio_bus_find(const struct mmio_bus *bus, uint64_t gpa)
+{
+    for (unsigned i = 0; i < bus->count; i++)
+        if (gpa >= bus->regions[i].base && gpa - bus->regions[i].base < bus->regions[i].size)
+            return &bus->regions[i];
+    return 0;
+}
+
+struct npf_ctx {
+    struct vmm_vcpu *c;
+    struct x86_paging paging;
+};
+
+static int read_guest_phys(void *ctx, uint64_t gpa, void *buf, size_t len)
+{
+    struct vmm_vm *m = ((struct npf_ctx *)ctx)->c->vm;
+    if (gpa > m->ram_size || len > m->ram_size - gpa)
+        return -1;
+    memcpy(buf, m->ram + gpa, len);
+    return 0;
+}
+
+static int dev_read(void *ctx, uint64_t gpa, unsigned size, uint64_t *val)
+{
+    struct npf_ctx *n = ctx;
+    const struct mmio_region *r = mmio_bus_find(&n->c->vm->mmio, gpa);
+    /* An access straddling the region's end is refused, not split. */
+    if (!r || gpa - r->base + size > r->size || !r->read)
+        return -1;
+    return r->read(r->ctx, gpa - r->base, size, val);
+}
+
+static int dev_write(void *ctx, uint64_t gpa, unsigned size, uint64_t val)
+{
+    struct npf_ctx *n = ctx;
+    const struct mmio_region *r = mmio_bus_find(&n->c->vm->mmio, gpa);
+    if (!r || gpa - r->base + size > r->size || !r->write)
+        return -1;
+    return r->write(r->ctx, gpa - r->base, size, val);
+}
+
+/* The RAM side of MOVS between RAM and a device, by guest-linear address. */
+static int mem_access(struct npf_ctx *n, uint64_t linear, unsigned size, uint64_t *val, bool write)
+{
+    uint64_t gpa;
+    uint32_t pf;
+    if (x86_walk(&n->paging, linear, write ? X86_WALK_WRITE : 0, read_guest_phys, n, &gpa, &pf) != X86_WALK_OK)
+        return -1;
+    struct vmm_vm *m = n->c->vm;
+    if (gpa > m->ram_size || size > m->ram_size - gpa || ((gpa & 0xfff) + size) > 0x1000)
+        return -1;
+    if (write)
+        memcpy(m->ram + gpa, val, size);
+    else {
+        *val = 0;
+        memcpy(val, m->ram + gpa, size);
+    }
+    return 0;
+}
+
+static int mem_read(void *ctx, uint64_t linear, unsigned size, uint64_t *val)
+{
+    return mem_access(ctx, linear, size, val, false);
+}
+
+static int mem_write(void *ctx, uint64_t linear, unsigned size, uint64_t val)
+{
+    return mem_access(ctx, linear, size, &val, true);
+}
+
+enum vmm_action vmm_exit_npf(struct vmm_vcpu *c, const struct hvm_exit *x)
+{
+    struct hvm_state s;
+    core_vcpu_get_state(c->h, &s);
+    const char *what = x->npf.fetch ? "instruction fetch" : x->npf.write ? "write" : "read";
+    const struct mmio_region *r = mmio_bus_find(&c->vm->mmio, x->npf.gpa);
+    if (!r || x->npf.fetch)
+        return vmm_vm_stop(c, true, "%s of guest-physical %#lx outside its memory at rip %#lx",
+                           what, (unsigned long)x->npf.gpa, (unsigned long)s.rip);
+
+    struct npf_ctx n = { .c = c, .paging = { s.cr0, s.cr3, s.cr4, s.efer, 48 } };
+    bool cs_l = s.seg[HVM_CS].ar & (1u << 13), cs_d = s.seg[HVM_CS].ar & (1u << 14);
+    enum x86_mode mode = x86_mode_of(s.cr0, s.efer, s.rflags, cs_l, cs_d);
+    uint64_t fetch_at = mode == X86_MODE_LONG64 ? s.rip : s.seg[HVM_CS].base + s.rip;
+    uint8_t bytes[X86_MAX_INSN_LEN];
+    size_t got = 0;
+    uint32_t pf = 0;
+    x86_read_linear(&n.paging, fetch_at, X86_WALK_FETCH, read_guest_phys, &n, bytes, sizeof bytes, &got, &pf);
+    struct x86_insn insn;
+    int st = x86_decode(bytes, got, mode, &insn);
+    if (st == X86_OK) {
+        struct x86_regs regs;
+        memcpy(regs.gpr, s.gpr, sizeof regs.gpr);
+        regs.rip = s.rip;
+        regs.rflags = s.rflags;
+        for (int i = 0; i < 6; i++)
+            regs.seg_base[i] = s.seg[i].base;
+        struct x86_emu_ops ops = {
+            .mmio_gpa = x->npf.gpa, .mmio_is_write = x->npf.write,
+            .mmio_read = dev_read, .mmio_write = dev_write, .mem_read = mem_read, .mem_write = mem_write,
+        };
+        st = x86_emulate_mmio(&insn, &regs, &ops, &n);
+        if (st == X86_OK) {
+            memcpy(s.gpr, regs.gpr, sizeof s.gpr);
+            s.rip = regs.rip;
+            s.rflags = regs.rflags;
+            core_vcpu_set_state(c->h, &s);
+            return VMM_CONTINUE;
+        }
+    }
+    char hex[3 * X86_MAX_INSN_LEN + 1] = "";
+    for (size_t i = 0, o = 0; i < got && i < 8; i++)
+        o += (size_t)fmt_snprintf(hex + o, sizeof hex - o, "%s%02x", i ? " " : "", bytes[i]);
+    return vmm_vm_stop(c, true, "cannot emulate the %s of device memory %#lx at rip %#lx (bytes %s): %s",
+                       what, (unsigned long)x->npf.gpa, (unsigned long)s.rip, hex, x86_status_name(st));
+}
