@@ -47,9 +47,10 @@ class Case:
         self.id = f"{emulator}-{firmware}-smp{smp}"
 
 
-# Timeouts: about five times what a boot takes here (QEMU TCG ~10 s, Bochs ~30 s at
-# ~30 M instructions/s), so that even a run where every boot hangs stays within CI's
-# 20 minutes.  Few Bochs boots, mostly with one CPU.
+# Timeouts: generous next to what a boot to poweroff takes on a 2-core machine (QEMU
+# TCG: UEFI ~10 s, BIOS ~1 s; Bochs ~3 s, but ~30 M instructions/s once guests run),
+# yet small enough that a run where every boot hangs stays within CI's 20 minutes.
+# Few Bochs boots, mostly with one CPU.
 CASES = [
     Case("qemu", "uefi", 1, 512, 60),
     Case("qemu", "uefi", 2, 512, 60),
