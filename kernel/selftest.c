@@ -196,6 +196,22 @@ static __attribute__((noinline)) void selftest_smp_fault(void)
     log_error("selftest: smp-fault: cpu 1 never ran the handler of vector %#x", SELFTEST_VECTOR_SMP);
 }
 
+/* A fault whose frame pointer leads into unmapped memory: the stack trace must stop
+ * there with a note, not fault itself. */
+static __attribute__((noinline)) void selftest_bad_frame(void)
+{
+    uint64_t top = stack_alloc(SELFTEST_PAGE);
+    if (!top) {
+        log_error("selftest: bad-frame: stack_alloc failed, so there is no guard page to point at");
+        return;
+    }
+    uint64_t guard = top - SELFTEST_PAGE - 64;
+    log_info("selftest: bad-frame: ud2 with rbp = %#lx, in a guard page", (unsigned long)guard);
+    /* rbp is the frame pointer: this function never returns to use it again. */
+    __asm__ volatile("movq %0, %%rbp\n\tud2" :: "r"(guard) : "memory");
+    __builtin_unreachable();
+}
+
 /* Waits, halted, for an NMI from outside (QEMU's monitor command "nmi"), which must be
  * reported on the NMI's IST stack.  Waits forever when none comes. */
 static __attribute__((noinline)) void selftest_nmi(void)
@@ -219,6 +235,7 @@ static const struct selftest selftests[] = {
     { "irq",            selftest_irq },
     { "smp-fault",      selftest_smp_fault },
     { "nmi",            selftest_nmi },
+    { "bad-frame",      selftest_bad_frame },
 };
 
 void selftest_run(void)
@@ -234,5 +251,5 @@ void selftest_run(void)
         }
     }
     log_error("selftest: unknown self-test '%s' on the command line; known: pagefault, ud, "
-              "divide, stack-overflow, panic, irq, smp-fault, nmi", name);
+              "divide, stack-overflow, panic, irq, smp-fault, nmi, bad-frame", name);
 }

@@ -290,6 +290,21 @@ def test_nmi_qemu(tmp_path):
     check_halted_cpus(regs, 1, {})
 
 
+def test_trace_through_unmapped_frame_qemu(tmp_path):
+    """A frame pointer into a guard page: the trace notes where it ends instead of
+    faulting, and the report still finishes."""
+    log, status, regs = boot_qemu(tmp_path, "plinth.selftest=bad-frame")
+    show(log)
+    m = re.search(r"ud2 with rbp = (0x[0-9a-f]+), in a guard page", log)
+    assert m, "the self-test did not say which rbp it sets"
+    assert re.search(r"^PANIC: Invalid Opcode \(#UD\) on cpu 0$", log, re.MULTILINE)
+    assert re.search(FRAME % "selftest_bad_frame", log, re.MULTILINE)
+    assert f"  (trace ends: frame at {m.group(1)} is not mapped)" in log
+    assert log.count("PANIC") == 2 and HALTED in log, "a second fault while reporting"
+    assert status is None
+    check_halted_cpus(regs, 1, {})
+
+
 def test_selftest_irq_qemu(tmp_path):
     """Vectors 32..255: a registered one reaches its handler, an unregistered one is
     logged once and ignored, and boot goes on."""
