@@ -1,0 +1,346 @@
+/* The monitor's exit handlers against a fake core: everything they do to a vCPU goes
+ * through kernel/core_api.h, which this file implements over a plain hvm_state. */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <cmocka.h>
+
+#include "kernel/fmt.c"
+#include "vmm/io.c"
+#include "vmm/mmio.c"
+#include "vmm/exit.c"
+#include "vmm/cpuid.c"
+#include "vmm/msr.c"
+#include "vmm/cr.c"
+#include "vmm/emulate/decode.c"
+#include "vmm/emulate/emulate.c"
+#include "vmm/emulate/pagewalk.c"
+
+/* ---- the fake core ---- */
+static struct hvm_state st;
+static struct hvm_event injected;
+static int injections;
+static char stop_reason[256];
+static int stops;
+static int warnings;
+static uint64_t xcr0_set;
+
+void core_vcpu_get_state(core_vcpu_t v, struct hvm_state *s) { (void)v; *s = st; }
+void core_vcpu_set_state(core_vcpu_t v, const struct hvm_state *s) { (void)v; st = *s; }
+uint64_t core_vcpu_get_gpr(core_vcpu_t v, enum hvm_gpr r) { (void)v; return st.gpr[r]; }
+void core_vcpu_set_gpr(core_vcpu_t v, enum hvm_gpr r, uint64_t x) { (void)v; st.gpr[r] = x; }
+uint64_t core_vcpu_get_rip(core_vcpu_t v) { (void)v; return st.rip; }
+void core_vcpu_skip_insn(core_vcpu_t v, uint8_t len) { (void)v; st.rip += len; }
+bool core_vcpu_inject(core_vcpu_t v, const struct hvm_event *e) { (void)v; injected = *e; injections++; return true; }
+void core_vcpu_dump(core_vcpu_t v) { (void)v; }
+void core_vcpu_set_tsc_offset(core_vcpu_t v, int64_t o) { (void)v; (void)o; }
+bool core_vcpu_set_xcr0(core_vcpu_t v, uint64_t x) { (void)v; if (!(x & 1) || (x & ~7ull)) return false; xcr0_set = x; return true; }
+uint64_t core_guest_xcr0_mask(void) { return 7; }
+uint64_t core_tsc(void) { return 1000000; }
+void core_host_cpuid(uint32_t leaf, uint32_t sub, uint32_t out[4])
+{
+    __asm__ volatile("cpuid" : "=a"(out[0]), "=b"(out[1]), "=c"(out[2]), "=d"(out[3]) : "a"(leaf), "c"(sub));
+}
+const char *hvm_exit_reason_name(enum hvm_exit_reason r) { (void)r; return "reason"; }
+void log_printf(enum log_level level, const char *fmt, ...)
+{
+    if (level == LOG_WARN)
+        warnings++;
+    va_list ap;
+    va_start(ap, fmt);
+    va_end(ap);
+}
+enum vmm_action vmm_vm_stop(struct vmm_vcpu *c, bool crashed, const char *fmt, ...)
+{
+    (void)c;
+    (void)crashed;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(stop_reason, sizeof stop_reason, fmt, ap);
+    va_end(ap);
+    stops++;
+    return VMM_STOP;
+}
+void vmm_inject_exception(struct vmm_vcpu *c, uint8_t vector, bool has_error, uint32_t error)
+{
+    struct hvm_event e = { HVM_EVENT_EXCEPTION, vector, has_error, error };
+    core_vcpu_inject(c->h, &e);
+}
+
+/* ---- a VM around the fake ---- */
+static struct vmm_vm vm;
+static uint8_t ram[1 << 20];
+
+static int setup(void **state)
+{
+    (void)state;
+    memset(&st, 0, sizeof st);
+    memset(&vm, 0, sizeof vm);
+    memset(ram, 0, sizeof ram);
+    memset(&injected, 0, sizeof injected);
+    injections = stops = warnings = 0;
+    stop_reason[0] = 0;
+    strcpy(vm.conf.name, "t");
+    vm.ram = ram;
+    vm.ram_size = sizeof ram;
+    vm.vcpu_count = 2;
+    vm.vcpus[1] = (struct vmm_vcpu){ .vm = &vm, .index = 1 };
+    vmm_vcpu_reset_msrs(&vm.vcpus[1]);
+    st.rip = 0x1000;
+    st.rflags = 2;
+    st.cr0 = 0x11;
+    st.seg[HVM_CS].ar = 0xc09b;
+    return 0;
+}
+
+static struct vmm_vcpu *cpu1(void) { return &vm.vcpus[1]; }
+
+static enum vmm_action run(enum hvm_exit_reason r, uint8_t len)
+{
+    struct hvm_exit x = { .reason = r, .insn_len = len };
+    return vmm_handle_exit(cpu1(), 0, &x);
+}
+
+static void expect_fault(uint8_t vector)
+{
+    assert_int_equal(injections, 1);
+    assert_int_equal(injected.type, HVM_EVENT_EXCEPTION);
+    assert_int_equal(injected.vector, vector);
+    assert_int_equal(st.rip, 0x1000); /* a faulting instruction does not complete */
+}
+
+static void test_cpuid_hypervisor_leaf_and_hidden_vmx(void **state)
+{
+    (void)state;
+    st.gpr[HVM_RAX] = 0x40000000;
+    assert_int_equal(run(HVM_EXIT_CPUID, 2), VMM_CONTINUE);
+    char sig[13] = { 0 };
+    memcpy(sig, &st.gpr[HVM_RBX], 4);
+    memcpy(sig + 4, &st.gpr[HVM_RCX], 4);
+    memcpy(sig + 8, &st.gpr[HVM_RDX], 4);
+    assert_string_equal(sig, "plinthplinth");
+    assert_int_equal(st.gpr[HVM_RAX], 0x40000001);
+    assert_int_equal(st.rip, 0x1002);
+
+    st.gpr[HVM_RAX] = 1;
+    st.gpr[HVM_RCX] = 0;
+    run(HVM_EXIT_CPUID, 2);
+    assert_int_equal(st.gpr[HVM_RCX] & (1u << 5), 0);        /* no VMX */
+    assert_int_not_equal(st.gpr[HVM_RCX] & (1u << 31), 0);   /* hypervisor present */
+    assert_int_equal(st.gpr[HVM_RBX] >> 24, 1);               /* APIC ID = vCPU index */
+    assert_int_equal((st.gpr[HVM_RBX] >> 16) & 0xff, 2);      /* two logical CPUs */
+
+    st.gpr[HVM_RAX] = 0x80000001;
+    run(HVM_EXIT_CPUID, 2);
+    assert_int_equal(st.gpr[HVM_RCX] & (1u << 2), 0);         /* no SVM */
+}
+
+static void test_unknown_msr_gp_logged_once(void **state)
+{
+    (void)state;
+    st.gpr[HVM_RCX] = 0x1234;
+    struct hvm_exit x = { .reason = HVM_EXIT_RDMSR, .insn_len = 2, .msr.msr = 0x1234 };
+    assert_int_equal(vmm_handle_exit(cpu1(), 0, &x), VMM_CONTINUE);
+    expect_fault(13);
+    assert_int_equal(warnings, 1);
+    vmm_handle_exit(cpu1(), 0, &x);
+    assert_int_equal(warnings, 1); /* once per MSR per VM */
+    x.reason = HVM_EXIT_WRMSR;
+    x.msr.msr = 0x4321;
+    vmm_handle_exit(cpu1(), 0, &x);
+    assert_int_equal(warnings, 2);
+}
+
+static void test_efer_pat_mtrr(void **state)
+{
+    (void)state;
+    struct hvm_exit w = { .reason = HVM_EXIT_WRMSR, .insn_len = 2, .msr.msr = 0xc0000080 };
+    st.gpr[HVM_RAX] = 0x901; /* SCE | LME | NXE */
+    vmm_handle_exit(cpu1(), 0, &w);
+    assert_int_equal(injections, 0);
+    assert_int_equal(st.efer, 0x901);
+    st.gpr[HVM_RAX] = 1u << 12; /* SVME */
+    st.rip = 0x1000;
+    vmm_handle_exit(cpu1(), 0, &w);
+    expect_fault(13);
+
+    injections = 0;
+    w.msr.msr = 0x277;
+    st.gpr[HVM_RAX] = 0x02; /* memory type 2 is reserved */
+    vmm_handle_exit(cpu1(), 0, &w);
+    expect_fault(13);
+
+    injections = 0;
+    w.msr.msr = 0x200;
+    st.gpr[HVM_RAX] = 0x80000006;
+    st.gpr[HVM_RDX] = 0x1;
+    vmm_handle_exit(cpu1(), 0, &w);
+    assert_int_equal(injections, 0);
+    struct hvm_exit r = { .reason = HVM_EXIT_RDMSR, .insn_len = 2, .msr.msr = 0x200 };
+    st.gpr[HVM_RAX] = st.gpr[HVM_RDX] = 0;
+    vmm_handle_exit(cpu1(), 0, &r);
+    assert_int_equal(st.gpr[HVM_RAX], 0x80000006);
+    assert_int_equal(st.gpr[HVM_RDX], 1);
+
+    r.msr.msr = 0x1b; /* APIC base: not the BSP on vCPU 1 */
+    vmm_handle_exit(cpu1(), 0, &r);
+    assert_int_equal(st.gpr[HVM_RAX], 0xfee00800);
+}
+
+static void test_cr_writes(void **state)
+{
+    (void)state;
+    struct hvm_exit x = { .reason = HVM_EXIT_CR, .insn_len = 3, .cr = { .cr = 0, .gpr = HVM_RBX, .type = HVM_CR_MOV_TO } };
+    st.gpr[HVM_RBX] = 0x80000000; /* PG without PE */
+    vmm_handle_exit(cpu1(), 0, &x);
+    expect_fault(13);
+
+    injections = 0;
+    x.cr.cr = 4;
+    st.gpr[HVM_RBX] = 1u << 13; /* VMXE: no nested virtualization */
+    vmm_handle_exit(cpu1(), 0, &x);
+    expect_fault(13);
+
+    /* Long-mode entry the usual way: PAE, LME, then PG. */
+    injections = 0;
+    st.gpr[HVM_RBX] = 0x20;
+    vmm_handle_exit(cpu1(), 0, &x);
+    st.efer = 0x100;
+    x.cr.cr = 0;
+    st.gpr[HVM_RBX] = 0x80000011;
+    vmm_handle_exit(cpu1(), 0, &x);
+    assert_int_equal(injections, 0);
+    assert_int_equal(st.cr4, 0x20);
+    assert_int_equal(st.cr0, 0x80000011);
+    assert_int_equal(st.rip, 0x1006);
+
+    x.cr.cr = 8;
+    st.gpr[HVM_RBX] = 0x10; /* CR8 takes 4 bits */
+    vmm_handle_exit(cpu1(), 0, &x);
+    assert_int_equal(injections, 1);
+}
+
+static uint8_t dev_last;
+static uint8_t fake_read(void *ctx, uint16_t port) { (void)ctx; return (uint8_t)(port & 0xff); }
+static void fake_write(void *ctx, uint16_t port, uint8_t v) { (void)ctx; (void)port; dev_last = v; }
+
+static void test_port_io(void **state)
+{
+    (void)state;
+    struct hvm_exit x = { .reason = HVM_EXIT_IO, .insn_len = 1, .io = { .port = 0x80, .size = 2, .in = true } };
+    st.gpr[HVM_RAX] = 0x1122334455667788ull;
+    vmm_handle_exit(cpu1(), 0, &x);
+    assert_int_equal(st.gpr[HVM_RAX], 0x112233445566ffffull); /* unclaimed: all ones, AX only */
+    assert_true(io_bus_claim(&vm.io, 0x40, 0x43, fake_read, fake_write, NULL));
+    assert_false(io_bus_claim(&vm.io, 0x43, 0x44, fake_read, fake_write, NULL));
+    x.io.port = 0x41;
+    x.io.size = 4;
+    vmm_handle_exit(cpu1(), 0, &x);
+    assert_int_equal(st.gpr[HVM_RAX], 0xff434241ull); /* 32-bit IN zero-extends */
+    x.io.in = false;
+    x.io.size = 1;
+    st.gpr[HVM_RAX] = 0x5a;
+    vmm_handle_exit(cpu1(), 0, &x);
+    assert_int_equal(dev_last, 0x5a);
+    x.io.string = true;
+    assert_int_equal(vmm_handle_exit(cpu1(), 0, &x), VMM_STOP);
+    assert_non_null(strstr(stop_reason, "string I/O"));
+}
+
+static void test_hlt(void **state)
+{
+    (void)state;
+    st.rflags = 0x202;
+    assert_int_equal(run(HVM_EXIT_HLT, 1), VMM_BLOCK);
+    st.rflags = 0x2;
+    assert_int_equal(run(HVM_EXIT_HLT, 1), VMM_STOP);
+    assert_non_null(strstr(stop_reason, "halted with interrupts disabled"));
+}
+
+static uint64_t mmio_last_off, mmio_last_val;
+static unsigned mmio_last_size;
+static int fake_mmio_read(void *ctx, uint64_t off, unsigned size, uint64_t *v)
+{
+    (void)ctx;
+    mmio_last_off = off;
+    mmio_last_size = size;
+    *v = 0xcafebabe;
+    return 0;
+}
+static int fake_mmio_write(void *ctx, uint64_t off, unsigned size, uint64_t v)
+{
+    (void)ctx;
+    mmio_last_off = off;
+    mmio_last_size = size;
+    mmio_last_val = v;
+    return 0;
+}
+
+static void test_mmio_emulated_through_decoder(void **state)
+{
+    (void)state;
+    assert_true(mmio_bus_claim(&vm.mmio, 0xfed00000, 0x1000, fake_mmio_read, fake_mmio_write, NULL));
+    /* mov dword [ebx+0x10], ecx  (89 4b 10) at rip 0x1000, 32-bit flat, paging off */
+    memcpy(ram + 0x1000, "\x89\x4b\x10", 3);
+    st.gpr[HVM_RBX] = 0xfed00000;
+    st.gpr[HVM_RCX] = 0x12345678;
+    struct hvm_exit x = { .reason = HVM_EXIT_NPF, .npf = { .gpa = 0xfed00010, .write = true } };
+    assert_int_equal(vmm_handle_exit(cpu1(), 0, &x), VMM_CONTINUE);
+    assert_int_equal(mmio_last_off, 0x10);
+    assert_int_equal(mmio_last_size, 4);
+    assert_int_equal(mmio_last_val, 0x12345678);
+    assert_int_equal(st.rip, 0x1003);
+
+    /* mov eax, [ebx+4]  (8b 43 04) */
+    memcpy(ram + 0x1003, "\x8b\x43\x04", 3);
+    x.npf = (typeof(x.npf)){ .gpa = 0xfed00004, .read = true };
+    vmm_handle_exit(cpu1(), 0, &x);
+    assert_int_equal(st.gpr[HVM_RAX], 0xcafebabe);
+    assert_int_equal(st.rip, 0x1006);
+
+    /* An instruction the emulator does not do (DIV through MMIO) stops the VM, naming the bytes. */
+    memcpy(ram + 0x1006, "\xf7\x73\x04", 3);
+    assert_int_equal(vmm_handle_exit(cpu1(), 0, &x), VMM_STOP);
+    assert_non_null(strstr(stop_reason, "f7 73 04"));
+
+    /* Outside RAM and any region: stopped with the address and rip. */
+    x.npf = (typeof(x.npf)){ .gpa = 0x4000000, .read = true };
+    assert_int_equal(vmm_handle_exit(cpu1(), 0, &x), VMM_STOP);
+    assert_non_null(strstr(stop_reason, "0x4000000 outside its memory"));
+}
+
+static void test_xsetbv_and_virt_insns(void **state)
+{
+    (void)state;
+    st.gpr[HVM_RCX] = 1; /* only XCR0 exists */
+    st.gpr[HVM_RAX] = 1;
+    run(HVM_EXIT_XSETBV, 3);
+    expect_fault(13);
+    injections = 0;
+    st.gpr[HVM_RCX] = 0;
+    st.gpr[HVM_RAX] = 7;
+    run(HVM_EXIT_XSETBV, 3);
+    assert_int_equal(xcr0_set, 7);
+    assert_int_equal(st.rip, 0x1003);
+    st.rip = 0x1000;
+    run(HVM_EXIT_VIRT_INSN, 3);
+    expect_fault(6);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup(test_cpuid_hypervisor_leaf_and_hidden_vmx, setup),
+        cmocka_unit_test_setup(test_unknown_msr_gp_logged_once, setup),
+        cmocka_unit_test_setup(test_efer_pat_mtrr, setup),
+        cmocka_unit_test_setup(test_cr_writes, setup),
+        cmocka_unit_test_setup(test_port_io, setup),
+        cmocka_unit_test_setup(test_hlt, setup),
+        cmocka_unit_test_setup(test_mmio_emulated_through_decoder, setup),
+        cmocka_unit_test_setup(test_xsetbv_and_virt_insns, setup),
+    };
+    return cmocka_run_group_tests_name("vmm_exits", tests, NULL, NULL);
+}
