@@ -209,11 +209,11 @@ def fake_emulator(tmp_path, monkeypatch):
     return run
 
 
-@pytest.mark.parametrize("emulator", ["qemu", "bochs"])
 @pytest.mark.parametrize("script,expected", [
-    ("poweroff", POWEROFF), ("poweroff-no-newline", POWEROFF), ("panic", PANIC),
-    ("hang", TIMEOUT), ("die", OTHER),
-])
+    pytest.param(script, expected, id=script) for script, expected in [
+        ("poweroff", POWEROFF), ("poweroff-no-newline", POWEROFF), ("panic", PANIC),
+        ("hang", TIMEOUT), ("die", OTHER)]])
+@pytest.mark.parametrize("emulator", ["qemu", "bochs"])
 def test_run_tool_status(fake_emulator, emulator, script, expected):
     status, out, elapsed = fake_emulator(emulator, script, timeout=5)
     assert status == expected, f"tools/run said {status}, expected {expected}; output:\n{out}"
