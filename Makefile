@@ -124,7 +124,7 @@ test: deps
 	@status=0; $(MAKE) unit || status=1; $(MAKE) boot-test || status=1; exit $$status
 
 bench: deps all
-	@echo "bench: no benchmarks yet"
+	PLINTH_BUILD=$(abspath $(BUILD)) tools/bench/run
 
 clean:
 	rm -rf $(BUILD)

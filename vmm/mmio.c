@@ -127,6 +127,7 @@ enum vmm_action vmm_exit_npf(struct vmm_vcpu *c, const struct hvm_exit *x)
             s.rip = regs.rip;
             s.rflags = regs.rflags;
             core_vcpu_set_state(c->h, &s);
+            __atomic_fetch_add(&c->vm->emulated, 1, __ATOMIC_RELAXED);
             return VMM_CONTINUE;
         }
     }

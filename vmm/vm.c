@@ -268,7 +268,8 @@ static void log_exit_counts(struct vmm_vm *m)
         if (total[r])
             n += (size_t)fmt_snprintf(buf + n, sizeof buf - n, "%s%s %lu", n ? ", " : "",
                                       hvm_exit_reason_name((enum hvm_exit_reason)r), (unsigned long)total[r]);
-    log_info("vm %s: exits: %s", m->conf.name, n ? buf : "none");
+    log_info("vm %s: exits: %s; emulated instructions: %lu", m->conf.name, n ? buf : "none",
+             (unsigned long)m->emulated);
 }
 
 static bool all_stopped(void)

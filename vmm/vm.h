@@ -47,6 +47,7 @@ struct vmm_vm {
     uint32_t warned_msr[VMM_MSR_WARN_MAX];
     unsigned warned_msr_count;
     unsigned restarts;
+    uint64_t emulated;                    /* instructions emulated on device memory */
     uint64_t started_ns;
 };
 
