@@ -41,7 +41,7 @@ EFI_LDS    := /usr/lib/elf_x86_64_efi.lds
 EFI_CRT0   := /usr/lib/crt0-efi-x86_64.o
 
 .PHONY: all deps run debug test unit boot-test bench image clean
-all: $(BUILD)/plinth.elf $(BUILD)/BOOTX64.EFI $(BUILD)/plinth.iso $(BUILD)/plinth-usb.img
+all: $(BUILD)/plinth.elf $(BUILD)/BOOTX64.EFI $(BUILD)/plinth.iso $(BUILD)/plinth-usb.img guests
 
 deps:
 	@tools/deps
@@ -128,5 +128,7 @@ bench: deps all
 
 clean:
 	rm -rf $(BUILD)
+
+include guests/guests.mk
 
 -include $(shell find $(BUILD) -name '*.d' 2>/dev/null)

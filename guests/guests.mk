@@ -1,0 +1,52 @@
+# The test guests (guests/): small Multiboot 1 ELF32 kernels, one nasm-built long-mode
+# kernel and one real-mode flat image, each checking one behaviour and printing
+# PASS/FAIL lines on COM1.  Included by the top Makefile; `make guests` builds them
+# into $(BUILD)/guests/, `make guest-isos` one plinth ISO per guests/configs/*.cfg.
+
+GUEST_C_NAMES := protmode cpuid msr io mmio pastram hlt vmx counter filler checker tf
+GUEST_DIR     := $(BUILD)/guests
+GUESTS        := $(GUEST_C_NAMES:%=$(GUEST_DIR)/%.elf) $(GUEST_DIR)/longmode.elf $(GUEST_DIR)/realmode.bin
+GUEST_LIB     := $(GUEST_DIR)/lib/start.o $(GUEST_DIR)/lib/traps.o $(GUEST_DIR)/lib/guest.o
+GUEST_CFLAGS  := -m32 -march=i686 -std=gnu11 -ffreestanding -fno-builtin -fno-pic -fno-pie \
+                 -fno-stack-protector -mgeneral-regs-only -fno-asynchronous-unwind-tables \
+                 -O2 -g $(WARN) -Iguests/lib -MMD -MP
+GUEST_LDFLAGS := -m elf_i386 -nostdlib -static -z noexecstack --no-warn-rwx-segments
+GUEST_CONFIGS := $(sort $(wildcard guests/configs/*.cfg))
+GUEST_ISOS    := $(patsubst guests/configs/%.cfg,$(GUEST_DIR)/%.iso,$(GUEST_CONFIGS))
+
+.PHONY: guests guest-isos
+# Keep the objects: they are intermediate files of pattern rules.
+.SECONDARY: $(GUEST_LIB) $(GUEST_C_NAMES:%=$(GUEST_DIR)/obj/%.o) $(GUEST_DIR)/longmode.o
+guests: $(GUESTS)
+guest-isos: $(GUEST_ISOS)
+
+$(GUEST_DIR)/lib/%.o: guests/lib/%.c
+	@mkdir -p $(dir $@)
+	$(CC) $(GUEST_CFLAGS) -c $< -o $@
+
+$(GUEST_DIR)/lib/%.o: guests/lib/%.asm
+	@mkdir -p $(dir $@)
+	$(NASM) -f elf32 -g -F dwarf $< -o $@
+
+$(GUEST_DIR)/obj/%.o: guests/%.c
+	@mkdir -p $(dir $@)
+	$(CC) $(GUEST_CFLAGS) -c $< -o $@
+
+$(GUEST_DIR)/%.elf: $(GUEST_DIR)/obj/%.o $(GUEST_LIB) guests/lib/guest.ld
+	$(LD) $(GUEST_LDFLAGS) -T guests/lib/guest.ld -o $@ $< $(GUEST_LIB)
+
+# longmode does everything itself (its own GDT, page tables and IDT): no library.
+$(GUEST_DIR)/longmode.o: guests/longmode.asm
+	@mkdir -p $(dir $@)
+	$(NASM) -f elf32 -g -F dwarf $< -o $@
+
+$(GUEST_DIR)/longmode.elf: $(GUEST_DIR)/longmode.o guests/lib/guest.ld
+	$(LD) $(GUEST_LDFLAGS) -T guests/lib/guest.ld -o $@ $<
+
+$(GUEST_DIR)/realmode.bin: guests/realmode.asm
+	@mkdir -p $(dir $@)
+	$(NASM) -f bin $< -o $@
+
+# tools/mkiso finds the guests a config names ("guests/x.elf") under PLINTH_BUILD.
+$(GUEST_DIR)/%.iso: guests/configs/%.cfg $(BUILD)/plinth.elf $(GUESTS) tools/mkiso tools/cfgfiles
+	PLINTH_BUILD=$(BUILD) tools/mkiso $(BUILD)/plinth.elf $< $@
