@@ -17,7 +17,10 @@ void  paging_init(const struct bootinfo *bi);
 void *phys_to_virt(uint64_t phys);
 /* Core virtual (image or direct map) -> physical. */
 uint64_t virt_to_phys(const void *virt);
-/* An uncached mapping of a device's registers; NULL when out of address space. */
+/* An uncached mapping of a device's registers (4 KiB pages, PCD|PWT, NX), keeping
+ * phys's page offset; NULL when out of address space.  A range wholly inside the
+ * direct map's RAM (ACPI tables, the BIOS area) comes back through the direct map
+ * instead: one page must not have two memory types. */
 void *mmio_map(uint64_t phys, size_t size);
 /* A kernel stack of size bytes (multiple of 4096) with an unmapped guard page below
  * it; returns its top (initial rsp), or 0 on failure. */
