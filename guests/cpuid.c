@@ -1,5 +1,7 @@
 /* cpuid: the CPUID view plinth gives a guest (vmm/cpuid.c): its hypervisor leaves,
- * VMX, SVM and MONITOR hidden, the hypervisor bit set (SDM Vol. 2A, CPUID). */
+ * VMX, SVM and MONITOR hidden, the hypervisor bit set (SDM Vol. 2A, CPUID); OSXSAVE
+ * following the guest's CR4, and XSETBV refusing invalid XCR0 values with #GP
+ * (SDM Vol. 2D, XSETBV). */
 #include "guest.h"
 
 void guest_main(uint32_t magic, const struct mb1_info *mbi)
@@ -44,4 +46,27 @@ void guest_main(uint32_t magic, const struct mb1_info *mbi)
             sig[i] = '?';
     check(memcmp(sig, "plinthplinth", 12) == 0, "cpuid-hv-signature", "leaf 0x40000000 signature '%s'", sig);
     check(r[0] == 0x40000001u, "cpuid-hv-max-leaf", "leaf 0x40000000 EAX = %#x, expected 0x40000001", r[0]);
+
+    cpuid(1, 0, r);
+    if (!(r[2] & (1u << 26))) {
+        gprintf("INFO cpuid: no XSAVE in CPUID; OSXSAVE and XSETBV not checked\n");
+        return;
+    }
+    check(!(r[2] & (1u << 27)), "cpuid-osxsave-clear", "CPUID.1:ECX = %#x: OSXSAVE set with CR4.OSXSAVE clear", r[2]);
+    __asm__ volatile("mov %0, %%cr4" : : "r"(read_cr4() | (1u << 18)));
+    cpuid(1, 0, r);
+    check(r[2] & (1u << 27), "cpuid-osxsave-follows-cr4", "CPUID.1:ECX = %#x: OSXSAVE clear with CR4.OSXSAVE set", r[2]);
+
+    /* AVX without SSE, and x87 cleared, are invalid XCR0 values; XCR1 is not writable. */
+    PROBE_ASM("xsetbv", : : "c"(0), "a"(5), "d"(0) : "memory");
+    expect_fault("xsetbv-avx-without-sse-gp", 13, 0);
+    PROBE_ASM("xsetbv", : : "c"(0), "a"(2), "d"(0) : "memory");
+    expect_fault("xsetbv-no-x87-gp", 13, 0);
+    PROBE_ASM("xsetbv", : : "c"(1), "a"(3), "d"(0) : "memory");
+    expect_fault("xsetbv-xcr1-gp", 13, 0);
+    PROBE_ASM("xsetbv", : : "c"(0), "a"(3), "d"(0) : "memory");
+    uint32_t lo, hi;
+    __asm__ volatile("xgetbv" : "=a"(lo), "=d"(hi) : "c"(0));
+    check(probe.vector < 0 && lo == 3 && hi == 0, "xsetbv-x87-sse", "vector %d, XCR0 reads %#x:%#x after writing 3",
+          probe.vector, hi, lo);
 }
