@@ -13,7 +13,7 @@
 #include "kernel/panic.h"
 #include "kernel/boot.h"
 
-/* Paging-structure entry bits, SDM Vol. 3A §4.5 (Tables 4-14 .. 4-20). */
+/* Paging-structure entry bits, SDM Vol. 3A §4.5 (the 4-level entry format tables). */
 #define PTE_P     (1ull << 0)
 #define PTE_W     (1ull << 1)
 #define PTE_PWT   (1ull << 3)
@@ -35,7 +35,7 @@
 #define PAGING_NONE      UINT64_MAX
 
 /* IA32_PAT after power-up: PAT0 WB, PAT1 WT, PAT2 UC-, PAT3 UC, repeated (SDM Vol. 3A,
- * "PAT Memory Types Following a Power-up or Reset").  With it PCD|PWT in a leaf
+ * table "Memory Type Setting of PAT Entries Following a Power-up or Reset").  With it PCD|PWT in a leaf
  * selects PAT3 = UC, which mmio_map relies on. */
 #define PAT_POWER_UP 0x0007040600070406ull
 
@@ -321,7 +321,8 @@ static void paging_detect(void)
 }
 
 /* Loads the new tables.  Order matters: EFER.NXE before CR3, or every NX bit is a
- * reserved bit and the first fetch faults (SDM Vol. 3A §4.5.4). */
+ * reserved bit (SDM Vol. 3A §4.5: XD is reserved unless IA32_EFER.NXE = 1) and the
+ * first access faults. */
 static void paging_switch(void)
 {
     struct __attribute__((packed)) { uint16_t limit; uint64_t base; } gdtr;
