@@ -104,6 +104,19 @@ static void start_guests(void)
     vmm_start(&cfg);
 }
 
+#define BSP_STACK_SIZE (64 * 1024)
+
+void call_on_stack(uint64_t stack_top, void (*fn)(void)) __attribute__((noreturn));
+
+static __attribute__((noreturn)) void bsp_main(void)
+{
+    selftest_run();                  /* plinth.selftest=<name> on the command line */
+    log_info("boot: done");
+    start_guests();
+    /* This CPU becomes one more scheduler of vCPUs, like the others. */
+    sched_run_cpu();
+}
+
 void kmain(uint64_t magic, uint64_t info, uint64_t phys_base)
 {
     /* Serial first, so that anything after can explain itself.  COM1 until ACPI's
@@ -143,9 +156,10 @@ void kmain(uint64_t magic, uint64_t info, uint64_t phys_base)
     i8259_disable();                 /* legacy PICs off the exception vectors, masked */
     lapic_init(); timer_calibrate(); /* local APIC, TSC/APIC timer frequencies */
     smp_init();                      /* every CPU up, "smp: N CPUs online" */
-    selftest_run();                  /* plinth.selftest=<name> on the command line */
-    log_info("boot: done");
-    start_guests();
-    /* This CPU becomes one more scheduler of vCPUs, like the others. */
-    sched_run_cpu();
+    /* The boot stack in .bss has no guard page; from here on the boot CPU runs for
+     * good (as a scheduler), so it moves to a guard-paged stack like the APs'. */
+    uint64_t top = stack_alloc(BSP_STACK_SIZE);
+    if (!top)
+        panic("boot: no memory for the boot CPU's stack");
+    call_on_stack(top, bsp_main);
 }

@@ -35,3 +35,18 @@ boot_stack_bottom:
     resb 16384
 global boot_stack_top
 boot_stack_top:
+
+section .text
+; void call_on_stack(uint64_t stack_top, void (*fn)(void)) -- never returns.
+; Moves the caller onto a new stack (a guard-paged one from stack_alloc) for good.
+global call_on_stack
+call_on_stack:
+    mov rsp, rdi
+    xor ebp, ebp
+    push rbp                        ; two zero words: the trace ends here, and fn
+    push rbp                        ; starts with the ABI's 16-byte alignment
+    call rsi
+.hang:
+    cli
+    hlt
+    jmp .hang
