@@ -5,7 +5,8 @@
 
 GUEST_C_NAMES := protmode cpuid msr io mmio pastram hlt vmx counter filler checker tf
 GUEST_DIR     := $(BUILD)/guests
-GUESTS        := $(GUEST_C_NAMES:%=$(GUEST_DIR)/%.elf) $(GUEST_DIR)/longmode.elf $(GUEST_DIR)/realmode.bin
+GUESTS        := $(GUEST_C_NAMES:%=$(GUEST_DIR)/%.elf) $(GUEST_DIR)/longmode.elf $(GUEST_DIR)/elf64.elf \
+                 $(GUEST_DIR)/realmode.bin $(GUEST_DIR)/flat32.bin
 GUEST_LIB     := $(GUEST_DIR)/lib/start.o $(GUEST_DIR)/lib/traps.o $(GUEST_DIR)/lib/guest.o
 GUEST_CFLAGS  := -m32 -march=i686 -std=gnu11 -ffreestanding -fno-builtin -fno-pic -fno-pie \
                  -fno-stack-protector -mgeneral-regs-only -fno-asynchronous-unwind-tables \
@@ -16,7 +17,7 @@ GUEST_ISOS    := $(patsubst guests/configs/%.cfg,$(GUEST_DIR)/%.iso,$(GUEST_CONF
 
 .PHONY: guests guest-isos
 # Keep the objects: they are intermediate files of pattern rules.
-.SECONDARY: $(GUEST_LIB) $(GUEST_C_NAMES:%=$(GUEST_DIR)/obj/%.o) $(GUEST_DIR)/longmode.o
+.SECONDARY: $(GUEST_LIB) $(GUEST_C_NAMES:%=$(GUEST_DIR)/obj/%.o) $(GUEST_DIR)/longmode.o $(GUEST_DIR)/elf64.o
 guests: $(GUESTS)
 guest-isos: $(GUEST_ISOS)
 
@@ -43,7 +44,17 @@ $(GUEST_DIR)/longmode.o: guests/longmode.asm
 $(GUEST_DIR)/longmode.elf: $(GUEST_DIR)/longmode.o guests/lib/guest.ld
 	$(LD) $(GUEST_LDFLAGS) -T guests/lib/guest.ld -o $@ $<
 
-$(GUEST_DIR)/realmode.bin: guests/realmode.asm
+# elf64: an ELF64 kernel for the elf loader, which enters it in 64-bit mode.
+$(GUEST_DIR)/elf64.o: guests/elf64.asm
+	@mkdir -p $(dir $@)
+	$(NASM) -f elf64 -g -F dwarf $< -o $@
+
+$(GUEST_DIR)/elf64.elf: $(GUEST_DIR)/elf64.o guests/lib/guest.ld
+	$(LD) -m elf_x86_64 -nostdlib -static -z noexecstack --no-warn-rwx-segments -T guests/lib/guest.ld -o $@ $<
+
+# Flat images: realmode (a boot sector, entered in real mode) and flat32 (entered in
+# 32-bit protected mode).
+$(GUEST_DIR)/%.bin: guests/%.asm
 	@mkdir -p $(dir $@)
 	$(NASM) -f bin $< -o $@
 

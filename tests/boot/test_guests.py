@@ -8,7 +8,7 @@ Each guest prints, tagged by plinth with its VM's name ("[cpuid] PASS ..."):
     vm <name>: stopped (<reason>)  and  vm <name>: exits: <counts>
 
 Runs: every guest alone (one VM, one CPU), then the scenarios of guests/configs/:
-basic (eight well-behaved guests on one CPU), faults (guests that write to unmapped
+basic (ten well-behaved guests on one CPU, every loader among them), faults (guests that write to unmapped
 MMIO, read past their RAM, triple fault with on_crash stop and restart, next to a
 counter that must keep running) and multi (three guests on a 2-CPU machine: an
 isolation pair and the counter).  An ISO per run is built with tools/mkiso from the
@@ -42,6 +42,10 @@ GUESTS = {
                              "ram-readwrite", "a20", "eflags-not-v86"], done=True, stop=HALTED),
     "longmode": dict(passes=["lm-entry-protected-mode", "lm-64bit-mode", "lm-own-page-tables",
                              "lm-exception-64bit-idt"], done=True, stop=HALTED),
+    "elf64": dict(passes=["elf64-long-mode-paging", "elf64-identity-map-4g", "elf64-ram-readwrite"],
+                  done=True, stop=HALTED),
+    "flat32": dict(passes=["flat-protected-no-paging", "flat-entry-eip", "flat-segments"], done=True,
+                   stop=HALTED),
     "cpuid": dict(passes=["cpuid-basic-leaves", "cpuid-hypervisor-bit", "cpuid-vmx-hidden",
                           "cpuid-monitor-hidden", "cpuid-apic-id", "cpuid-svm-hidden", "cpuid-hv-signature",
                           "cpuid-hv-max-leaf", "cpuid-osxsave-clear", "cpuid-osxsave-follows-cr4",
@@ -273,7 +277,7 @@ def stop_line(log, vm):
 
 
 def test_scenario_basic(guest_build, tmp_path):
-    """The eight well-behaved guests time-sharing one CPU."""
+    """The ten well-behaved guests time-sharing one CPU."""
     log, problems = scenario(guest_build, tmp_path, "basic", 1)
     verdict(problems, log)
 
