@@ -131,17 +131,37 @@ def test_boot(case, plinth_build):
     check_banner(case, status, log)
 
 
+def make_iso(plinth_build, tmp_path, config, cmdline=""):
+    cfg = tmp_path / "plinth.cfg"
+    cfg.write_text(config)
+    iso = tmp_path / "plinth-test.iso"
+    mk = subprocess.run([os.path.join(plinthboot.ROOT, "tools", "mkiso"),
+                         os.path.join(plinth_build, "plinth.elf"), str(cfg), str(iso), cmdline],
+                        cwd=plinthboot.ROOT, stdin=subprocess.DEVNULL, capture_output=True)
+    assert mk.returncode == 0, "tools/mkiso failed:\n" + mk.stderr.decode(errors="replace")
+    return str(iso)
+
+
+def test_panic_is_reported(plinth_build, tmp_path):
+    """A real panic (the core's deliberate-panic self-test): tools/run says so at once,
+    with the report that follows the PANIC line in the log."""
+    iso = make_iso(plinth_build, tmp_path, "[plinth]\non_idle = poweroff\n",
+                   "plinth.selftest=panic")
+    t0 = time.monotonic()
+    status, log = plinthboot.boot("qemu", "bios", smp=1, image=iso, timeout=60)
+    elapsed = time.monotonic() - t0
+    print(log)
+    assert status == PANIC, f"expected a panic, got {STATUS_NAMES.get(status, status)}"
+    assert plinthboot.find(r"PANIC: selftest: deliberate panic", log), "no PANIC line"
+    assert plinthboot.find(r"stack trace:", log), "the report after the PANIC line was cut off"
+    assert elapsed < 30, f"the panic was not acted on at once ({elapsed:.1f} s)"
+
+
 def test_on_idle_stay(plinth_build, tmp_path):
     """With on_idle = stay plinth keeps running after the banner: no poweroff, no panic,
     so tools/run ends on its timeout."""
-    cfg = tmp_path / "plinth.cfg"
-    cfg.write_text("[plinth]\non_idle = stay\n")
-    iso = tmp_path / "plinth-stay.iso"
-    mk = subprocess.run([os.path.join(plinthboot.ROOT, "tools", "mkiso"),
-                         os.path.join(plinth_build, "plinth.elf"), str(cfg), str(iso)],
-                        cwd=plinthboot.ROOT, stdin=subprocess.DEVNULL, capture_output=True)
-    assert mk.returncode == 0, "tools/mkiso failed:\n" + mk.stderr.decode(errors="replace")
-    status, log = plinthboot.boot("qemu", "bios", smp=1, image=str(iso), timeout=30)
+    iso = make_iso(plinth_build, tmp_path, "[plinth]\non_idle = stay\n")
+    status, log = plinthboot.boot("qemu", "bios", smp=1, image=iso, timeout=20)
     print(log)
     assert status == TIMEOUT, f"expected plinth to stay up, got {STATUS_NAMES.get(status, status)}"
     assert plinthboot.find(r"mem: \d+ MiB total", log), "the banner did not get to the 'mem:' line"
