@@ -33,6 +33,8 @@ TIMEOUT_SCENARIO = 240
 
 HALTED = r"halted with interrupts disabled at rip 0x[0-9a-f]+"
 
+TF_PASSES = ["tf-ram-clear-at-boot", "tf-xcr0-reset-at-boot", "tf-vector-registers-clear-at-boot"]
+
 # What each guest must print (every check named here, and no FAIL), whether it ends
 # with DONE, and how plinth must stop it (a regex; {rip} is replaced by the address
 # the guest announced on its INFO line, see RIP_FROM).
@@ -71,14 +73,16 @@ GUESTS = {
     # Bochs' Haswell has AVX: the ymm check must run, not be skipped.
     "counter": dict(passes=["counter-registers", "counter-arithmetic", "counter-tsc-monotonic",
                             "counter-sse-registers", "counter-avx-registers"], done=True, stop=HALTED),
+    "vecregs": dict(passes=["vecregs-clear-at-start", "vecregs-stay-clear"], done=True, stop=HALTED),
     "mmio": dict(passes=[], done=False,
                  stop=r"write of guest-physical 0xfebf0000 outside its memory at rip {rip}"),
     "pastram": dict(passes=["pastram-last-word"], done=False,
                     stop=r"read of guest-physical 0x4000000 outside its memory at rip {rip}"),
     "fetch": dict(passes=[], done=False,
                   stop=r"instruction fetch of guest-physical 0x4000000 outside its memory at rip 0x4000000"),
-    "tf-stop": dict(passes=["tf-ram-clear-at-boot"], done=False, stop=r"triple fault at rip {rip}"),
-    "tf-restart": dict(passes=["tf-ram-clear-at-boot"], done=False, boots=6,
+    # A restarted VM starts as after a reset: RAM, vector registers and XCR0 included.
+    "tf-stop": dict(passes=TF_PASSES, done=False, stop=r"triple fault at rip {rip}"),
+    "tf-restart": dict(passes=TF_PASSES, done=False, boots=6,
                        stop=r"triple fault at rip {rip}; crashed 5 times in a row, not restarting again"),
     "filler": dict(passes=["filler-marker-written"], done=False,
                    stop=r"write of guest-physical 0x1000000 outside its memory at rip {rip}"),
