@@ -10,8 +10,8 @@ Each guest prints, tagged by plinth with its VM's name ("[cpuid] PASS ..."):
 Runs: every guest alone (one VM, one CPU), then the scenarios of guests/configs/:
 basic (ten well-behaved guests on one CPU, every loader and entry mode among them),
 faults (guests that write to unmapped MMIO, read and jump past their RAM, triple
-fault with on_crash stop and restart, next to two counters that must keep running)
-and multi (three guests on a 2-CPU machine: an isolation pair and a counter).  An ISO
+fault with on_crash stop and restart, next to two counters that must keep running),
+state (vector and debug registers stay each VM's own) and multi (three guests on a 2-CPU machine: an isolation pair and a counter).  An ISO
 per run is built with tools/mkiso from the build directory ($PLINTH_BUILD, default
 build/).  A failure prints the whole log.
 """
@@ -74,6 +74,7 @@ GUESTS = {
     "counter": dict(passes=["counter-registers", "counter-arithmetic", "counter-tsc-monotonic",
                             "counter-sse-registers", "counter-avx-registers"], done=True, stop=HALTED),
     "vecregs": dict(passes=["vecregs-clear-at-start", "vecregs-stay-clear"], done=True, stop=HALTED),
+    "debugregs": dict(passes=["debugregs-reset-at-start", "debugregs-kept"], done=True, stop=HALTED),
     "mmio": dict(passes=[], done=False,
                  stop=r"write of guest-physical 0xfebf0000 outside its memory at rip {rip}"),
     "pastram": dict(passes=["pastram-last-word"], done=False,
@@ -100,9 +101,9 @@ RIP_FROM = {
 }
 
 # VMs that run another VM's guest with other parameters: they are checked as that one.
-SPEC_OF = {"counter2": "counter"}
+SPEC_OF = {"counter2": "counter", "debugregs2": "debugregs"}
 # The guest name a VM's DONE line carries (tf-stop and tf-restart run the same tf.elf).
-DONE_NAME = {"tf-stop": "tf", "tf-restart": "tf", "counter2": "counter"}
+DONE_NAME = {"tf-stop": "tf", "tf-restart": "tf", "counter2": "counter", "debugregs2": "debugregs"}
 
 
 def config_sections(path):
@@ -123,7 +124,8 @@ def config_sections(path):
     return sections
 
 
-SCENARIOS = {name: config_sections(os.path.join(CONFIGS, name + ".cfg")) for name in ("basic", "faults", "multi")}
+SCENARIOS = {name: config_sections(os.path.join(CONFIGS, name + ".cfg"))
+             for name in ("basic", "faults", "state", "multi")}
 # Alone: each VM of the scenarios, once, from the first scenario that has it.
 SOLO = {}
 for _scenario in SCENARIOS.values():
@@ -310,6 +312,19 @@ def test_scenario_faults(guest_build, tmp_path):
         if not any(first < i < done for i, t in log.guest("counter2") if t.startswith("INFO counter: round")):
             problems.append("counter2 ran no round while counter was between its first round and DONE: "
                             "the two never shared the CPU")
+    verdict(problems, log)
+
+
+def test_scenario_state(guest_build, tmp_path):
+    """Vector registers (SSE, AVX upper halves) and debug registers DR0-DR3 belong to
+    each VM: none sees another's, each keeps its own while the others run on its CPU."""
+    log, problems = scenario(guest_build, tmp_path, "state", 1)
+    # The VMs must have taken turns on the CPU while they looked.
+    for a, b in (("vecregs", "counter2"), ("debugregs", "debugregs2")):
+        first, last = log.first(a, r"^INFO \S+: round 1 "), log.first(a, r"^DONE ")
+        if first is not None and last is not None and \
+                not any(first < i < last for i, t in log.guest(b) if t.startswith("INFO ")):
+            problems.append(f"{b} printed nothing while {a} ran its rounds: they never shared the CPU")
     verdict(problems, log)
 
 
