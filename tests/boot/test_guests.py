@@ -75,6 +75,8 @@ GUESTS = {
                             "counter-sse-registers", "counter-avx-registers"], done=True, stop=HALTED),
     "vecregs": dict(passes=["vecregs-clear-at-start", "vecregs-stay-clear"], done=True, stop=HALTED),
     "debugregs": dict(passes=["debugregs-reset-at-start", "debugregs-kept"], done=True, stop=HALTED),
+    "msrstate": dict(passes=["msrstate-zero-at-start", "msrstate-writable", "msrstate-kept"], done=True,
+                     stop=HALTED),
     "mmio": dict(passes=[], done=False,
                  stop=r"write of guest-physical 0xfebf0000 outside its memory at rip {rip}"),
     "pastram": dict(passes=["pastram-last-word"], done=False,
@@ -101,9 +103,10 @@ RIP_FROM = {
 }
 
 # VMs that run another VM's guest with other parameters: they are checked as that one.
-SPEC_OF = {"counter2": "counter", "debugregs2": "debugregs"}
+SPEC_OF = {"counter2": "counter", "debugregs2": "debugregs", "msrstate2": "msrstate"}
 # The guest name a VM's DONE line carries (tf-stop and tf-restart run the same tf.elf).
-DONE_NAME = {"tf-stop": "tf", "tf-restart": "tf", "counter2": "counter", "debugregs2": "debugregs"}
+DONE_NAME = {"tf-stop": "tf", "tf-restart": "tf", "counter2": "counter", "debugregs2": "debugregs",
+             "msrstate2": "msrstate"}
 
 
 def config_sections(path):
@@ -316,11 +319,12 @@ def test_scenario_faults(guest_build, tmp_path):
 
 
 def test_scenario_state(guest_build, tmp_path):
-    """Vector registers (SSE, AVX upper halves) and debug registers DR0-DR3 belong to
-    each VM: none sees another's, each keeps its own while the others run on its CPU."""
+    """Vector registers (SSE, AVX upper halves), debug registers DR0-DR3 and the
+    SYSCALL/SYSENTER/SWAPGS MSRs belong to each VM: none sees another's, each keeps
+    its own while the others run on its CPU."""
     log, problems = scenario(guest_build, tmp_path, "state", 1)
     # The VMs must have taken turns on the CPU while they looked.
-    for a, b in (("vecregs", "counter2"), ("debugregs", "debugregs2")):
+    for a, b in (("vecregs", "counter2"), ("debugregs", "debugregs2"), ("msrstate", "msrstate2")):
         first, last = log.first(a, r"^INFO \S+: round 1 "), log.first(a, r"^DONE ")
         if first is not None and last is not None and \
                 not any(first < i < last for i, t in log.guest(b) if t.startswith("INFO ")):
