@@ -63,6 +63,9 @@ bool     core_vcpu_inject(core_vcpu_t v, const struct hvm_event *e);
 bool     core_vcpu_can_inject(core_vcpu_t v, enum hvm_event_type t);
 void     core_vcpu_request_window(core_vcpu_t v, unsigned windows);
 void     core_vcpu_set_tsc_offset(core_vcpu_t v, int64_t offset);
+/* Power-on values for the vCPU state outside hvm_state (FPU/SSE/AVX, XCR0, debug
+ * registers, SYSCALL MSRs), for a VM's (re)boot. */
+void     core_vcpu_reset_private(core_vcpu_t v);
 /* The guest's XSETBV to XCR0: false (the guest gets #GP) if the value is invalid. */
 bool     core_vcpu_set_xcr0(core_vcpu_t v, uint64_t xcr0);
 /* The XCR0 bits guests may enable, for the CPUID view of leaf 0xD. */

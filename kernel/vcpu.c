@@ -205,3 +205,11 @@ bool core_vcpu_set_xcr0(core_vcpu_t h, uint64_t xcr0)
     struct vcpu *v = vcpu_get(h);
     return v && v->hw && hvm_backend()->set_xcr0(v->hw, xcr0);
 }
+
+void core_vcpu_reset_private(core_vcpu_t h)
+{
+    struct vcpu *v = vcpu_get(h);
+    /* Before its first run the backend state is fresh: nothing to reset. */
+    if (v && v->hw)
+        hvm_backend()->reset_private(v->hw);
+}

@@ -181,6 +181,7 @@ static bool vm_boot(struct vmm_vm *m)
         struct hvm_state s;
         boot_state(&entry, i, &s);
         core_vcpu_set_state(m->vcpus[i].h, &s);
+        core_vcpu_reset_private(m->vcpus[i].h);
         vmm_vcpu_reset_msrs(&m->vcpus[i]);
         /* The guest's TSC starts near zero (DESIGN.md, "CPUs and time"). */
         m->vcpus[i].tsc_offset = -(int64_t)core_tsc();

@@ -65,13 +65,18 @@ void fpu_state_free(struct fpu_state *f)
 void fpu_switch(struct fpu_state *from, struct fpu_state *to)
 {
     if (have_xsave) {
+        /* Save and restore every component the CPU supports, whatever the guests'
+         * own XCR0 values: XSAVE/XRSTOR cover only the components enabled in XCR0
+         * (SDM Vol. 1 §13.7-13.8), so a component one guest has switched off would
+         * otherwise keep the previous guest's registers (e.g. the upper YMM halves). */
+        xsetbv(supported);
         if (from)
             __asm__ volatile("xsave64 %0" : "+m"(*(uint8_t (*)[512])from->area)
-                             : "a"((uint32_t)from->xcr0), "d"((uint32_t)(from->xcr0 >> 32)) : "memory");
+                             : "a"((uint32_t)supported), "d"((uint32_t)(supported >> 32)) : "memory");
         if (to) {
-            xsetbv(to->xcr0);
             __asm__ volatile("xrstor64 %0" :: "m"(*(uint8_t (*)[512])to->area),
-                             "a"((uint32_t)to->xcr0), "d"((uint32_t)(to->xcr0 >> 32)) : "memory");
+                             "a"((uint32_t)supported), "d"((uint32_t)(supported >> 32)) : "memory");
+            xsetbv(to->xcr0);
         }
         return;
     }
@@ -79,6 +84,13 @@ void fpu_switch(struct fpu_state *from, struct fpu_state *to)
         __asm__ volatile("fxsave64 %0" : "+m"(*(uint8_t (*)[512])from->area) :: "memory");
     if (to)
         __asm__ volatile("fxrstor64 %0" :: "m"(*(uint8_t (*)[512])to->area) : "memory");
+}
+
+void fpu_state_reset(struct fpu_state *f)
+{
+    for (uint32_t i = 0; i < area_size; i++)
+        ((uint8_t *)f->area)[i] = 0;
+    f->xcr0 = XCR0_X87 | (supported & XCR0_SSE);
 }
 
 bool fpu_set_guest_xcr0(struct fpu_state *f, uint64_t xcr0)

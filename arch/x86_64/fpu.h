@@ -17,6 +17,9 @@ void fpu_cpu_init(void);
 /* A fresh state: the architectural init state, XCR0 = x87 only.  False when out of memory. */
 bool fpu_state_init(struct fpu_state *f);
 void fpu_state_free(struct fpu_state *f);
+/* Back to the power-on state (registers in init state, XCR0 = x87|SSE); the caller
+ * loads it if the state is live on this CPU. */
+void fpu_state_reset(struct fpu_state *f);
 /* Saves the registers into from (if any) and loads to's. */
 void fpu_switch(struct fpu_state *from, struct fpu_state *to);
 /* Validates a guest XCR0 (SDM Vol. 1 §13.3) against what this CPU supports and

@@ -129,6 +129,10 @@ struct hvm_backend {
     void (*request_window)(struct hvm_vcpu *v, unsigned windows);
     /* After the VM's nested tables changed: drop stale translations. */
     void (*nested_flush)(struct hvm_vcpu *v);
+    /* Puts the state the VMCS/VMCB does not hold back to power-on values: FPU, SSE
+     * and AVX registers and XCR0, DR0-DR3 and DR6, the SYSCALL-family MSRs.  For a
+     * (re)boot: nothing of an earlier run may survive into the next. */
+    void (*reset_private)(struct hvm_vcpu *v);
     /* The guest's XSETBV: false if the value is invalid (the guest gets #GP).  The
      * backend keeps XCR0 and the extended register state per vCPU. */
     bool (*set_xcr0)(struct hvm_vcpu *v, uint64_t xcr0);

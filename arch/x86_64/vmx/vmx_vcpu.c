@@ -45,10 +45,14 @@ struct hvm_vcpu {
     bool     reinject;              /* an interrupted delivery to redo first */
     uint32_t reinject_info, reinject_error, reinject_len;
     uint64_t swapped_msr[HVM_SWAPPED_MSRS];
+    uint64_t dr[4], dr6;            /* debug registers the VMCS does not switch */
     struct fpu_state fpu;
     uint8_t  preempt_rate;
     bool     preempt;
 };
+
+/* DR6 after reset: reserved bits read as 1 (SDM Vol. 3B §18.2.3). */
+#define DR6_RESET 0xffff0ff0ull
 
 void vmx_exit_entry(void);
 int vmx_enter(struct hvm_vcpu *v, int launched);
@@ -137,6 +141,21 @@ static void write_host_state(void)
     vmcs_write(VMCS_HOST_RIP, (uint64_t)vmx_exit_entry);
 }
 
+/* DR0-DR3 and DR6 stay in the CPU while a guest runs (MOV DR does not exit; the VMCS
+ * switches only DR7): plinth's own code never uses them, so they are swapped only
+ * when a CPU changes vCPU. */
+static void debugregs_save(struct hvm_vcpu *v)
+{
+    __asm__ volatile("mov %%dr0, %0; mov %%dr1, %1; mov %%dr2, %2; mov %%dr3, %3; mov %%dr6, %4"
+                     : "=r"(v->dr[0]), "=r"(v->dr[1]), "=r"(v->dr[2]), "=r"(v->dr[3]), "=r"(v->dr6));
+}
+
+static void debugregs_load(const struct hvm_vcpu *v)
+{
+    __asm__ volatile("mov %0, %%dr0; mov %1, %%dr1; mov %2, %%dr2; mov %3, %%dr3; mov %4, %%dr6"
+                     :: "r"(v->dr[0]), "r"(v->dr[1]), "r"(v->dr[2]), "r"(v->dr[3]), "r"(v->dr6));
+}
+
 /* Makes v's VMCS current on this CPU, and its SYSCALL MSRs live. */
 static bool make_current(struct hvm_vcpu *v)
 {
@@ -150,15 +169,18 @@ static bool make_current(struct hvm_vcpu *v)
         return false;
     }
     struct hvm_vcpu *old = loaded[cpu];
-    if (old)
+    if (old) {
         for (int i = 0; i < HVM_SWAPPED_MSRS; i++)
             old->swapped_msr[i] = rdmsr(hvm_swapped_msrs[i]);
+        debugregs_save(old);
+    }
     if (!vmcs_load(v->vmcs_phys)) {
         log_error("vmx: VMPTRLD failed");
         return false;
     }
     for (int i = 0; i < HVM_SWAPPED_MSRS; i++)
         wrmsr(hvm_swapped_msrs[i], v->swapped_msr[i]);
+    debugregs_load(v);
     fpu_switch(old ? &old->fpu : NULL, &v->fpu);
     loaded[cpu] = v;
     v->cpu = (int)cpu;
@@ -177,6 +199,7 @@ static struct hvm_vcpu *vmx_vcpu_create(const struct gpt *nested)
     v = phys_to_virt(vp);
     *v = none;
     v->cpu = -1;
+    v->dr6 = DR6_RESET;
     v->vmcs_phys = pmm_alloc_page();
     v->msr_bitmap = alloc_filled_page(0xff);
     v->io_bitmap_a = alloc_filled_page(0xff);
@@ -651,6 +674,25 @@ static void vmx_nested_flush(struct hvm_vcpu *v)
         vmx_invept(2, 0);
 }
 
+static void vmx_reset_private(struct hvm_vcpu *v)
+{
+    if (!make_current(v))
+        return;
+    fpu_state_reset(&v->fpu);
+    for (int i = 0; i < 4; i++)
+        v->dr[i] = 0;
+    v->dr6 = DR6_RESET;
+    for (int i = 0; i < HVM_SWAPPED_MSRS; i++)
+        v->swapped_msr[i] = 0;
+    /* It is live on this CPU: load the reset values into the hardware now. */
+    for (int i = 0; i < HVM_SWAPPED_MSRS; i++)
+        wrmsr(hvm_swapped_msrs[i], 0);
+    debugregs_load(v);
+    fpu_switch(NULL, &v->fpu);
+    v->reinject = false;
+    v->have_event = false;
+}
+
 static bool vmx_set_xcr0(struct hvm_vcpu *v, uint64_t xcr0)
 {
     return make_current(v) && fpu_set_guest_xcr0(&v->fpu, xcr0);
@@ -693,6 +735,7 @@ const struct hvm_backend vmx_backend = {
     .can_inject = vmx_can_inject,
     .request_window = vmx_request_window,
     .nested_flush = vmx_nested_flush,
+    .reset_private = vmx_reset_private,
     .set_xcr0 = vmx_set_xcr0,
     .set_tsc_offset = vmx_set_tsc_offset,
     .dump = vmx_dump,
