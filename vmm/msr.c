@@ -68,20 +68,24 @@ static bool types_valid(uint64_t v, bool pat)
 static void warn_once(struct vmm_vcpu *c, uint32_t msr, bool write)
 {
     struct vmm_vm *m = c->vm;
+    uint64_t key = (uint64_t)msr << 1 | write;
     uint64_t flags = spin_lock_irqsave(&m->lock);
     bool seen = false;
     for (unsigned i = 0; i < m->warned_msr_count; i++)
-        seen |= m->warned_msr[i] == msr;
+        seen |= m->warned_msr[i] == key;
     if (!seen && m->warned_msr_count < VMM_MSR_WARN_MAX)
-        m->warned_msr[m->warned_msr_count++] = msr;
+        m->warned_msr[m->warned_msr_count++] = key;
     spin_unlock_irqrestore(&m->lock, flags);
     if (!seen)
         log_warn("vm %s: %s of MSR %#x, which plinth does not virtualize: #GP injected",
                  m->conf.name, write ? "write" : "read", msr);
 }
 
-/* Returns false for an MSR (or value) the guest may not access. */
-static bool msr_read(struct vmm_vcpu *c, uint32_t msr, uint64_t *v)
+enum msr_result { MSR_OK, MSR_UNKNOWN, MSR_BAD_VALUE };
+
+/* MSR_UNKNOWN for an MSR plinth does not virtualize (logged once), MSR_BAD_VALUE for
+ * a value the hardware would refuse (not logged: a guest's own mistake); both #GP. */
+static enum msr_result msr_read(struct vmm_vcpu *c, uint32_t msr, uint64_t *v)
 {
     struct hvm_state s;
     int fi = fixed_index(msr);
@@ -89,113 +93,115 @@ static bool msr_read(struct vmm_vcpu *c, uint32_t msr, uint64_t *v)
     case MSR_TSC:
         /* The same clock RDTSC reads: the host TSC plus this vCPU's offset. */
         *v = core_tsc() + (uint64_t)c->tsc_offset;
-        return true;
+        return MSR_OK;
     case MSR_PLATFORM_ID:
     case MSR_BIOS_SIGN_ID:
         *v = 0;
-        return true;
+        return MSR_OK;
     case MSR_APIC_BASE:
         *v = c->apic_base;
-        return true;
+        return MSR_OK;
     case MSR_FEATURE_CONTROL:
         /* Locked with VMX off: guests see no VT-x to enable. */
         *v = 1;
-        return true;
+        return MSR_OK;
     case MSR_MTRRCAP:
         /* 8 variable ranges, fixed ranges, write-combining (SDM Vol. 3A §13.11.1). */
         *v = 8 | (1u << 8) | (1u << 10);
-        return true;
+        return MSR_OK;
     case MSR_MISC_ENABLE:
         /* Fast strings; branch trace and PEBS unavailable (SDM Vol. 4 Table 2-2). */
         *v = 1 | (1u << 11) | (1u << 12);
-        return true;
+        return MSR_OK;
     case MSR_MTRR_DEF_TYPE:
         *v = c->mtrr_def;
-        return true;
+        return MSR_OK;
     case MSR_PAT:
         core_vcpu_get_state(c->h, &s);
         *v = s.pat;
-        return true;
+        return MSR_OK;
     case MSR_EFER:
         core_vcpu_get_state(c->h, &s);
         *v = s.efer;
-        return true;
+        return MSR_OK;
     default:
         if (msr >= MSR_MTRR_PHYS_FIRST && msr <= MSR_MTRR_PHYS_LAST) {
             *v = c->mtrr_var[msr - MSR_MTRR_PHYS_FIRST];
-            return true;
+            return MSR_OK;
         }
         if (fi >= 0) {
             *v = c->mtrr_fixed[fi];
-            return true;
+            return MSR_OK;
         }
-        return false;
+        return MSR_UNKNOWN;
     }
 }
 
-static bool msr_write(struct vmm_vcpu *c, uint32_t msr, uint64_t v)
+static enum msr_result msr_write(struct vmm_vcpu *c, uint32_t msr, uint64_t v)
 {
     struct hvm_state s;
     int fi = fixed_index(msr);
     switch (msr) {
     case MSR_BIOS_SIGN_ID:
-        return true; /* microcode revision query: accepted, nothing to load */
+        return MSR_OK; /* microcode revision query: accepted, nothing to load */
     case MSR_TSC:
         c->tsc_offset = (int64_t)(v - core_tsc());
         core_vcpu_set_tsc_offset(c->h, c->tsc_offset);
-        return true;
+        return MSR_OK;
     case MSR_APIC_BASE:
         /* The BSP flag is read-only; the base may not move (no APIC relocation). */
         if ((v & ~APIC_BASE_BSP) != (c->apic_base & ~APIC_BASE_BSP) &&
             (v & ~(APIC_BASE_BSP | APIC_BASE_ENABLE)) != APIC_BASE_DEFAULT)
-            return false;
+            return MSR_BAD_VALUE;
         c->apic_base = (v & ~APIC_BASE_BSP) | (c->apic_base & APIC_BASE_BSP);
-        return true;
+        return MSR_OK;
     case MSR_MTRR_DEF_TYPE:
         if (v & ~0xcffull || !types_valid(v & 0xff, false))
-            return false;
+            return MSR_BAD_VALUE;
         c->mtrr_def = v;
-        return true;
+        return MSR_OK;
     case MSR_PAT:
         if (!types_valid(v, true))
-            return false;
+            return MSR_BAD_VALUE;
         core_vcpu_get_state(c->h, &s);
         s.pat = v;
         core_vcpu_set_state(c->h, &s);
-        return true;
+        return MSR_OK;
     case MSR_EFER: {
         core_vcpu_get_state(c->h, &s);
         if (v & ~(EFER_GUEST_WRITABLE | EFER_LMA))
-            return false;
+            return MSR_BAD_VALUE;
         /* LME may not change while paging is on (SDM Vol. 3A §10.8.5). */
         if ((s.cr0 & (1ull << 31)) && ((v ^ s.efer) & (1ull << 8)))
-            return false;
+            return MSR_BAD_VALUE;
         s.efer = (v & EFER_GUEST_WRITABLE) | (s.efer & EFER_LMA);
         core_vcpu_set_state(c->h, &s);
-        return true;
+        return MSR_OK;
     }
     default:
         if (msr >= MSR_MTRR_PHYS_FIRST && msr <= MSR_MTRR_PHYS_LAST) {
             if ((msr & 1) == 0 && !types_valid(v & 0xff, false))
-                return false;
+                return MSR_BAD_VALUE;
             c->mtrr_var[msr - MSR_MTRR_PHYS_FIRST] = v;
-            return true;
+            return MSR_OK;
         }
         if (fi >= 0) {
             if (!types_valid(v, false))
-                return false;
+                return MSR_BAD_VALUE;
             c->mtrr_fixed[fi] = v;
-            return true;
+            return MSR_OK;
         }
-        return false;
+        return MSR_UNKNOWN;
     }
 }
 
 enum vmm_action vmm_exit_rdmsr(struct vmm_vcpu *c, const struct hvm_exit *x)
 {
     uint64_t v;
-    if (!msr_read(c, x->msr.msr, &v)) {
-        warn_once(c, x->msr.msr, false);
+    enum msr_result r = msr_read(c, x->msr.msr, &v);
+    if (r != MSR_OK) {
+        if (r == MSR_UNKNOWN)
+            warn_once(c, x->msr.msr, false);
         vmm_inject_exception(c, VEC_GP, true, 0);
         return VMM_CONTINUE;
     }
@@ -208,8 +214,10 @@ enum vmm_action vmm_exit_rdmsr(struct vmm_vcpu *c, const struct hvm_exit *x)
 enum vmm_action vmm_exit_wrmsr(struct vmm_vcpu *c, const struct hvm_exit *x)
 {
     uint64_t v = (core_vcpu_get_gpr(c->h, HVM_RDX) << 32) | (uint32_t)core_vcpu_get_gpr(c->h, HVM_RAX);
-    if (!msr_write(c, x->msr.msr, v)) {
-        warn_once(c, x->msr.msr, true);
+    enum msr_result r = msr_write(c, x->msr.msr, v);
+    if (r != MSR_OK) {
+        if (r == MSR_UNKNOWN)
+            warn_once(c, x->msr.msr, true);
         vmm_inject_exception(c, VEC_GP, true, 0);
         return VMM_CONTINUE;
     }

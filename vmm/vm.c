@@ -291,8 +291,13 @@ enum vmm_action vmm_vm_stop(struct vmm_vcpu *c, bool crashed, const char *fmt, .
     va_end(ap);
 
     if (crashed && m->conf.on_crash == CONFIG_CRASH_RESTART && m->vcpu_count == 1) {
-        bool looping = core_time_ns() - m->started_ns < VMM_RESTART_MIN_NS && m->restarts >= VMM_RESTART_MAX;
-        if (!looping) {
+        /* Only crashes in a row, each soon after its (re)start, count as a loop: a
+         * guest that ran a while before crashing starts a fresh count. */
+        if (core_time_ns() - m->started_ns < VMM_RESTART_MIN_NS)
+            m->quick_crashes++;
+        else
+            m->quick_crashes = 0;
+        if (m->quick_crashes < VMM_RESTART_MAX) {
             m->restarts++;
             log_warn("vm %s: %s; restarting (on_crash = restart, restart %u)", m->conf.name, reason, m->restarts);
             core_vm_ram_clear(m->vm);
@@ -301,7 +306,7 @@ enum vmm_action vmm_vm_stop(struct vmm_vcpu *c, bool crashed, const char *fmt, .
             fmt_snprintf(reason, sizeof reason, "restart failed");
         } else {
             fmt_snprintf(reason + strlen(reason), sizeof reason - strlen(reason),
-                         "; crashed %u times in a row, not restarting again", m->restarts);
+                         "; crashed %u times in a row, not restarting again", m->quick_crashes);
         }
     }
     uint64_t flags = spin_lock_irqsave(&m->lock);

@@ -44,9 +44,10 @@ struct vmm_vm {
     struct uart16550 uart;
     char     line[VMM_LINE_MAX];
     size_t   line_len;
-    uint32_t warned_msr[VMM_MSR_WARN_MAX];
+    uint64_t warned_msr[VMM_MSR_WARN_MAX];  /* msr << 1 | is_write */
     unsigned warned_msr_count;
     unsigned restarts;
+    unsigned quick_crashes;               /* crashes in a row, each soon after its start */
     uint64_t emulated;                    /* instructions emulated on device memory */
     uint64_t started_ns;
 };
