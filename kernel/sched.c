@@ -2,11 +2,15 @@
 #include "kernel/vcpu.h"
 #include "kernel/vm.h"
 #include "kernel/log.h"
+#include "kernel/boot.h"
+#include "kernel/cmdline.h"
+#include "kernel/string.h"
 #include "kernel/smp.h"
 #include "arch/x86_64/hvm.h"
 #include "arch/x86_64/cpu/cpu.h"
 #include "arch/x86_64/cpu/trap.h"
 #include "arch/x86_64/apic/lapic.h"
+#include "arch/x86_64/apic/lapic_timer.h"
 
 /* The IPI that wakes a halted CPU or pulls it out of a guest so that it looks at
  * its run queue again. */
@@ -23,6 +27,9 @@ struct runq {
 };
 
 static struct runq runqs[SMP_MAX_CPUS];
+/* Time slices from the local APIC timer rather than the VMX-preemption timer: forced
+ * by plinth.slice=apic, and the only way where the CPU has no preemption timer. */
+static bool apic_slices;
 
 static void sched_kick_handler(struct trap_frame *tf)
 {
@@ -43,6 +50,15 @@ void sched_init(void)
     for (int i = 0; i < SMP_MAX_CPUS; i++)
         runqs[i].lock = (struct spinlock)SPINLOCK_INIT;
     trap_register(SCHED_KICK_VECTOR, sched_kick_handler);
+    /* The slice timer's interrupt only needs to make the guest exit. */
+    trap_register(LAPIC_TIMER_VECTOR, sched_kick_handler);
+    char opt[16];
+    bool forced = cmdline_option(boot_bootinfo()->cmdline, "plinth.slice", opt, sizeof opt) &&
+                  !strcmp(opt, "apic");
+    apic_slices = forced || !hvm_detect()->caps.preemption_timer;
+    log_info("sched: time slices of %llu ms from the %s", SCHED_SLICE_NS / 1000000,
+             apic_slices ? (forced ? "local APIC timer (plinth.slice=apic)" : "local APIC timer")
+                         : "VMX-preemption timer");
     enable_this_cpu();
 }
 
@@ -158,13 +174,18 @@ static void run_vcpu(core_vcpu_t h, uint64_t slice_ns)
         set_state_after_exit(v, VMM_STOP);
         return;
     }
+    /* Without a VMX-preemption timer the slice is the local APIC timer's: its
+     * interrupt makes the guest exit like any host interrupt. */
+    bool apic_slice = slice_ns && apic_slices;
+    if (apic_slice)
+        lapic_timer_oneshot(slice_ns);
     for (;;) {
         if (v->state != VCPU_RUNNABLE)
-            return;
+            break;
         v->wake_pending = false;
         v->ops->pre_entry(v->ctx, h);
         struct hvm_exit x;
-        be->vcpu_run(v->hw, slice_ns, &x);
+        be->vcpu_run(v->hw, apic_slice ? 0 : slice_ns, &x);
         v->exits[x.reason < HVM_EXIT_REASON_COUNT ? x.reason : HVM_EXIT_UNHANDLED]++;
         switch (x.reason) {
         case HVM_EXIT_NONE:
@@ -173,20 +194,23 @@ static void run_vcpu(core_vcpu_t h, uint64_t slice_ns)
             /* Let the host take the interrupt that caused the exit, then look at the
              * run queue again: the interrupt may have made others runnable. */
             __asm__ volatile("sti; nop; cli" ::: "memory");
-            return;
+            goto out;
         case HVM_EXIT_PREEMPT:
-            return;
+            goto out;
         default: {
             enum vmm_action a = v->ops->exit(v->ctx, h, &x);
             if (a != VMM_CONTINUE) {
                 set_state_after_exit(v, a);
-                return;
+                goto out;
             }
             if (smp_stopping())
-                return;
+                goto out;
         }
         }
     }
+out:
+    if (apic_slice)
+        lapic_timer_cancel();
 }
 
 void sched_run_cpu(void)

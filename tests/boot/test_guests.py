@@ -148,21 +148,22 @@ def guest_build(plinth_build):
     return plinth_build
 
 
-def make_iso(build, cfg, out):
+def make_iso(build, cfg, out, cmdline=None):
     env = dict(os.environ, PLINTH_BUILD=build)
     proc = subprocess.run([os.path.join(plinthboot.ROOT, "tools", "mkiso"), os.path.join(build, "plinth.elf"),
-                           cfg, out], cwd=plinthboot.ROOT, env=env, stdin=subprocess.DEVNULL,
+                           cfg, out] + ([cmdline] if cmdline else []), cwd=plinthboot.ROOT, env=env,
+                          stdin=subprocess.DEVNULL,
                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     if proc.returncode != 0:
         pytest.fail(f"tools/mkiso {cfg} failed (status {proc.returncode}):\n"
                     f"{proc.stdout.decode(errors='replace')[-4000:]}", pytrace=False)
 
 
-def run(build, tmp_path, cfg_text, smp, timeout):
+def run(build, tmp_path, cfg_text, smp, timeout, cmdline=None):
     cfg = tmp_path / "plinth.cfg"
     cfg.write_text(cfg_text)
     iso = str(tmp_path / "guests.iso")
-    make_iso(build, str(cfg), iso)
+    make_iso(build, str(cfg), iso, cmdline)
     return plinthboot.boot("bochs", "bios", smp=smp, image=iso, timeout=timeout)
 
 
@@ -357,3 +358,4 @@ def test_scenario_multi_2cpu(guest_build, tmp_path):
         if not after:
             problems.append("counter printed no round after filler was stopped")
     verdict(problems, log)
+
