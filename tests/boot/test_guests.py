@@ -86,7 +86,7 @@ GUESTS = {
                   stop=r"instruction fetch of guest-physical 0x4000000 outside its memory at rip 0x4000000"),
     # A restarted VM starts as after a reset: RAM, vector registers and XCR0 included.
     "tf-stop": dict(passes=TF_PASSES, done=False, stop=r"triple fault at rip {rip}"),
-    "tf-restart": dict(passes=TF_PASSES, done=False, boots=6,
+    "tf-restart": dict(passes=TF_PASSES, done=False, boots=5,
                        stop=r"triple fault at rip {rip}; crashed 5 times in a row, not restarting again"),
     "filler": dict(passes=["filler-marker-written"], done=False,
                    stop=r"write of guest-physical 0x1000000 outside its memory at rip {rip}"),
