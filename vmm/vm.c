@@ -199,9 +199,12 @@ static bool vm_create(struct vmm_vm *m, const struct config_vm *c)
     m->lock = (struct spinlock)SPINLOCK_INIT;
     m->uart_lock = (struct spinlock)SPINLOCK_INIT;
     m->vcpu_count = c->vcpus;
-    if (m->vcpu_count > VMM_MAX_VCPUS) {
-        log_error("vm %s: %u vCPUs asked, plinth gives a VM at most %d; lower vcpus=",
-                  c->name, c->vcpus, VMM_MAX_VCPUS);
+    /* Secondary vCPUs start through INIT/SIPI from the guest's local APIC, which is
+     * not modelled yet: a VM given vCPUs it could never start would be told (CPUID,
+     * memory map) of CPUs that do not run. */
+    if (m->vcpu_count != 1) {
+        log_error("vm %s: vcpus = %u, but plinth runs 1 vCPU per VM until its local APIC "
+                  "model (which starts the others) exists; set vcpus = 1", c->name, c->vcpus);
         return false;
     }
     m->vm = core_vm_create(c->memory);
