@@ -196,6 +196,10 @@ static const struct vmm_vcpu_ops vcpu_ops = { vmm_pre_entry, vmm_handle_exit };
 static bool vm_create(struct vmm_vm *m, const struct config_vm *c)
 {
     m->conf = *c;
+    /* Nothing created yet: the cleanup of a failed start must touch nothing else's. */
+    m->vm = -1;
+    for (unsigned i = 0; i < VMM_MAX_VCPUS; i++)
+        m->vcpus[i].h = -1;
     m->lock = (struct spinlock)SPINLOCK_INIT;
     m->uart_lock = (struct spinlock)SPINLOCK_INIT;
     m->vcpu_count = c->vcpus;
@@ -214,7 +218,7 @@ static bool vm_create(struct vmm_vm *m, const struct config_vm *c)
     uart16550_init(&m->uart, uart_tx, m, uart_irq, m);
     io_bus_claim(&m->io, 0x3f8, 0x3ff, uart_port_read, uart_port_write, m);
     for (unsigned i = 0; i < m->vcpu_count; i++) {
-        m->vcpus[i] = (struct vmm_vcpu){ .vm = m, .index = i };
+        m->vcpus[i] = (struct vmm_vcpu){ .vm = m, .index = i, .h = -1 };
         m->vcpus[i].h = core_vcpu_create(m->vm, c->cpus, &vcpu_ops, &m->vcpus[i]);
         if (m->vcpus[i].h < 0) {
             log_error("vm %s: cannot create vCPU %u", c->name, i);
@@ -236,7 +240,7 @@ int vmm_start(const struct config *cfg)
         const struct config_vm *c = &cfg->vms[i];
         if (!vm_create(m, c)) {
             log_error("vm %s: not started", c->name);
-            for (unsigned j = 0; j < m->vcpu_count; j++)
+            for (unsigned j = 0; j < VMM_MAX_VCPUS; j++)
                 if (m->vcpus[j].h >= 0)
                     core_vcpu_destroy(m->vcpus[j].h);
             if (m->vm >= 0)
