@@ -359,3 +359,49 @@ def test_scenario_multi_2cpu(guest_build, tmp_path):
             problems.append("counter printed no round after filler was stopped")
     verdict(problems, log)
 
+
+
+def test_broken_config_starts_no_guest(guest_build, tmp_path):
+    """A config error names the line and the fix, and no guest of that config starts
+    (plinth never guesses); with nothing running, on_idle powers off."""
+    cfg = ("[plinth]\non_idle = poweroff\n\n"
+           "[vm good]\nloader = multiboot\nkernel = guests/protmode.elf\nmemory = 16M\n\n"
+           "[vm bad]\nloader = multiboot\nkernel = guests/protmode.elf\nmemory = 64X\n")
+    status, text = run(guest_build, tmp_path, cfg, 1, TIMEOUT_SOLO)
+    log, problems = Log(text), []
+    if status != POWEROFF:
+        problems.append(f"run ended with {STATUS_NAMES.get(status, status)}, expected a clean poweroff")
+    if not log.plinth(r"config: plinth\.cfg:12: memory '64X' is not a size; write e\.g\. 64M or 1G"):
+        problems.append("no config error naming line 12 and the fix")
+    if not log.plinth(r"config: no guest started"):
+        problems.append("plinth did not say that no guest started")
+    if log.guest("good") or log.plinth(r"vm good: started"):
+        problems.append("a guest of the broken config started")
+    verdict(problems, log)
+
+
+def test_unstartable_vm_is_skipped(guest_build, tmp_path):
+    """A VM that cannot start (an image that is no Multiboot kernel; more vCPUs than
+    plinth can start) is reported with the cause and skipped; the others run."""
+    cfg = ("[plinth]\non_idle = poweroff\n\n"
+           "[vm notakernel]\nloader = multiboot\nkernel = guests/configs/basic.cfg\nmemory = 16M\n\n"
+           "[vm twocpus]\nloader = multiboot\nkernel = guests/protmode.elf\nmemory = 16M\nvcpus = 2\n\n"
+           "[vm protmode]\nloader = multiboot\nkernel = guests/protmode.elf\nmemory = 16M\n")
+    status, text = run(guest_build, tmp_path, cfg, 1, TIMEOUT_SOLO)
+    log, problems = Log(text), []
+    if status != POWEROFF:
+        problems.append(f"run ended with {STATUS_NAMES.get(status, status)}, expected a clean poweroff")
+    started = [m.group(1) for _, m in log.plinth(r"vm (\S+): started \(")]
+    if started != ["protmode"]:
+        problems.append(f"plinth started {started}, expected only protmode")
+    check_vm(log, "protmode", problems)
+    if not log.plinth(r"error: vm notakernel: guests/configs/basic\.cfg: no Multiboot header"):
+        problems.append("no error naming the image that is not a Multiboot kernel")
+    if not log.plinth(r"error: vm twocpus: vcpus = 2, but plinth runs 1 vCPU per VM"):
+        problems.append("no error for the VM asking for two vCPUs")
+    for vm in ("notakernel", "twocpus"):
+        if not log.plinth(rf"error: vm {vm}: not started"):
+            problems.append(f"plinth did not say {vm} was not started")
+        if log.plinth(rf"vm {vm}: started"):
+            problems.append(f"{vm} started")
+    verdict(problems, log)
