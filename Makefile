@@ -25,6 +25,11 @@ FBCON_PSF  ?= /usr/share/consolefonts/Lat15-Terminus16.psf.gz
 CORE_OBJS  += $(BUILD)/core/gen/fbcon_font.o
 
 WARN       := -Wall -Wextra -Werror
+
+# The test guests, which the default plinth.cfg (and the boot tests) run: the image
+# rules below depend on them, so they are defined before those rules.
+.DEFAULT_GOAL := all
+include guests/guests.mk
 CORE_CFLAGS := -std=gnu11 -ffreestanding -fno-stack-protector -fno-pic -fno-pie \
                -mcmodel=kernel -mno-red-zone -mgeneral-regs-only -fno-omit-frame-pointer \
                -fno-optimize-sibling-calls -fno-asynchronous-unwind-tables -fno-unwind-tables -fno-strict-aliasing -fno-common \
@@ -88,10 +93,10 @@ $(BUILD)/BOOTX64.EFI: $(BUILD)/BOOTX64.so
 	           -j '.rel.*' -j '.rela.*' -j .reloc --target efi-app-x86_64 $< $@
 
 # Boot media: the ISO (GRUB, BIOS + UEFI) and the USB disk image (GPT + ESP).
-$(BUILD)/plinth.iso: $(BUILD)/plinth.elf $(CONFIG) tools/mkiso
+$(BUILD)/plinth.iso: $(BUILD)/plinth.elf $(CONFIG) tools/mkiso $(GUESTS)
 	tools/mkiso $(BUILD)/plinth.elf $(CONFIG) $@
 
-$(BUILD)/plinth-usb.img: $(BUILD)/plinth.elf $(BUILD)/BOOTX64.EFI $(CONFIG) tools/mkusb
+$(BUILD)/plinth-usb.img: $(BUILD)/plinth.elf $(BUILD)/BOOTX64.EFI $(CONFIG) tools/mkusb $(GUESTS)
 	tools/mkusb $(BUILD)/BOOTX64.EFI $(BUILD)/plinth.elf $(CONFIG) $@
 
 image: all
@@ -129,6 +134,5 @@ bench: deps all
 clean:
 	rm -rf $(BUILD)
 
-include guests/guests.mk
 
 -include $(shell find $(BUILD) -name '*.d' 2>/dev/null)
