@@ -1,6 +1,7 @@
 /* Control-register exits: only the bits plinth keeps for itself (CR0.PE/PG and the
  * VMX-fixed bits, CR4.PAE/VMXE) and CR8 exit; everything else the guest owns. */
 #include "vmm/exit.h"
+#include "vmm/emulate/decode.h"
 
 #define VEC_GP 13
 
@@ -67,7 +68,17 @@ enum vmm_action vmm_exit_cr(struct vmm_vcpu *c, const struct hvm_exit *x)
     bool ok = true;
     switch (x->cr.type) {
     case HVM_CR_MOV_TO: {
-        uint64_t v = s.gpr[x->cr.gpr];
+        uint8_t gpr = x->cr.gpr;
+        if (gpr == HVM_CR_GPR_DECODE) {
+            /* MOV CRn, reg is 0F 22 /r: ModRM.reg the CR, ModRM.rm the register. */
+            struct x86_insn insn;
+            if (!vmm_decode_at_rip(c, &insn) || insn.map != X86_MAP_0F || insn.opcode != 0x22 ||
+                insn.reg != x->cr.cr)
+                return vmm_vm_stop(c, true, "the CR%u write at rip %#lx is no MOV to CR%u",
+                                   x->cr.cr, (unsigned long)s.rip, x->cr.cr);
+            gpr = insn.rm;
+        }
+        uint64_t v = s.gpr[gpr & 15];
         if (x->cr.cr == 0)
             ok = set_cr0(c, &s, v);
         else if (x->cr.cr == 4)

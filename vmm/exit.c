@@ -2,6 +2,9 @@
  * what plinth does with any exit in one hop. */
 #include "vmm/exit.h"
 #include "kernel/log.h"
+#include "kernel/string.h"
+#include "vmm/emulate/decode.h"
+#include "vmm/emulate/pagewalk.h"
 
 /* Exception vectors injected by the monitor (SDM Vol. 3A Table 6-1). */
 #define VEC_UD 6
@@ -9,12 +12,65 @@
 
 typedef enum vmm_action (*exit_fn)(struct vmm_vcpu *c, const struct hvm_exit *x);
 
+static int insn_read_phys(void *ctx, uint64_t gpa, void *buf, size_t len)
+{
+    const struct vmm_vm *m = ctx;
+    if (gpa > m->ram_size || len > m->ram_size - gpa)
+        return -1;
+    memcpy(buf, m->ram + gpa, len);
+    return 0;
+}
+
+static int decode_at_rip(struct vmm_vcpu *c, struct x86_insn *insn, int *walk, size_t *got, uint64_t *rip)
+{
+    struct hvm_state s;
+    core_vcpu_get_state(c->h, &s);
+    struct x86_paging pg = { s.cr0, s.cr3, s.cr4, s.efer, 48 };
+    bool cs_l = s.seg[HVM_CS].ar & (1u << 13), cs_d = s.seg[HVM_CS].ar & (1u << 14);
+    enum x86_mode mode = x86_mode_of(s.cr0, s.efer, s.rflags, cs_l, cs_d);
+    uint64_t at = mode == X86_MODE_LONG64 ? s.rip : s.seg[HVM_CS].base + s.rip;
+    uint8_t bytes[X86_MAX_INSN_LEN];
+    uint32_t pf = 0;
+    *got = 0;
+    *rip = s.rip;
+    *walk = x86_read_linear(&pg, at, X86_WALK_FETCH, insn_read_phys, c->vm, bytes, sizeof bytes, got, &pf);
+    return x86_decode(bytes, *got, mode, insn);
+}
+
+bool vmm_decode_at_rip(struct vmm_vcpu *c, struct x86_insn *insn)
+{
+    int walk;
+    size_t got;
+    uint64_t rip;
+    int st = decode_at_rip(c, insn, &walk, &got, &rip);
+    if (st != X86_OK)
+        log_error("vm %s: cannot decode the instruction at rip %#lx (%zu bytes read: %s): %s",
+                  c->vm->conf.name, (unsigned long)rip, got, x86_walk_status_name(walk), x86_status_name(st));
+    return st == X86_OK;
+}
+
 uint8_t vmm_insn_len(struct vmm_vcpu *c, const struct hvm_exit *x)
 {
-    (void)c;
-    /* Both VT-x and AMD-V with nRIP-save report it; the decoder fallback for SVM
-     * without nRIP-save comes with the SVM backend. */
-    return x->insn_len;
+    /* VT-x and AMD-V with nRIP-save report it.  AMD-V without nRIP-save (QEMU's TCG)
+     * does not: the instruction at RIP is fetched through the guest's own page tables
+     * and decoded.  Never trust the exit code for it: TCG reports RDTSCP as RDTSC. */
+    if (x->insn_len)
+        return x->insn_len;
+    struct x86_insn insn;
+    int walk;
+    size_t got;
+    uint64_t rip;
+    int st = decode_at_rip(c, &insn, &walk, &got, &rip);
+    if (st == X86_OK)
+        return insn.length;
+    /* The instruction just ran to its exit, so it is readable and decodable: failing
+     * here is plinth's bug or a guest rewriting its code from another vCPU.  Skipping
+     * nothing would re-run it forever, so the VM stops. */
+    if (vmm_vm_stop(c, true, "cannot decode the %s exit's instruction at rip %#lx (%zu bytes read: %s): %s",
+                    hvm_exit_reason_name(x->reason), (unsigned long)rip, got,
+                    x86_walk_status_name(walk), x86_status_name(st)) == VMM_STOP)
+        core_vcpu_stop(c->h);
+    return 0;
 }
 
 static enum vmm_action exit_skip(struct vmm_vcpu *c, const struct hvm_exit *x)

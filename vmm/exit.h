@@ -9,6 +9,10 @@ enum vmm_action vmm_handle_exit(void *ctx, core_vcpu_t v, const struct hvm_exit 
 
 /* The exiting instruction's length: from the hardware, or decoded. */
 uint8_t vmm_insn_len(struct vmm_vcpu *c, const struct hvm_exit *x);
+struct x86_insn;
+/* Fetches the instruction at the guest's RIP through its own page tables and decodes
+ * it; false with a logged cause if that fails. */
+bool vmm_decode_at_rip(struct vmm_vcpu *c, struct x86_insn *insn);
 
 /* vmm/cpuid.c */
 void vmm_cpuid(struct vmm_vcpu *c, uint32_t leaf, uint32_t subleaf, uint32_t out[4]);

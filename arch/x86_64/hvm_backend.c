@@ -2,14 +2,15 @@
 #include "arch/x86_64/hvm.h"
 #include "arch/x86_64/hvm_vcpu.h"
 #include "arch/x86_64/vmx/vmx.h"
+#include "arch/x86_64/svm/svm.h"
 
 const struct hvm_backend *hvm_backend(void)
 {
     const struct hvm_info *info = hvm_detect();
     if (info->vendor == HVM_VMX && info->caps.nested_paging)
         return &vmx_backend;
-    /* AMD-V: the SVM backend is the next issue's work; until it lands, an AMD
-     * machine reports its capabilities and runs no guests. */
+    if (info->vendor == HVM_SVM && info->caps.nested_paging)
+        return &svm_backend;
     return NULL;
 }
 

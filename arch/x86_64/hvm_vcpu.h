@@ -75,6 +75,9 @@ enum hvm_exit_reason {
 };
 
 enum hvm_cr_access { HVM_CR_MOV_TO, HVM_CR_MOV_FROM, HVM_CR_CLTS, HVM_CR_LMSW };
+/* cr.gpr when the CPU does not say which register a MOV CR used (AMD-V without
+ * decode assists): the monitor decodes the instruction. */
+#define HVM_CR_GPR_DECODE 0xff
 
 struct hvm_exit {
     enum hvm_exit_reason reason;

@@ -1,0 +1,624 @@
+/* A vCPU on AMD-V: its VMCB, the intercepts and permission maps, ASIDs and TLB
+ * control, entry and exit, event injection with re-injection of interrupted
+ * deliveries (AMD APM Vol. 2 chapter 15). */
+#include "arch/x86_64/svm/svm.h"
+#include "arch/x86_64/svm/npt.h"
+#include "arch/x86_64/hvm_msr.h"
+#include "arch/x86_64/fpu.h"
+#include "arch/x86_64/cpu/cpu.h"
+#include "arch/x86_64/cpu/paging.h"
+#include "kernel/log.h"
+#include "kernel/pmm.h"
+#include "kernel/smp.h"
+#include "kernel/string.h"
+
+/* MSR permission map: 2 pages, I/O permission map: 3 pages (APM §15.10.1, §15.11). */
+#define MSRPM_PAGES 2
+#define IOPM_PAGES  3
+
+/* ASIDs tracked per CPU for TLB reuse decisions; more ASIDs than this are not used. */
+#define SVM_ASID_TRACKED 64
+
+/* DR6 after reset: reserved bits read as 1 (APM Vol. 2 §13.1.1.3). */
+#define DR6_RESET 0xffff0ff0ull
+#define PAT_RESET 0x0007040600070406ull
+#define RFLAGS_IF (1ull << 9)
+#define RFLAGS_VM (1ull << 17)
+
+/* The first 16 qwords are the guest GPRs: svm_entry.asm depends on it.  The RAX and
+ * RSP slots are unused: those two live in the VMCB. */
+struct hvm_vcpu {
+    uint64_t gpr[HVM_GPR_COUNT];
+    struct vmcb *vmcb;
+    uint64_t vmcb_phys, msrpm, iopm;
+    int      cpu;                   /* the CPU it runs on; -1: not run yet */
+    uint32_t asid;
+    bool     flush;                 /* the nested tables changed: flush before the next run */
+    bool     have_event;
+    struct hvm_event event;         /* queued by the monitor */
+    bool     reinject;              /* an interrupted delivery to redo first */
+    uint64_t reinject_info;         /* EXITINTINFO, error code in 63:32 */
+    bool     nmi_masked;            /* an injected NMI's handler has not IRETed yet */
+    bool     want_nmi_window;
+    uint64_t dr[4];                 /* DR0-DR3: the VMCB switches only DR6 and DR7 */
+    struct fpu_state fpu;
+};
+
+void svm_enter(struct hvm_vcpu *v, uint64_t vmcb_pa, uint64_t host_area_pa);
+
+/* The vCPU whose DR0-DR3 and FPU state each CPU holds now, and which vCPU last ran
+ * with each ASID there (its TLB entries under that ASID belong to it). */
+static struct hvm_vcpu *loaded[SMP_MAX_CPUS];
+static struct hvm_vcpu *asid_owner[SMP_MAX_CPUS][SVM_ASID_TRACKED];
+static uint32_t next_asid;
+
+static uint64_t alloc_filled(unsigned pages, uint8_t fill)
+{
+    uint64_t p = pmm_alloc_contig(pages, PAGE_SIZE);
+    if (p)
+        memset(phys_to_virt(p), fill, (size_t)pages * PAGE_SIZE);
+    return p;
+}
+
+/* Two bits per MSR, read then write, in three 2 KiB ranges (APM §15.11, Table 15-5). */
+static void msrpm_allow(uint8_t *pm, uint32_t msr)
+{
+    uint32_t base;
+    if (msr <= 0x1fff)
+        base = 0;
+    else if (msr >= 0xc0000000 && msr <= 0xc0001fff)
+        base = 0x800, msr -= 0xc0000000;
+    else if (msr >= 0xc0010000 && msr <= 0xc0011fff)
+        base = 0x1000, msr -= 0xc0010000;
+    else
+        return;
+    pm[base + msr / 4] &= (uint8_t)~(3u << ((msr % 4) * 2));
+}
+
+static void debugregs_save(struct hvm_vcpu *v)
+{
+    __asm__ volatile("mov %%dr0, %0; mov %%dr1, %1; mov %%dr2, %2; mov %%dr3, %3"
+                     : "=r"(v->dr[0]), "=r"(v->dr[1]), "=r"(v->dr[2]), "=r"(v->dr[3]));
+}
+
+static void debugregs_load(const struct hvm_vcpu *v)
+{
+    __asm__ volatile("mov %0, %%dr0; mov %1, %%dr1; mov %2, %%dr2; mov %3, %%dr3"
+                     :: "r"(v->dr[0]), "r"(v->dr[1]), "r"(v->dr[2]), "r"(v->dr[3]));
+}
+
+/* Makes v's FPU state and DR0-DR3 live on this CPU.  A VMCB could move between
+ * CPUs, but plinth keeps each vCPU on the CPU it first ran on, as on VT-x. */
+static bool bind(struct hvm_vcpu *v)
+{
+    uint32_t cpu = this_cpu()->index;
+    if (loaded[cpu] == v)
+        return true;
+    if (v->cpu >= 0 && v->cpu != (int)cpu) {
+        log_error("svm: vCPU moved from CPU %d to CPU %u; vCPUs stay on one CPU", v->cpu, cpu);
+        return false;
+    }
+    struct hvm_vcpu *old = loaded[cpu];
+    if (old)
+        debugregs_save(old);
+    debugregs_load(v);
+    fpu_switch(old ? &old->fpu : NULL, &v->fpu);
+    loaded[cpu] = v;
+    v->cpu = (int)cpu;
+    return true;
+}
+
+static struct hvm_vcpu *svm_vcpu_create(const struct gpt *nested)
+{
+    const struct svm_caps *c = svm_caps();
+    static struct hvm_vcpu none;
+    uint64_t vp = pmm_alloc_contig((sizeof(struct hvm_vcpu) + PAGE_SIZE - 1) / PAGE_SIZE, PAGE_SIZE);
+    if (!vp) {
+        log_error("svm: out of memory for a vCPU");
+        return NULL;
+    }
+    struct hvm_vcpu *v = phys_to_virt(vp);
+    *v = none;
+    v->cpu = -1;
+    v->vmcb_phys = alloc_filled(1, 0);
+    v->msrpm = alloc_filled(MSRPM_PAGES, 0xff);
+    v->iopm = alloc_filled(IOPM_PAGES, 0xff);
+    if (!v->vmcb_phys || !v->msrpm || !v->iopm || !fpu_state_init(&v->fpu)) {
+        log_error("svm: out of memory for a vCPU");
+        return NULL; /* the pages taken so far stay with the failed VM's teardown */
+    }
+    for (size_t i = 0; i < hvm_msr_passthrough_count; i++)
+        msrpm_allow(phys_to_virt(v->msrpm), hvm_msr_passthrough[i]);
+    v->vmcb = phys_to_virt(v->vmcb_phys);
+
+    /* ASIDs 1..n in turn; a reused one is flushed on its first run (asid_owner). */
+    uint32_t n = c->asids - 1 < SVM_ASID_TRACKED - 1 ? c->asids - 1 : SVM_ASID_TRACKED - 1;
+    v->asid = 1 + __atomic_fetch_add(&next_asid, 1, __ATOMIC_RELAXED) % n;
+
+    struct vmcb_control *ctl = &v->vmcb->control;
+    /* Same events as the VT-x backend.  Not intercepted, and why that is fine here:
+     * CR0 writes (SVM has no fixed CR0 bits, and with NPT the CPU itself handles
+     * paging-mode switches and EFER.LMA, APM §15.19 and §15.25), CR8 (with
+     * V_INTR_MASKING a guest's CR8 is the virtual V_TPR, never the host's TPR,
+     * §15.21.4), CR3 (NPT), RDTSC (TSC_OFFSET).  CR4 writes are intercepted: the
+     * monitor allows only the bits of features the guest's CPUID view shows, and
+     * QEMU's TCG answers a reserved CR4 bit in a guest with a VMEXIT_INVALID
+     * instead of the #GP the guest must get. */
+    ctl->intercept_cr = VMCB_I_CR_WRITE(4);
+    ctl->intercept_misc1 = VMCB_I_INTR | VMCB_I_NMI | VMCB_I_CPUID | VMCB_I_INVD | VMCB_I_HLT |
+                           VMCB_I_INVLPGA | VMCB_I_IOIO_PROT | VMCB_I_MSR_PROT | VMCB_I_SHUTDOWN |
+                           VMCB_I_RDPMC;
+    /* The VMRUN intercept is mandatory (§15.5.1); the other SVM instructions get #UD
+     * from the monitor, as VMX instructions do on VT-x. */
+    ctl->intercept_misc2 = VMCB_I2_VMRUN | VMCB_I2_VMMCALL | VMCB_I2_VMLOAD | VMCB_I2_VMSAVE |
+                           VMCB_I2_STGI | VMCB_I2_CLGI | VMCB_I2_SKINIT | VMCB_I2_WBINVD |
+                           VMCB_I2_MONITOR | VMCB_I2_MWAIT | VMCB_I2_MWAIT_ARMED | VMCB_I2_XSETBV;
+    ctl->iopm_base_pa = v->iopm;
+    ctl->msrpm_base_pa = v->msrpm;
+    ctl->guest_asid = v->asid;
+    ctl->vintr = VMCB_V_INTR_MASKING;
+    ctl->np_control = VMCB_NP_ENABLE;
+    ctl->n_cr3 = npt_cr3(nested);
+    v->vmcb->save.efer = EFER_SVME;
+    v->vmcb->save.dr6 = DR6_RESET;
+    v->vmcb->save.g_pat = PAT_RESET;
+    v->vmcb->save.rflags = 2;
+    return v;
+}
+
+static void svm_vcpu_destroy(struct hvm_vcpu *v)
+{
+    if (v->cpu >= 0) {
+        if (loaded[v->cpu] == v)
+            loaded[v->cpu] = NULL;
+        for (int i = 0; i < SVM_ASID_TRACKED; i++)
+            if (asid_owner[v->cpu][i] == v)
+                asid_owner[v->cpu][i] = NULL;
+    }
+    pmm_free_pages(v->vmcb_phys, 1);
+    pmm_free_pages(v->msrpm, MSRPM_PAGES);
+    pmm_free_pages(v->iopm, IOPM_PAGES);
+    fpu_state_free(&v->fpu);
+    pmm_free_pages(virt_to_phys(v), (sizeof *v + PAGE_SIZE - 1) / PAGE_SIZE);
+}
+
+/* Segment attributes: the VMCB packs the descriptor's bits 8-15 and 20-23 into 12
+ * bits (APM §15.5.1, "Segment state in the VMCB"); hvm_state uses the VMX layout. */
+static uint32_t ar_from_attrib(uint16_t a)
+{
+    uint32_t ar = (a & 0xffu) | ((uint32_t)(a & 0xf00u) << 4);
+    if (!(a & 0x80))
+        ar |= HVM_AR_UNUSABLE;
+    return ar;
+}
+
+static uint16_t attrib_from_ar(uint32_t ar)
+{
+    uint16_t a = (uint16_t)((ar & 0xffu) | ((ar >> 4) & 0xf00u));
+    return (ar & HVM_AR_UNUSABLE) ? (uint16_t)(a & ~0x80u) : a;
+}
+
+static struct vmcb_seg *vmcb_seg(struct vmcb *vmcb, enum hvm_sreg s)
+{
+    struct vmcb_save *sv = &vmcb->save;
+    switch (s) {
+    case HVM_ES: return &sv->es;
+    case HVM_CS: return &sv->cs;
+    case HVM_SS: return &sv->ss;
+    case HVM_DS: return &sv->ds;
+    case HVM_FS: return &sv->fs;
+    case HVM_GS: return &sv->gs;
+    case HVM_LDTR: return &sv->ldtr;
+    default: return &sv->tr;
+    }
+}
+
+static void svm_get_state(struct hvm_vcpu *v, struct hvm_state *s)
+{
+    const struct vmcb_save *sv = &v->vmcb->save;
+    memcpy(s->gpr, v->gpr, sizeof s->gpr);
+    s->gpr[HVM_RAX] = sv->rax;
+    s->gpr[HVM_RSP] = sv->rsp;
+    s->rip = sv->rip;
+    s->rflags = sv->rflags;
+    s->cr0 = sv->cr0;
+    s->cr2 = sv->cr2;
+    s->cr3 = sv->cr3;
+    s->cr4 = sv->cr4;
+    s->efer = sv->efer & ~EFER_SVME;   /* plinth's, not the guest's */
+    s->pat = sv->g_pat;
+    s->dr7 = sv->dr7;
+    for (int i = 0; i < HVM_SREG_COUNT; i++) {
+        const struct vmcb_seg *g = vmcb_seg(v->vmcb, (enum hvm_sreg)i);
+        s->seg[i].selector = g->selector;
+        s->seg[i].base = g->base;
+        s->seg[i].limit = g->limit;
+        s->seg[i].ar = ar_from_attrib(g->attrib);
+    }
+    s->gdtr.base = sv->gdtr.base;
+    s->gdtr.limit = (uint16_t)sv->gdtr.limit;
+    s->idtr.base = sv->idtr.base;
+    s->idtr.limit = (uint16_t)sv->idtr.limit;
+    s->sysenter_cs = sv->sysenter_cs;
+    s->sysenter_esp = sv->sysenter_esp;
+    s->sysenter_eip = sv->sysenter_eip;
+}
+
+static void svm_set_state(struct hvm_vcpu *v, const struct hvm_state *s)
+{
+    struct vmcb_save *sv = &v->vmcb->save;
+    memcpy(v->gpr, s->gpr, sizeof v->gpr);
+    sv->rax = s->gpr[HVM_RAX];
+    sv->rsp = s->gpr[HVM_RSP];
+    sv->rip = s->rip;
+    sv->rflags = s->rflags | 2; /* bit 1 is reserved as 1 */
+    /* Long mode is active when EFER.LME is set with paging on; VMRUN takes LMA
+     * from the VMCB, so it must agree (§15.5.1). */
+    bool lma = (s->efer & EFER_LME) && (s->cr0 & CR0_PG);
+    sv->efer = (lma ? s->efer | EFER_LMA : s->efer & ~EFER_LMA) | EFER_SVME;
+    sv->cr0 = s->cr0;
+    sv->cr2 = s->cr2;
+    sv->cr3 = s->cr3;
+    sv->cr4 = s->cr4;
+    sv->g_pat = s->pat;
+    sv->dr7 = s->dr7;
+    for (int i = 0; i < HVM_SREG_COUNT; i++) {
+        struct vmcb_seg *g = vmcb_seg(v->vmcb, (enum hvm_sreg)i);
+        g->selector = s->seg[i].selector;
+        g->base = s->seg[i].base;
+        g->limit = s->seg[i].limit;
+        g->attrib = attrib_from_ar(s->seg[i].ar);
+    }
+    sv->gdtr.base = s->gdtr.base;
+    sv->gdtr.limit = s->gdtr.limit;
+    sv->idtr.base = s->idtr.base;
+    sv->idtr.limit = s->idtr.limit;
+    sv->sysenter_cs = s->sysenter_cs;
+    sv->sysenter_esp = s->sysenter_esp;
+    sv->sysenter_eip = s->sysenter_eip;
+    /* The VMCB holds the CPL separately: 0 in real mode, 3 in virtual-8086 mode,
+     * else SS.DPL (§15.5.1). */
+    if (!(s->cr0 & CR0_PE))
+        sv->cpl = 0;
+    else if (s->rflags & RFLAGS_VM)
+        sv->cpl = 3;
+    else
+        sv->cpl = (uint8_t)((s->seg[HVM_SS].ar >> 5) & 3);
+}
+
+static uint64_t svm_get_gpr(struct hvm_vcpu *v, enum hvm_gpr r)
+{
+    if (r == HVM_RAX)
+        return v->vmcb->save.rax;
+    if (r == HVM_RSP)
+        return v->vmcb->save.rsp;
+    return v->gpr[r & 15];
+}
+
+static void svm_set_gpr(struct hvm_vcpu *v, enum hvm_gpr r, uint64_t value)
+{
+    if (r == HVM_RAX)
+        v->vmcb->save.rax = value;
+    else if (r == HVM_RSP)
+        v->vmcb->save.rsp = value;
+    else
+        v->gpr[r & 15] = value;
+}
+
+static uint64_t svm_get_rip(struct hvm_vcpu *v)
+{
+    return v->vmcb->save.rip;
+}
+
+static void svm_skip_insn(struct hvm_vcpu *v, uint8_t len)
+{
+    v->vmcb->save.rip += len;
+    /* Completing an instruction ends an STI or MOV SS shadow (APM Vol. 2 §15.21.5). */
+    v->vmcb->control.interrupt_shadow &= ~VMCB_INT_SHADOW;
+}
+
+static bool deliverable(struct hvm_vcpu *v, enum hvm_event_type t)
+{
+    bool shadow = v->vmcb->control.interrupt_shadow & VMCB_INT_SHADOW;
+    if (t == HVM_EVENT_EXTINT)
+        return (v->vmcb->save.rflags & RFLAGS_IF) && !shadow;
+    if (t == HVM_EVENT_NMI)
+        return !v->nmi_masked && !shadow;
+    return true;
+}
+
+static bool svm_can_inject(struct hvm_vcpu *v, enum hvm_event_type t)
+{
+    return !v->reinject && !v->have_event && deliverable(v, t);
+}
+
+static bool svm_inject(struct hvm_vcpu *v, const struct hvm_event *e)
+{
+    if (v->have_event)
+        return false;
+    v->event = *e;
+    v->have_event = true;
+    return true;
+}
+
+/* The interrupt window is a virtual interrupt that never gets delivered: V_IRQ with
+ * the VINTR intercept exits as soon as the guest could take it (§15.21.4).  The NMI
+ * window is the IRET of the NMI handler (§15.21.2, no virtual NMIs here). */
+static void svm_request_window(struct hvm_vcpu *v, unsigned windows)
+{
+    struct vmcb_control *ctl = &v->vmcb->control;
+    if (windows & HVM_WINDOW_INTR) {
+        ctl->vintr |= VMCB_V_IRQ | VMCB_V_IGN_TPR | (0xfull << VMCB_V_INTR_PRIO_SHIFT);
+        ctl->intercept_misc1 |= VMCB_I_VINTR;
+    }
+    if (windows & HVM_WINDOW_NMI) {
+        v->want_nmi_window = true;
+        ctl->intercept_misc1 |= VMCB_I_IRET;
+    }
+}
+
+static uint64_t event_inj(const struct hvm_event *e)
+{
+    static const uint32_t type[] = {
+        [HVM_EVENT_EXTINT] = SVM_EVT_TYPE_INTR, [HVM_EVENT_NMI] = SVM_EVT_TYPE_NMI,
+        [HVM_EVENT_EXCEPTION] = SVM_EVT_TYPE_EXCEPT, [HVM_EVENT_SOFTINT] = SVM_EVT_TYPE_SOFTINT,
+    };
+    uint64_t inj = SVM_EVT_VALID | type[e->type] << SVM_EVT_TYPE_SHIFT |
+                   (e->type == HVM_EVENT_NMI ? 2u : e->vector);
+    if (e->type == HVM_EVENT_EXCEPTION && e->has_error)
+        inj |= SVM_EVT_EV | (uint64_t)e->error_code << 32;
+    return inj;
+}
+
+/* Re-injection first: an event whose delivery an exit interrupted must be
+ * delivered before anything new (§15.7.2). */
+static void inject_for_entry(struct hvm_vcpu *v)
+{
+    struct vmcb_control *ctl = &v->vmcb->control;
+    ctl->eventinj = 0;
+    if (v->reinject) {
+        ctl->eventinj = v->reinject_info;
+        v->reinject = false;
+        return;
+    }
+    if (!v->have_event)
+        return;
+    if (!deliverable(v, v->event.type)) {
+        svm_request_window(v, v->event.type == HVM_EVENT_NMI ? HVM_WINDOW_NMI : HVM_WINDOW_INTR);
+        return;
+    }
+    ctl->eventinj = event_inj(&v->event);
+    if (v->event.type == HVM_EVENT_NMI) {
+        /* NMIs stay blocked until the handler's IRET, which only an intercept shows. */
+        v->nmi_masked = true;
+        ctl->intercept_misc1 |= VMCB_I_IRET;
+    }
+    v->have_event = false;
+}
+
+static void record_vectoring(struct hvm_vcpu *v, uint64_t code)
+{
+    uint64_t info = v->vmcb->control.exitintinfo;
+    if (!(info & SVM_EVT_VALID) || code == SVM_EXIT_SHUTDOWN)
+        return;
+    uint32_t type = (uint32_t)(info & SVM_EVT_TYPE_MASK) >> SVM_EVT_TYPE_SHIFT;
+    uint32_t vector = info & SVM_EVT_VECTOR_MASK;
+    /* INTn, INT3 and INTO left RIP on the instruction when their delivery was
+     * intercepted: it runs again and raises the event itself.  Re-injecting them
+     * would need the next RIP, which the CPU without nRIP-save does not give. */
+    if (type == SVM_EVT_TYPE_SOFTINT || (type == SVM_EVT_TYPE_EXCEPT && (vector == 3 || vector == 4)))
+        return;
+    v->reinject = true;
+    v->reinject_info = info;
+}
+
+static uint8_t exit_insn_len(const struct hvm_vcpu *v, uint64_t rip)
+{
+    /* nRIP-save (CPUID Fn8000_000A EDX[3]) gives the next RIP; without it the
+     * monitor decodes the instruction (vmm_insn_len). */
+    if (!svm_caps()->nrips)
+        return 0;
+    uint64_t len = v->vmcb->control.nrip - rip;
+    return len > 0 && len <= 15 ? (uint8_t)len : 0;
+}
+
+static void decode_exit(struct hvm_vcpu *v, struct hvm_exit *x)
+{
+    struct vmcb_control *ctl = &v->vmcb->control;
+    uint64_t code = ctl->exitcode, info1 = ctl->exitinfo1, info2 = ctl->exitinfo2;
+    uint64_t rip = v->vmcb->save.rip;
+    *x = (struct hvm_exit){ .raw_reason = (uint32_t)code, .insn_len = exit_insn_len(v, rip) };
+    switch (code) {
+    /* QEMU 7.2 stores VMEXIT_INVALID (-1) as a 32-bit value. */
+    case SVM_EXIT_INVALID:
+    case 0xffffffffu:       x->reason = HVM_EXIT_ENTRY_FAILED; return;
+    case SVM_EXIT_CR4_WRITE:
+        x->reason = HVM_EXIT_CR;
+        x->cr.cr = 4;
+        x->cr.type = HVM_CR_MOV_TO;
+        x->cr.gpr = svm_caps()->decode_assists && (info1 & SVM_CR_INFO_MOV) ? (uint8_t)(info1 & 15)
+                                                                            : HVM_CR_GPR_DECODE;
+        return;
+    /* Host interrupts and NMIs stay pending through the exit (GIF=0): the NMI is
+     * taken at STGI in svm_enter, the interrupt when the core enables interrupts. */
+    case SVM_EXIT_INTR:
+    case SVM_EXIT_NMI:      x->reason = HVM_EXIT_INTERRUPT; return;
+    case SVM_EXIT_SHUTDOWN: x->reason = HVM_EXIT_TRIPLE_FAULT; return;
+    case SVM_EXIT_INIT:     x->reason = HVM_EXIT_INIT; return;
+    case SVM_EXIT_VINTR:
+        ctl->vintr &= ~(VMCB_V_IRQ | VMCB_V_IGN_TPR | (0xfull << VMCB_V_INTR_PRIO_SHIFT));
+        ctl->intercept_misc1 &= ~VMCB_I_VINTR;
+        x->reason = HVM_EXIT_INTR_WINDOW;
+        return;
+    case SVM_EXIT_IRET:
+        /* The IRET has not run yet; NMI blocking ends with it.  With no virtual-NMI
+         * support, its end is taken as the window (the IRET is the last instruction
+         * of the handler). */
+        v->nmi_masked = false;
+        ctl->intercept_misc1 &= ~VMCB_I_IRET;
+        if (v->want_nmi_window) {
+            v->want_nmi_window = false;
+            x->reason = HVM_EXIT_NMI_WINDOW;
+        } else {
+            x->reason = HVM_EXIT_NONE;
+        }
+        return;
+    case SVM_EXIT_CPUID:    x->reason = HVM_EXIT_CPUID; return;
+    case SVM_EXIT_HLT:      x->reason = HVM_EXIT_HLT; return;
+    case SVM_EXIT_INVD:     x->reason = HVM_EXIT_INVD; return;
+    case SVM_EXIT_WBINVD:   x->reason = HVM_EXIT_WBINVD; return;
+    case SVM_EXIT_XSETBV:   x->reason = HVM_EXIT_XSETBV; return;
+    /* QEMU's TCG reports RDTSCP as RDTSC: the length comes from the decoder. */
+    case SVM_EXIT_RDTSC:
+    case SVM_EXIT_RDTSCP:   x->reason = HVM_EXIT_RDTSC; x->insn_len = 0; return;
+    case SVM_EXIT_PAUSE:    x->reason = HVM_EXIT_PAUSE; return;
+    case SVM_EXIT_MONITOR:
+    case SVM_EXIT_MWAIT:
+    case SVM_EXIT_MWAIT_COND: x->reason = HVM_EXIT_MWAIT; return;
+    case SVM_EXIT_VMRUN: case SVM_EXIT_VMMCALL: case SVM_EXIT_VMLOAD: case SVM_EXIT_VMSAVE:
+    case SVM_EXIT_STGI: case SVM_EXIT_CLGI: case SVM_EXIT_SKINIT: case SVM_EXIT_INVLPGA:
+        x->reason = HVM_EXIT_VIRT_INSN;
+        return;
+    case SVM_EXIT_MSR:
+        /* EXITINFO1: 0 read, 1 write (§15.11). */
+        x->reason = info1 & 1 ? HVM_EXIT_WRMSR : HVM_EXIT_RDMSR;
+        x->msr.msr = (uint32_t)v->gpr[HVM_RCX];
+        return;
+    case SVM_EXIT_IOIO:
+        /* EXITINFO1 per §15.10.2; EXITINFO2 is the next RIP even without nRIP-save. */
+        x->reason = HVM_EXIT_IO;
+        x->io.in = info1 & SVM_IOIO_IN;
+        x->io.string = (info1 & SVM_IOIO_STR) != 0;
+        x->io.rep = (info1 & SVM_IOIO_REP) != 0;
+        x->io.size = (info1 & SVM_IOIO_SZ32) ? 4 : (info1 & SVM_IOIO_SZ16) ? 2 : 1;
+        x->io.port = (uint16_t)(info1 >> 16);
+        if (info2 > rip && info2 - rip <= 15)
+            x->insn_len = (uint8_t)(info2 - rip);
+        return;
+    case SVM_EXIT_NPF:
+        /* EXITINFO1 is a page-fault error code for the nested access, EXITINFO2
+         * the guest-physical address (§15.25.6). */
+        x->reason = HVM_EXIT_NPF;
+        x->npf.gpa = info2;
+        x->npf.write = (info1 & SVM_NPF_WRITE) != 0;
+        x->npf.fetch = (info1 & SVM_NPF_FETCH) != 0;
+        x->npf.read = !x->npf.write && !x->npf.fetch;
+        x->npf.gla_valid = false;
+        return;
+    default:
+        if (code >= SVM_EXIT_EXCP_BASE && code < SVM_EXIT_EXCP_BASE + 32) {
+            x->reason = HVM_EXIT_EXCEPTION;
+            x->exception.vector = (uint8_t)(code - SVM_EXIT_EXCP_BASE);
+            x->exception.error_code = (uint32_t)info1;
+            x->exception.cr2 = info2;
+            return;
+        }
+        x->reason = HVM_EXIT_UNHANDLED;
+        return;
+    }
+}
+
+static void svm_vcpu_run(struct hvm_vcpu *v, uint64_t preempt_ns, struct hvm_exit *x)
+{
+    (void)preempt_ns; /* no preemption timer on SVM: the core slices with the APIC timer */
+    *x = (struct hvm_exit){ .reason = HVM_EXIT_NONE };
+    if (!bind(v)) {
+        x->reason = HVM_EXIT_ENTRY_FAILED;
+        return;
+    }
+    uint32_t cpu = (uint32_t)v->cpu;
+    struct vmcb_control *ctl = &v->vmcb->control;
+    /* TLB entries tagged with this ASID may be another vCPU's (ASIDs are reused) or
+     * stale (nested tables changed): flush them, by ASID where the CPU can (§15.16). */
+    bool flush_by_asid = svm_caps()->flush_by_asid;
+    ctl->tlb_control = VMCB_TLB_NOTHING;
+    if (asid_owner[cpu][v->asid] != v || v->flush) {
+        ctl->tlb_control = flush_by_asid ? VMCB_TLB_FLUSH_ASID : VMCB_TLB_FLUSH_ALL;
+        asid_owner[cpu][v->asid] = v;
+        v->flush = false;
+    }
+    /* No clean bits claimed: the CPU reloads every field (§15.15). */
+    ctl->clean_bits = 0;
+    inject_for_entry(v);
+    svm_enter(v, v->vmcb_phys, svm_host_area());
+    record_vectoring(v, ctl->exitcode);
+    decode_exit(v, x);
+    if (x->reason == HVM_EXIT_ENTRY_FAILED) {
+        log_error("svm: VMRUN failed with VMEXIT_INVALID: the VMCB breaks a consistency check "
+                  "(APM Vol. 2 §15.5.1)");
+        svm_diagnose_vmcb(v->vmcb);
+    }
+}
+
+static void svm_nested_flush(struct hvm_vcpu *v)
+{
+    v->flush = true;
+}
+
+static void svm_reset_private(struct hvm_vcpu *v)
+{
+    if (!bind(v))
+        return;
+    fpu_state_reset(&v->fpu);
+    for (int i = 0; i < 4; i++)
+        v->dr[i] = 0;
+    struct vmcb_save *sv = &v->vmcb->save;
+    sv->dr6 = DR6_RESET;
+    /* The SYSCALL family and KERNEL_GS_BASE are VMCB fields here (VMLOAD/VMSAVE). */
+    sv->star = sv->lstar = sv->cstar = sv->sfmask = sv->kernel_gs_base = 0;
+    debugregs_load(v);
+    fpu_switch(NULL, &v->fpu);
+    v->reinject = false;
+    v->have_event = false;
+    v->nmi_masked = false;
+    v->want_nmi_window = false;
+    v->vmcb->control.eventinj = 0;
+    v->vmcb->control.interrupt_shadow = 0;
+    v->vmcb->control.vintr = VMCB_V_INTR_MASKING;
+    v->vmcb->control.intercept_misc1 &= ~(VMCB_I_VINTR | VMCB_I_IRET);
+}
+
+static bool svm_set_xcr0(struct hvm_vcpu *v, uint64_t xcr0)
+{
+    return bind(v) && fpu_set_guest_xcr0(&v->fpu, xcr0);
+}
+
+static void svm_set_tsc_offset(struct hvm_vcpu *v, int64_t offset)
+{
+    v->vmcb->control.tsc_offset = (uint64_t)offset;
+}
+
+static void svm_dump(struct hvm_vcpu *v)
+{
+    const struct vmcb_control *ctl = &v->vmcb->control;
+    const struct vmcb_save *sv = &v->vmcb->save;
+    log_error("svm: last exit %#lx (%s), exitinfo1 %#lx, exitinfo2 %#lx, exitintinfo %#lx, "
+              "guest rip %#lx, rsp %#lx, rflags %#lx",
+              (unsigned long)ctl->exitcode, svm_exit_name(ctl->exitcode), (unsigned long)ctl->exitinfo1,
+              (unsigned long)ctl->exitinfo2, (unsigned long)ctl->exitintinfo, (unsigned long)sv->rip,
+              (unsigned long)sv->rsp, (unsigned long)sv->rflags);
+    svm_diagnose_vmcb(v->vmcb);
+}
+
+const struct hvm_backend svm_backend = {
+    .name = "svm",
+    .nested_format = &npt_format,
+    .cpu_enable = svm_cpu_enable,
+    .vcpu_create = svm_vcpu_create,
+    .vcpu_destroy = svm_vcpu_destroy,
+    .vcpu_run = svm_vcpu_run,
+    .get_state = svm_get_state,
+    .set_state = svm_set_state,
+    .get_gpr = svm_get_gpr,
+    .set_gpr = svm_set_gpr,
+    .get_rip = svm_get_rip,
+    .skip_insn = svm_skip_insn,
+    .inject = svm_inject,
+    .can_inject = svm_can_inject,
+    .request_window = svm_request_window,
+    .nested_flush = svm_nested_flush,
+    .reset_private = svm_reset_private,
+    .set_xcr0 = svm_set_xcr0,
+    .set_tsc_offset = svm_set_tsc_offset,
+    .dump = svm_dump,
+};
