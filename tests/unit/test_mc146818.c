@@ -1,0 +1,631 @@
+/* The guest-visible MC146818 RTC/CMOS model: time registers in every mode, setting
+ * the clock, UIP timing, the three interrupts and register C, CMOS storage. */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <string.h>
+#include <cmocka.h>
+
+#include "vmm/dev/mc146818.c"
+
+/* 2026-11-22 21:06:30 UTC, a Sunday. */
+#define T_SUNDAY_EVENING 1795381590ull
+#define T_LEAP_EVE       1709164799ull /* 2024-02-28 23:59:59 */
+#define T_2100_FEB_28    4107542399ull /* 2100-02-28 23:59:59 */
+#define T_2026_NOON      1767268800ull /* 2026-01-01 12:00:00 */
+#define T_2026_MIDNIGHT  1767225600ull
+
+struct clock {
+    uint64_t sec;
+    uint32_t nsec;
+    int irq_changes;
+    bool level;
+};
+
+static struct clock clk;
+static struct mc146818 rtc;
+
+static void fake_now(void *ctx, uint64_t *sec, uint32_t *nsec)
+{
+    struct clock *c = ctx;
+    *sec = c->sec;
+    *nsec = c->nsec;
+}
+
+static void fake_irq(void *ctx, bool level)
+{
+    struct clock *c = ctx;
+    c->irq_changes++;
+    c->level = level;
+}
+
+static void advance_ns(uint64_t ns)
+{
+    ns += clk.nsec;
+    clk.sec += ns / NSEC_PER_SEC;
+    clk.nsec = (uint32_t)(ns % NSEC_PER_SEC);
+}
+
+static void at(uint64_t sec, uint32_t nsec)
+{
+    clk.sec = sec;
+    clk.nsec = nsec;
+}
+
+static uint8_t rd(unsigned index)
+{
+    mc146818_write(&rtc, MC146818_PORT_INDEX, (uint8_t)index);
+    return mc146818_read(&rtc, MC146818_PORT_DATA);
+}
+
+static void wr(unsigned index, uint8_t value)
+{
+    mc146818_write(&rtc, MC146818_PORT_INDEX, (uint8_t)index);
+    mc146818_write(&rtc, MC146818_PORT_DATA, value);
+}
+
+static int setup(void **state)
+{
+    (void)state;
+    memset(&clk, 0, sizeof clk);
+    at(T_SUNDAY_EVENING, 0);
+    mc146818_init(&rtc, fake_now, fake_irq, &clk);
+    return 0;
+}
+
+static void test_power_on_state(void **state)
+{
+    (void)state;
+    assert_int_equal(rd(REG_A), 0x26);
+    assert_int_equal(rd(REG_B), B_24H);
+    assert_int_equal(rd(REG_C), 0);
+    assert_int_equal(rd(REG_D), D_VRT);
+    assert_int_equal(rd(MC146818_CMOS_EQUIPMENT), 0x02);
+    assert_int_equal(mc146818_read(&rtc, MC146818_PORT_INDEX), 0xff);
+    assert_int_equal(mc146818_read(&rtc, 0x72), 0xff); /* not this part's port */
+    mc146818_write(&rtc, 0x72, 0x12);
+    assert_false(clk.level);
+    assert_int_equal(clk.irq_changes, 0);
+}
+
+static void test_bcd_24h_from_host_clock(void **state)
+{
+    (void)state;
+    assert_int_equal(rd(REG_SECONDS), 0x30);
+    assert_int_equal(rd(REG_MINUTES), 0x06);
+    assert_int_equal(rd(REG_HOURS), 0x21);
+    assert_int_equal(rd(REG_WEEKDAY), 1); /* Sunday */
+    assert_int_equal(rd(REG_DAY), 0x22);
+    assert_int_equal(rd(REG_MONTH), 0x11);
+    assert_int_equal(rd(REG_YEAR), 0x26);
+    assert_int_equal(rd(MC146818_CMOS_CENTURY), 0x20);
+    advance_ns(29500000000ull);
+    assert_int_equal(rd(REG_SECONDS), 0x59);
+    advance_ns(500000000);
+    assert_int_equal(rd(REG_SECONDS), 0x00);
+    assert_int_equal(rd(REG_MINUTES), 0x07);
+}
+
+static void test_binary_mode(void **state)
+{
+    (void)state;
+    wr(REG_B, B_24H | B_DM);
+    assert_int_equal(rd(REG_SECONDS), 30);
+    assert_int_equal(rd(REG_MINUTES), 6);
+    assert_int_equal(rd(REG_HOURS), 21);
+    assert_int_equal(rd(REG_DAY), 22);
+    assert_int_equal(rd(REG_MONTH), 11);
+    assert_int_equal(rd(REG_YEAR), 26);
+    assert_int_equal(rd(MC146818_CMOS_CENTURY), 20);
+}
+
+static void test_12_hour_mode(void **state)
+{
+    (void)state;
+    wr(REG_B, 0);                       /* BCD, 12-hour */
+    assert_int_equal(rd(REG_HOURS), 0x80 | 0x09); /* 9 PM */
+    wr(REG_B, B_DM);                    /* binary, 12-hour */
+    assert_int_equal(rd(REG_HOURS), 0x80 | 9);
+    at(T_2026_MIDNIGHT, 0);
+    wr(REG_B, 0);
+    assert_int_equal(rd(REG_HOURS), 0x12); /* 12 AM */
+    at(T_2026_NOON, 0);
+    assert_int_equal(rd(REG_HOURS), 0x92); /* 12 PM */
+    at(T_2026_NOON - 1, 0);
+    assert_int_equal(rd(REG_HOURS), 0x11); /* 11 AM */
+}
+
+static void test_calendar_rollovers(void **state)
+{
+    (void)state;
+    at(T_LEAP_EVE, 0);
+    assert_int_equal(rd(REG_DAY), 0x28);
+    advance_ns(NSEC_PER_SEC);
+    assert_int_equal(rd(REG_DAY), 0x29);
+    assert_int_equal(rd(REG_MONTH), 0x02);
+    assert_int_equal(rd(REG_WEEKDAY), 5); /* 2024-02-29 was a Thursday */
+    at(T_2100_FEB_28 + 1, 0);              /* 2100 is no leap year */
+    assert_int_equal(rd(REG_DAY), 0x01);
+    assert_int_equal(rd(REG_MONTH), 0x03);
+    assert_int_equal(rd(REG_YEAR), 0x00);
+    assert_int_equal(rd(MC146818_CMOS_CENTURY), 0x21);
+}
+
+/* Linux's sequence: SET, write every field, clear SET. */
+static void set_time_bcd(uint8_t cent, uint8_t year, uint8_t mon, uint8_t day,
+                         uint8_t hour, uint8_t min, uint8_t sec)
+{
+    wr(REG_B, rd(REG_B) | B_SET);
+    wr(REG_SECONDS, sec);
+    wr(REG_MINUTES, min);
+    wr(REG_HOURS, hour);
+    wr(REG_DAY, day);
+    wr(REG_MONTH, mon);
+    wr(REG_YEAR, year);
+    wr(MC146818_CMOS_CENTURY, cent);
+    wr(REG_B, rd(REG_B) & (uint8_t)~B_SET);
+}
+
+static void test_set_bit_holds_and_sets_time(void **state)
+{
+    (void)state;
+    wr(REG_B, B_24H | B_SET);
+    advance_ns(5 * (uint64_t)NSEC_PER_SEC);
+    assert_int_equal(rd(REG_SECONDS), 0x30); /* held */
+    assert_int_equal(rd(REG_A) & A_UIP, 0);  /* no update while SET */
+    wr(REG_B, B_24H);
+    assert_int_equal(rd(REG_SECONDS), 0x30); /* resumes from the held time */
+    advance_ns(NSEC_PER_SEC);
+    assert_int_equal(rd(REG_SECONDS), 0x31);
+
+    set_time_bcd(0x19, 0x99, 0x12, 0x31, 0x23, 0x59, 0x58);
+    assert_int_equal(rd(REG_SECONDS), 0x58);
+    assert_int_equal(rd(MC146818_CMOS_CENTURY), 0x19);
+    advance_ns(2 * (uint64_t)NSEC_PER_SEC);
+    assert_int_equal(rd(REG_SECONDS), 0x00);
+    assert_int_equal(rd(REG_HOURS), 0x00);
+    assert_int_equal(rd(REG_DAY), 0x01);
+    assert_int_equal(rd(REG_MONTH), 0x01);
+    assert_int_equal(rd(REG_YEAR), 0x00);
+    assert_int_equal(rd(MC146818_CMOS_CENTURY), 0x20);
+    assert_int_equal(rd(REG_WEEKDAY), 7); /* 2000-01-01 was a Saturday */
+}
+
+static void test_set_keeps_divider_phase(void **state)
+{
+    (void)state;
+    at(T_SUNDAY_EVENING, 300000000);
+    set_time_bcd(0x20, 0x30, 0x06, 0x15, 0x08, 0x00, 0x00);
+    advance_ns(699999999);
+    assert_int_equal(rd(REG_SECONDS), 0x00);
+    advance_ns(1);
+    assert_int_equal(rd(REG_SECONDS), 0x01);
+}
+
+static void test_set_in_binary_12h(void **state)
+{
+    (void)state;
+    wr(REG_B, B_DM | B_SET);                  /* binary, 12-hour */
+    wr(REG_HOURS, 0x80 | 11);                 /* 11 PM */
+    wr(REG_MINUTES, 59);
+    wr(REG_SECONDS, 59);
+    wr(REG_DAY, 28);
+    wr(REG_MONTH, 2);
+    wr(REG_YEAR, 23);
+    wr(MC146818_CMOS_CENTURY, 20);
+    wr(REG_B, B_DM);
+    advance_ns(NSEC_PER_SEC);
+    assert_int_equal(rd(REG_HOURS), 12);      /* 12 AM */
+    assert_int_equal(rd(REG_DAY), 1);
+    assert_int_equal(rd(REG_MONTH), 3);
+    wr(REG_B, B_DM | B_24H);
+    assert_int_equal(rd(REG_HOURS), 0);
+}
+
+static void test_write_one_field_while_running(void **state)
+{
+    (void)state;
+    wr(REG_MINUTES, 0x45);
+    assert_int_equal(rd(REG_MINUTES), 0x45);
+    assert_int_equal(rd(REG_SECONDS), 0x30);
+    assert_int_equal(rd(REG_HOURS), 0x21);
+    advance_ns(NSEC_PER_SEC);
+    assert_int_equal(rd(REG_SECONDS), 0x31);
+}
+
+static void test_invalid_date_holds_until_valid(void **state)
+{
+    (void)state;
+    wr(REG_MONTH, 0x13);                  /* no such month */
+    advance_ns(3 * (uint64_t)NSEC_PER_SEC);
+    assert_int_equal(rd(REG_MONTH), 0x13); /* reads back as written */
+    assert_int_equal(rd(REG_SECONDS), 0x30); /* and the clock does not run */
+    wr(REG_MONTH, 0x1a);                  /* a bad BCD digit is no better */
+    assert_int_equal(rd(REG_SECONDS), 0x30);
+    wr(REG_DAY, 0x31);
+    wr(REG_MONTH, 0x11);                  /* 31 November: still no date */
+    advance_ns(NSEC_PER_SEC);
+    assert_int_equal(rd(REG_SECONDS), 0x30);
+    wr(REG_DAY, 0x30);
+    advance_ns(NSEC_PER_SEC);
+    assert_int_equal(rd(REG_SECONDS), 0x31);
+    assert_int_equal(rd(REG_DAY), 0x30);
+}
+
+static void test_divider_reset_release_half_second(void **state)
+{
+    (void)state;
+    at(T_SUNDAY_EVENING, 900000000);
+    wr(REG_A, 0x70);                      /* divider in reset */
+    advance_ns(10 * (uint64_t)NSEC_PER_SEC);
+    assert_int_equal(rd(REG_SECONDS), 0x30);
+    wr(REG_SECONDS, 0x10);
+    wr(REG_A, 0x26);
+    advance_ns(499000000);
+    assert_int_equal(rd(REG_SECONDS), 0x10);
+    advance_ns(1000000);
+    assert_int_equal(rd(REG_SECONDS), 0x11);
+}
+
+static void test_uip_window(void **state)
+{
+    (void)state;
+    at(T_SUNDAY_EVENING, NSEC_PER_SEC - UIP_NS - 1);
+    assert_int_equal(rd(REG_A), 0x26);
+    advance_ns(1);
+    assert_int_equal(rd(REG_A), 0x26 | A_UIP);
+    assert_int_equal(rd(REG_SECONDS), 0x30); /* the update has not happened yet */
+    advance_ns(UIP_NS - 1);
+    assert_int_equal(rd(REG_A), 0x26 | A_UIP);
+    advance_ns(1);
+    assert_int_equal(rd(REG_A), 0x26);
+    assert_int_equal(rd(REG_SECONDS), 0x31);
+    wr(REG_A, 0x26 | A_UIP);                   /* UIP is read-only */
+    assert_int_equal(rd(REG_A), 0x26);
+    at(T_SUNDAY_EVENING + 5, NSEC_PER_SEC - 1000);
+    wr(REG_B, B_24H | B_SET);
+    assert_int_equal(rd(REG_A) & A_UIP, 0);    /* SET stops the updates */
+    wr(REG_A, 0x70);
+    wr(REG_B, B_24H);
+    assert_int_equal(rd(REG_A) & A_UIP, 0);    /* and so does the divider reset */
+}
+
+static void test_nmi_mask_on_index_writes(void **state)
+{
+    (void)state;
+    assert_false(mc146818_nmi_masked(&rtc));
+    mc146818_write(&rtc, MC146818_PORT_INDEX, INDEX_NMI_MASK | REG_A);
+    assert_true(mc146818_nmi_masked(&rtc));
+    assert_int_equal(mc146818_read(&rtc, MC146818_PORT_DATA), 0x26); /* index without bit 7 */
+    mc146818_write(&rtc, MC146818_PORT_INDEX, REG_D);
+    assert_false(mc146818_nmi_masked(&rtc));
+    assert_int_equal(mc146818_read(&rtc, MC146818_PORT_DATA), D_VRT);
+}
+
+static void test_cmos_storage_and_bounds(void **state)
+{
+    (void)state;
+    wr(0x40, 0xa5);
+    wr(0x7f, 0x5a);
+    assert_int_equal(rd(0x40), 0xa5);
+    assert_int_equal(rd(0x7f), 0x5a);
+    /* Index 0xff is index 0x7f with NMI masked: there is no byte past 0x7f. */
+    mc146818_write(&rtc, MC146818_PORT_INDEX, 0xff);
+    assert_int_equal(mc146818_read(&rtc, MC146818_PORT_DATA), 0x5a);
+    /* The alarm bytes are plain storage too, and do not disturb the clock. */
+    wr(REG_SECONDS_ALARM, 0x77);
+    assert_int_equal(rd(REG_SECONDS_ALARM), 0x77);
+    assert_int_equal(rd(REG_SECONDS), 0x30);
+
+    assert_false(mc146818_cmos_set(&rtc, MC146818_CMOS_SIZE, 1));
+    assert_false(mc146818_cmos_set(&rtc, 1000, 1));
+    assert_false(mc146818_cmos_set(&rtc, REG_B, 1));
+    assert_false(mc146818_cmos_set(&rtc, MC146818_CMOS_CENTURY, 1));
+    assert_int_equal(rd(REG_B), B_24H);
+    assert_true(mc146818_cmos_set(&rtc, 0x7f, 0x11));
+    assert_int_equal(rd(0x7f), 0x11);
+}
+
+static void test_read_only_registers(void **state)
+{
+    (void)state;
+    wr(REG_D, 0x00);
+    assert_int_equal(rd(REG_D), D_VRT);
+    wr(REG_C, 0xff);
+    assert_int_equal(rd(REG_C), 0);
+    assert_false(clk.level);
+}
+
+static unsigned checksum(void)
+{
+    unsigned sum = 0;
+    for (unsigned i = 0x10; i <= 0x2d; i++)
+        sum += rtc.cmos[i];
+    return sum & 0xffff;
+}
+
+static void test_memory_size_bytes(void **state)
+{
+    (void)state;
+    mc146818_set_memory(&rtc, 512ull << 20);
+    assert_int_equal(rd(0x15) | rd(0x16) << 8, 640);
+    assert_int_equal(rd(0x17) | rd(0x18) << 8, 0xffff); /* 511 MiB does not fit */
+    assert_int_equal(rd(0x30) | rd(0x31) << 8, 0xffff);
+    assert_int_equal(rd(0x34) | rd(0x35) << 8, (512 - 16) * 16);
+    assert_int_equal(rd(0x2e) << 8 | rd(0x2f), checksum());
+
+    mc146818_set_memory(&rtc, 8ull << 20);
+    assert_int_equal(rd(0x17) | rd(0x18) << 8, 7 * 1024);
+    assert_int_equal(rd(0x34) | rd(0x35) << 8, 0);
+
+    mc146818_set_memory(&rtc, 8ull << 30);
+    assert_int_equal(rd(0x34) | rd(0x35) << 8, 0xffff);
+
+    mc146818_set_memory(&rtc, 512 * 1024);
+    assert_int_equal(rd(0x15) | rd(0x16) << 8, 512);
+    assert_int_equal(rd(0x17) | rd(0x18) << 8, 0);
+
+    assert_true(mc146818_cmos_set(&rtc, 0x20, 0x99));
+    assert_int_equal(rd(0x2e) << 8 | rd(0x2f), checksum());
+}
+
+static void test_periodic_interrupt_and_register_c(void **state)
+{
+    (void)state;
+    wr(REG_B, B_24H | B_PIE);             /* 1024 Hz from register A's power-on value */
+    assert_false(clk.level);
+    assert_int_equal(mc146818_next_event_ns(&rtc), 976563); /* 1/1024 s, rounded up */
+    advance_ns(976562);
+    mc146818_tick(&rtc);
+    assert_false(clk.level);
+    advance_ns(1);
+    mc146818_tick(&rtc);
+    assert_true(clk.level);
+    assert_int_equal(mc146818_next_event_ns(&rtc), MC146818_NO_EVENT); /* line already high */
+    assert_int_equal(rd(REG_C), C_IRQF | C_PF);
+    assert_false(clk.level);
+    assert_int_equal(rd(REG_C), 0);
+    assert_int_equal(mc146818_next_event_ns(&rtc), 1953125 - 976563); /* the second edge, at 2/1024 s */
+}
+
+static void test_periodic_rates(void **state)
+{
+    (void)state;
+    static const struct { uint8_t rs; uint64_t ns; } rate[] = {
+        { 1, 3906250 }, { 2, 7812500 }, { 3, 122071 }, { 6, 976563 },
+        { 13, 125000000 }, { 15, 500000000 },
+    };
+    wr(REG_B, B_24H | B_PIE);
+    for (size_t i = 0; i < sizeof rate / sizeof rate[0]; i++) {
+        at(T_SUNDAY_EVENING, 0);
+        wr(REG_A, (uint8_t)(A_DV_32K | rate[i].rs));
+        rd(REG_C);
+        assert_int_equal(mc146818_next_event_ns(&rtc), rate[i].ns);
+    }
+    /* Rate 0 turns the periodic interrupt off; so does the divider reset. */
+    wr(REG_A, A_DV_32K);
+    assert_int_equal(mc146818_next_event_ns(&rtc), MC146818_NO_EVENT);
+    advance_ns(NSEC_PER_SEC);
+    assert_int_equal(rd(REG_C), C_UF);
+    wr(REG_A, A_DV_RESET | 0x06);
+    assert_int_equal(mc146818_next_event_ns(&rtc), MC146818_NO_EVENT);
+    advance_ns(NSEC_PER_SEC);
+    assert_int_equal(rd(REG_C), 0);
+
+    /* 2 Hz over 3 s: an edge every half second, counted on each tick. */
+    at(T_SUNDAY_EVENING + 100, 0);
+    wr(REG_A, A_DV_32K | 15);
+    int edges = 0;
+    for (int ms = 0; ms < 3000; ms++) {
+        advance_ns(1000000);
+        mc146818_tick(&rtc);
+        if (clk.level) {
+            edges++;
+            rd(REG_C);
+        }
+    }
+    assert_int_equal(edges, 6);
+}
+
+static void test_flags_rise_without_enables(void **state)
+{
+    (void)state;
+    advance_ns(NSEC_PER_SEC);
+    assert_false(clk.level);
+    wr(REG_B, B_24H | B_PIE);            /* PF already set: the line rises at once */
+    assert_true(clk.level);
+    assert_int_equal(rd(REG_C), C_IRQF | C_PF | C_UF);
+    assert_false(clk.level);
+    advance_ns(NSEC_PER_SEC);
+    wr(REG_B, B_24H);
+    assert_int_equal(rd(REG_C), C_PF | C_UF); /* no IRQF when nothing enabled */
+}
+
+static void test_update_ended_interrupt(void **state)
+{
+    (void)state;
+    at(T_SUNDAY_EVENING, 250000000);
+    wr(REG_A, A_DV_32K);                 /* no periodic interrupt */
+    assert_int_equal(rd(REG_C), C_PF);   /* the quarter second at 1024 Hz before */
+    wr(REG_B, B_24H | B_UIE);
+    assert_int_equal(mc146818_next_event_ns(&rtc), 750000000);
+    advance_ns(749999999);
+    mc146818_tick(&rtc);
+    assert_false(clk.level);
+    advance_ns(1);
+    mc146818_tick(&rtc);
+    assert_true(clk.level);
+    assert_int_equal(rd(REG_C), C_IRQF | C_UF);
+    assert_int_equal(mc146818_next_event_ns(&rtc), NSEC_PER_SEC);
+}
+
+static void test_set_clears_uie_and_stops_updates(void **state)
+{
+    (void)state;
+    wr(REG_A, A_DV_32K);
+    wr(REG_B, B_24H | B_UIE);
+    wr(REG_B, B_24H | B_UIE | B_SET);
+    assert_int_equal(rd(REG_B), B_24H | B_SET);
+    wr(REG_B, B_24H | B_UIE | B_SET);    /* UIE may be set again while SET stays high */
+    assert_int_equal(rd(REG_B), B_24H | B_UIE | B_SET);
+    assert_int_equal(mc146818_next_event_ns(&rtc), MC146818_NO_EVENT);
+    advance_ns(3 * (uint64_t)NSEC_PER_SEC);
+    assert_int_equal(rd(REG_C), 0);
+}
+
+static void test_alarm_interrupt(void **state)
+{
+    (void)state;
+    wr(REG_A, A_DV_32K);
+    at(T_SUNDAY_EVENING, 100000000);      /* 21:06:30.1 */
+    wr(REG_HOURS_ALARM, 0x21);
+    wr(REG_MINUTES_ALARM, 0x07);
+    wr(REG_SECONDS_ALARM, 0x00);
+    wr(REG_B, B_24H | B_AIE);
+    assert_int_equal(mc146818_next_event_ns(&rtc), 29900000000ull);
+    advance_ns(29899999999ull);
+    mc146818_tick(&rtc);
+    assert_false(clk.level);
+    advance_ns(1);
+    mc146818_tick(&rtc);
+    assert_true(clk.level);
+    assert_int_equal(rd(REG_C), C_IRQF | C_AF | C_UF);
+    /* The same time tomorrow. */
+    assert_int_equal(mc146818_next_event_ns(&rtc), 86400ull * NSEC_PER_SEC);
+}
+
+static void test_alarm_dont_care(void **state)
+{
+    (void)state;
+    wr(REG_A, A_DV_32K);
+    wr(REG_B, B_24H | B_AIE);
+    /* Every minute at second 0x15. */
+    wr(REG_HOURS_ALARM, 0xc0);
+    wr(REG_MINUTES_ALARM, 0xff);
+    wr(REG_SECONDS_ALARM, 0x15);
+    assert_int_equal(mc146818_next_event_ns(&rtc), 45ull * NSEC_PER_SEC);
+    /* Every second. */
+    wr(REG_SECONDS_ALARM, 0xc0);
+    assert_int_equal(mc146818_next_event_ns(&rtc), NSEC_PER_SEC);
+    /* Every hour at 00:00 (next at 22:00:00). */
+    wr(REG_MINUTES_ALARM, 0x00);
+    wr(REG_SECONDS_ALARM, 0x00);
+    assert_int_equal(mc146818_next_event_ns(&rtc), (53ull * 60 + 30) * NSEC_PER_SEC);
+    /* At 21:xx:45 in any minute: this hour. */
+    wr(REG_HOURS_ALARM, 0x21);
+    wr(REG_MINUTES_ALARM, 0xc0);
+    wr(REG_SECONDS_ALARM, 0x45);
+    assert_int_equal(mc146818_next_event_ns(&rtc), 15ull * NSEC_PER_SEC);
+}
+
+static void test_alarm_12_hour_mode(void **state)
+{
+    (void)state;
+    wr(REG_A, A_DV_32K);
+    wr(REG_B, B_AIE);                    /* BCD, 12-hour */
+    wr(REG_HOURS_ALARM, 0x80 | 0x09);    /* 9 PM */
+    wr(REG_MINUTES_ALARM, 0x10);
+    wr(REG_SECONDS_ALARM, 0x00);
+    assert_int_equal(mc146818_next_event_ns(&rtc), (3ull * 60 + 30) * NSEC_PER_SEC);
+    wr(REG_HOURS_ALARM, 0x09);           /* 9 AM: tomorrow */
+    assert_int_equal(mc146818_next_event_ns(&rtc),
+                     ((12ull * 60 + 3) * 60 + 30) * NSEC_PER_SEC);
+}
+
+static void test_alarm_impossible_values(void **state)
+{
+    (void)state;
+    wr(REG_A, A_DV_32K);
+    wr(REG_B, B_24H | B_AIE);
+    wr(REG_HOURS_ALARM, 0xc0);
+    wr(REG_MINUTES_ALARM, 0xc0);
+    wr(REG_SECONDS_ALARM, 0x60);         /* no second 60 */
+    assert_int_equal(mc146818_next_event_ns(&rtc), MC146818_NO_EVENT);
+    wr(REG_SECONDS_ALARM, 0x3a);         /* not BCD */
+    assert_int_equal(mc146818_next_event_ns(&rtc), MC146818_NO_EVENT);
+    wr(REG_SECONDS_ALARM, 0x00);
+    wr(REG_HOURS_ALARM, 0x24);           /* no hour 24 */
+    assert_int_equal(mc146818_next_event_ns(&rtc), MC146818_NO_EVENT);
+    advance_ns(2 * 86400ull * NSEC_PER_SEC);
+    assert_int_equal(rd(REG_C) & C_AF, 0);
+}
+
+static void test_alarm_missed_while_idle_still_flags(void **state)
+{
+    (void)state;
+    wr(REG_A, A_DV_32K);
+    wr(REG_HOURS_ALARM, 0x03);           /* 03:00:00, hours away */
+    wr(REG_MINUTES_ALARM, 0x00);
+    wr(REG_SECONDS_ALARM, 0x00);
+    advance_ns(5ull * 3600 * NSEC_PER_SEC);
+    assert_int_equal(rd(REG_C), C_UF);   /* 02:06:30: not yet */
+    advance_ns(3600ull * NSEC_PER_SEC);
+    assert_int_equal(rd(REG_C), C_AF | C_UF);
+    wr(REG_B, B_24H | B_SET);            /* no alarm while SET holds the clock */
+    advance_ns(86400ull * NSEC_PER_SEC);
+    assert_int_equal(rd(REG_C), 0);
+}
+
+static void test_reset_pin(void **state)
+{
+    (void)state;
+    wr(0x50, 0x42);
+    wr(REG_B, B_24H | B_DM | B_PIE | B_AIE | B_UIE | B_SQWE);
+    advance_ns(NSEC_PER_SEC);
+    mc146818_tick(&rtc);
+    assert_true(clk.level);
+    mc146818_reset(&rtc);
+    assert_false(clk.level);
+    assert_int_equal(rd(REG_B), B_24H | B_DM);
+    assert_int_equal(rd(REG_C), 0);
+    assert_int_equal(rd(0x50), 0x42);
+    assert_int_equal(rd(REG_SECONDS), 31);
+}
+
+static void test_host_clock_stepping_back(void **state)
+{
+    (void)state;
+    wr(REG_B, B_24H | B_UIE);
+    at(T_SUNDAY_EVENING - 3600, 0);
+    mc146818_tick(&rtc);
+    assert_false(clk.level);             /* time going back is no update */
+    assert_int_equal(rd(REG_HOURS), 0x20);
+    at(T_SUNDAY_EVENING - 3599, 0);
+    mc146818_tick(&rtc);
+    assert_true(clk.level);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup(test_power_on_state, setup),
+        cmocka_unit_test_setup(test_bcd_24h_from_host_clock, setup),
+        cmocka_unit_test_setup(test_binary_mode, setup),
+        cmocka_unit_test_setup(test_12_hour_mode, setup),
+        cmocka_unit_test_setup(test_calendar_rollovers, setup),
+        cmocka_unit_test_setup(test_set_bit_holds_and_sets_time, setup),
+        cmocka_unit_test_setup(test_set_keeps_divider_phase, setup),
+        cmocka_unit_test_setup(test_set_in_binary_12h, setup),
+        cmocka_unit_test_setup(test_write_one_field_while_running, setup),
+        cmocka_unit_test_setup(test_invalid_date_holds_until_valid, setup),
+        cmocka_unit_test_setup(test_divider_reset_release_half_second, setup),
+        cmocka_unit_test_setup(test_uip_window, setup),
+        cmocka_unit_test_setup(test_nmi_mask_on_index_writes, setup),
+        cmocka_unit_test_setup(test_cmos_storage_and_bounds, setup),
+        cmocka_unit_test_setup(test_read_only_registers, setup),
+        cmocka_unit_test_setup(test_memory_size_bytes, setup),
+        cmocka_unit_test_setup(test_periodic_interrupt_and_register_c, setup),
+        cmocka_unit_test_setup(test_periodic_rates, setup),
+        cmocka_unit_test_setup(test_flags_rise_without_enables, setup),
+        cmocka_unit_test_setup(test_update_ended_interrupt, setup),
+        cmocka_unit_test_setup(test_set_clears_uie_and_stops_updates, setup),
+        cmocka_unit_test_setup(test_alarm_interrupt, setup),
+        cmocka_unit_test_setup(test_alarm_dont_care, setup),
+        cmocka_unit_test_setup(test_alarm_12_hour_mode, setup),
+        cmocka_unit_test_setup(test_alarm_impossible_values, setup),
+        cmocka_unit_test_setup(test_alarm_missed_while_idle_still_flags, setup),
+        cmocka_unit_test_setup(test_reset_pin, setup),
+        cmocka_unit_test_setup(test_host_clock_stepping_back, setup),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
