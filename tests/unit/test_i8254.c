@@ -1,0 +1,596 @@
+/* The guest-visible 8254: counting in modes 0-5 against an injected clock, the
+ * read/write flip-flops, latch and read-back, BCD, port 0x61 (gate 2, OUT2,
+ * refresh), and the OUT0 edges the monitor turns into IRQ 0. */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <string.h>
+#include <cmocka.h>
+
+#include "vmm/dev/i8254.c"
+
+struct irq_sink {
+    int  pulses;     /* false-then-true pairs */
+    int  calls;
+    bool level;
+};
+
+static uint64_t now_ns;
+static struct irq_sink sink;
+static struct i8254 pit;
+
+static uint64_t fake_clock(void *ctx)
+{
+    (void)ctx;
+    return now_ns;
+}
+
+static void sink_irq(void *ctx, bool level)
+{
+    struct irq_sink *s = ctx;
+    if (level && s->calls > 0 && !s->level)
+        s->pulses++;
+    s->calls++;
+    s->level = level;
+}
+
+/* A non-zero epoch so that no code can get away with treating ticks as relative. */
+#define EPOCH_TICK 5000000ull
+
+static void at_tick(uint64_t t)
+{
+    now_ns = ns_of_tick(EPOCH_TICK + t);
+}
+
+static int setup(void **state)
+{
+    (void)state;
+    memset(&sink, 0, sizeof sink);
+    at_tick(0);
+    i8254_init(&pit, fake_clock, NULL, sink_irq, &sink);
+    return 0;
+}
+
+static void program(uint16_t data_port, uint8_t cw, uint16_t count)
+{
+    i8254_write(&pit, I8254_CONTROL, cw);
+    i8254_write(&pit, data_port, (uint8_t)count);
+    i8254_write(&pit, data_port, (uint8_t)(count >> 8));
+}
+
+static uint16_t latched_count(unsigned channel)
+{
+    i8254_write(&pit, I8254_CONTROL, (uint8_t)(channel << 6));
+    uint8_t lo = i8254_read(&pit, (uint16_t)(I8254_COUNTER0 + channel));
+    uint8_t hi = i8254_read(&pit, (uint16_t)(I8254_COUNTER0 + channel));
+    return (uint16_t)(hi << 8 | lo);
+}
+
+static uint8_t status(unsigned channel)
+{
+    i8254_write(&pit, I8254_CONTROL, (uint8_t)(0xc0 | RB_NOT_COUNT | (RB_CNT0 << channel)));
+    return i8254_read(&pit, (uint16_t)(I8254_COUNTER0 + channel));
+}
+
+static bool out0(void)
+{
+    return status(0) & STATUS_OUT;
+}
+
+static bool out2(void)
+{
+    return i8254_read(&pit, I8254_PORT_B) & PORTB_OUT2;
+}
+
+static uint64_t next_tick(void)
+{
+    uint64_t ns = i8254_next_event_ns(&pit);
+    if (ns == I8254_NO_EVENT)
+        return NO_TICK;
+    uint64_t t = ticks_of_ns(ns);
+    assert_true(t >= EPOCH_TICK);
+    return t - EPOCH_TICK;
+}
+
+static void test_tick_conversion(void **state)
+{
+    (void)state;
+    static const uint64_t ticks[] = { 0, 1, 2, 1193181, 1193182, 1193183, 11932,
+                                      123456789012ull, 18000000000000ull };
+    for (size_t i = 0; i < sizeof ticks / sizeof ticks[0]; i++) {
+        uint64_t ns = ns_of_tick(ticks[i]);
+        assert_int_equal(ticks_of_ns(ns), ticks[i]);
+        if (ticks[i])
+            assert_int_equal(ticks_of_ns(ns - 1), ticks[i] - 1);
+    }
+    assert_int_equal(ticks_of_ns(1000000000ull), I8254_HZ);
+    assert_int_equal(ns_of_tick(UINT64_MAX - 5), I8254_NO_EVENT);
+}
+
+static void test_power_on_and_bad_ports(void **state)
+{
+    (void)state;
+    for (uint16_t p = I8254_COUNTER0; p <= I8254_CONTROL; p++)
+        assert_int_equal(i8254_read(&pit, p), 0xff); /* nothing programmed; 0x43 write-only */
+    assert_int_equal(i8254_read(&pit, 0x44), 0xff);
+    assert_int_equal(i8254_read(&pit, 0x60), 0xff);
+    i8254_write(&pit, 0x44, 0x34);
+    i8254_write(&pit, 0x62, 0x01);
+    i8254_write(&pit, I8254_COUNTER0, 0x12); /* no control word yet: ignored */
+    assert_int_equal(i8254_read(&pit, I8254_PORT_B) & ~PORTB_REFRESH, 0);
+    assert_int_equal(i8254_next_event_ns(&pit), I8254_NO_EVENT);
+    at_tick(1000000);
+    i8254_update(&pit);
+    assert_int_equal(sink.calls, 0);
+    /* The bus-shaped entry points reach the same registers. */
+    i8254_io_write(&pit, I8254_PORT_B, 0x03);
+    assert_int_equal(i8254_io_read(&pit, I8254_PORT_B) & PORTB_WRITABLE, 0x03);
+}
+
+static void test_mode0_one_shot(void **state)
+{
+    (void)state;
+    at_tick(100);
+    program(I8254_COUNTER0, 0x30, 1000);
+    assert_false(out0());
+    assert_int_equal(status(0) & STATUS_NULL, STATUS_NULL); /* not loaded until the next clock */
+    at_tick(101);
+    assert_int_equal(status(0) & STATUS_NULL, 0);
+    assert_int_equal(latched_count(0), 1000);
+    at_tick(101 + 999);
+    assert_int_equal(latched_count(0), 1);
+    assert_false(out0());
+    assert_int_equal(next_tick(), 1101);   /* N+1 clocks after the write */
+    i8254_update(&pit);
+    assert_int_equal(sink.calls, 0);
+    at_tick(1101);
+    assert_true(out0());
+    assert_int_equal(latched_count(0), 0);
+    i8254_update(&pit);
+    assert_int_equal(sink.pulses, 1);
+    assert_true(sink.level);
+    /* OUT stays high, the count wraps, no further edges. */
+    at_tick(1102);
+    assert_int_equal(latched_count(0), 0xffff);
+    assert_int_equal(next_tick(), NO_TICK);
+    at_tick(500000);
+    i8254_update(&pit);
+    assert_int_equal(sink.pulses, 1);
+    assert_true(out0());
+}
+
+static void test_mode0_first_byte_stops(void **state)
+{
+    (void)state;
+    program(I8254_COUNTER0, 0x30, 100);
+    at_tick(150);
+    i8254_update(&pit);
+    assert_int_equal(sink.pulses, 1);
+    i8254_write(&pit, I8254_COUNTER0, 50);   /* LSB: counting stops, OUT drops */
+    assert_false(out0());
+    uint16_t held = latched_count(0);
+    at_tick(400);
+    assert_int_equal(latched_count(0), held);
+    assert_int_equal(next_tick(), NO_TICK);
+    i8254_write(&pit, I8254_COUNTER0, 0);    /* MSB: 50 loaded on the next clock */
+    assert_int_equal(next_tick(), 451);
+    at_tick(451);
+    i8254_update(&pit);
+    assert_int_equal(sink.pulses, 2);
+}
+
+/* Linux's periodic clockevent: 0x34 (counter 0, LSB/MSB, mode 2), LATCH for HZ. */
+static void test_mode2_periodic_hz(void **state)
+{
+    (void)state;
+    const uint16_t latch = (I8254_HZ + 100 / 2) / 100; /* HZ=100: 11932 */
+    at_tick(7);
+    program(I8254_COUNTER0, 0x34, latch);
+    assert_true(out0());                      /* high after the control word */
+    uint64_t first = 8 + latch;
+    uint64_t prev_ns = 0;
+    for (unsigned k = 0; k < 100; k++) {
+        uint64_t edge = first + (uint64_t)k * latch;
+        assert_int_equal(next_tick(), edge);
+        uint64_t ns = i8254_next_event_ns(&pit);
+        if (k) {
+            /* 11932 clocks at 1193182 Hz: 10.00015 ms, give or take the rounding. */
+            uint64_t period_ns = (uint64_t)latch * NS_PER_S / I8254_HZ;
+            assert_true(ns - prev_ns >= period_ns && ns - prev_ns <= period_ns + 1);
+        }
+        prev_ns = ns;
+        /* OUT low for exactly the clock before the reload. */
+        at_tick(edge - 2);
+        assert_true(out0());
+        assert_int_equal(latched_count(0), 2);
+        at_tick(edge - 1);
+        assert_false(out0());
+        assert_int_equal(latched_count(0), 1);
+        i8254_update(&pit);
+        assert_int_equal(sink.pulses, (int)k);
+        now_ns = ns;
+        assert_true(out0());
+        assert_int_equal(latched_count(0), latch);
+        i8254_update(&pit);
+        assert_int_equal(sink.pulses, (int)k + 1);
+        i8254_update(&pit);
+        assert_int_equal(sink.pulses, (int)k + 1);
+    }
+}
+
+static void test_late_timer_coalesces(void **state)
+{
+    (void)state;
+    program(I8254_COUNTER0, 0x34, 1000);
+    at_tick(1 + 5 * 1000 + 300);
+    assert_int_equal(next_tick(), 1001); /* overdue: fire at once */
+    i8254_update(&pit);
+    assert_int_equal(sink.pulses, 1);
+    assert_int_equal(next_tick(), 6001);
+    at_tick(6001);
+    i8254_update(&pit);
+    assert_int_equal(sink.pulses, 2);
+}
+
+static void test_mode2_new_count_at_period_end(void **state)
+{
+    (void)state;
+    program(I8254_COUNTER0, 0x34, 1000);
+    at_tick(2500);                  /* in the third period, started at 2001 */
+    i8254_update(&pit);
+    assert_int_equal(sink.pulses, 1);
+    i8254_write(&pit, I8254_COUNTER0, 0xf4);
+    i8254_write(&pit, I8254_COUNTER0, 0x01);  /* 500 */
+    assert_int_equal(status(0) & STATUS_NULL, STATUS_NULL);
+    assert_int_equal(latched_count(0), 1000 - 499);
+    assert_int_equal(next_tick(), 3001);
+    at_tick(3001);
+    assert_int_equal(latched_count(0), 500);
+    assert_int_equal(status(0) & STATUS_NULL, 0);
+    i8254_update(&pit);
+    assert_int_equal(sink.pulses, 2);
+    assert_int_equal(next_tick(), 3501);
+    /* An edge at a boundary found only by a read still reaches the IRQ. */
+    at_tick(3502);
+    assert_int_equal(latched_count(0), 499);
+    i8254_update(&pit);
+    assert_int_equal(sink.pulses, 3);
+}
+
+static void test_mode3_square_wave(void **state)
+{
+    (void)state;
+    /* Even count: two clocks high, two low; the count falls by two. */
+    program(I8254_COUNTER0, 0x36, 4);
+    static const bool even_out[] = { 1, 1, 0, 0, 1, 1, 0, 0 };
+    static const uint16_t even_count[] = { 4, 2, 4, 2, 4, 2, 4, 2 };
+    for (unsigned i = 0; i < 8; i++) {
+        at_tick(1 + i);
+        assert_int_equal(out0(), even_out[i]);
+        assert_int_equal(latched_count(0), even_count[i]);
+    }
+    assert_int_equal(next_tick(), 5);
+    /* Odd count: (N+1)/2 high, (N-1)/2 low; N-1 loaded, one extra clock at 0. */
+    at_tick(100);
+    i8254_update(&pit);
+    program(I8254_COUNTER0, 0x36, 5);
+    assert_int_equal(next_tick(), 106);
+    static const bool odd_out[] = { 1, 1, 1, 0, 0, 1, 1, 1, 0, 0 };
+    static const uint16_t odd_count[] = { 4, 2, 0, 4, 2, 4, 2, 0, 4, 2 };
+    for (unsigned i = 0; i < 10; i++) {
+        at_tick(101 + i);
+        assert_int_equal(out0(), odd_out[i]);
+        assert_int_equal(latched_count(0), odd_count[i]);
+    }
+    /* The rising edges are the period boundaries: 106 and 111 have passed. */
+    sink.pulses = 0;
+    assert_int_equal(next_tick(), 106);
+    i8254_update(&pit);
+    assert_int_equal(sink.pulses, 1);
+    assert_int_equal(next_tick(), 111);
+    /* The BIOS's 18.2 Hz tick: a count of 0 is 65536. */
+    program(I8254_COUNTER0, 0x36, 0);
+    assert_int_equal(next_tick(), 111 + 65536);
+    at_tick(111 + 32767);
+    assert_true(out0());
+    at_tick(111 + 32768);
+    assert_false(out0());
+}
+
+/* Linux's one-shot clockevent: 0x38 (counter 0, LSB/MSB, mode 4). */
+static void test_mode4_strobe(void **state)
+{
+    (void)state;
+    i8254_write(&pit, I8254_CONTROL, 0x38);
+    assert_true(out0());
+    assert_int_equal(next_tick(), NO_TICK);
+    at_tick(10);
+    i8254_write(&pit, I8254_COUNTER0, 100);
+    i8254_write(&pit, I8254_COUNTER0, 0);
+    at_tick(11 + 99);
+    assert_true(out0());
+    assert_int_equal(latched_count(0), 1);
+    at_tick(11 + 100);
+    assert_false(out0());       /* one clock low at terminal count */
+    assert_int_equal(latched_count(0), 0);
+    assert_int_equal(next_tick(), 112);
+    at_tick(112);
+    assert_true(out0());
+    i8254_update(&pit);
+    assert_int_equal(sink.pulses, 1);
+    assert_int_equal(next_tick(), NO_TICK);
+    at_tick(112 + 70000);
+    assert_true(out0());
+    /* Re-arming: the next count written is the next shot. */
+    i8254_write(&pit, I8254_COUNTER0, 50);
+    i8254_write(&pit, I8254_COUNTER0, 0);
+    assert_int_equal(next_tick(), 112 + 70000 + 1 + 50 + 1);
+}
+
+/* Linux's pit_calibrate_tsc(): gate 2 on, speaker off; 0xb0 (counter 2, LSB/MSB,
+ * mode 0); a 10 ms count; poll port 0x61 bit 5 until OUT2 rises. */
+static void test_linux_calibration_via_port_61(void **state)
+{
+    (void)state;
+    const uint16_t latch = I8254_HZ / (1000 / 10);
+    at_tick(40);
+    i8254_write(&pit, I8254_PORT_B, (uint8_t)((i8254_read(&pit, I8254_PORT_B) & ~0x02) | 0x01));
+    i8254_write(&pit, I8254_CONTROL, 0xb0);
+    i8254_write(&pit, I8254_COUNTER2, (uint8_t)latch);
+    i8254_write(&pit, I8254_COUNTER2, (uint8_t)(latch >> 8));
+    uint64_t t = 40;
+    while (!out2())
+        at_tick(++t);
+    assert_int_equal(t, 41 + latch);
+    /* Counter 2 never touches IRQ 0. */
+    i8254_update(&pit);
+    assert_int_equal(sink.calls, 0);
+    assert_int_equal(next_tick(), NO_TICK);
+}
+
+/* quick_pit_calibrate(): counter 2 mode 0 from 0xffff; reads LSB then MSB straight
+ * from port 0x42, no latch, and watches the MSB step down every 256 clocks. */
+static void test_linux_quick_calibration_msb_reads(void **state)
+{
+    (void)state;
+    i8254_write(&pit, I8254_PORT_B, 0x01);
+    program(I8254_COUNTER2, 0xb0, 0xffff);
+    for (unsigned step = 1; step < 200; step++) {
+        at_tick(1 + 256u * step);
+        (void)i8254_read(&pit, I8254_COUNTER2);           /* LSB */
+        assert_int_equal(i8254_read(&pit, I8254_COUNTER2), 0xff - step);
+        at_tick(1 + 256u * step + 255);
+        assert_int_equal(i8254_read(&pit, I8254_COUNTER2), 0x00); /* LSB */
+        assert_int_equal(i8254_read(&pit, I8254_COUNTER2), 0xff - step);
+    }
+}
+
+static void test_gate2(void **state)
+{
+    (void)state;
+    /* Mode 0 written with the gate low: loaded, but not counting. */
+    program(I8254_COUNTER2, 0xb0, 100);
+    at_tick(500);
+    assert_int_equal(latched_count(2), 100);
+    assert_false(out2());
+    i8254_write(&pit, I8254_PORT_B, 0x01);
+    at_tick(540);
+    assert_int_equal(latched_count(2), 60);
+    i8254_write(&pit, I8254_PORT_B, 0x00);  /* suspends; OUT holds */
+    at_tick(1000);
+    assert_int_equal(latched_count(2), 60);
+    assert_false(out2());
+    i8254_write(&pit, I8254_PORT_B, 0x01);
+    at_tick(1059);
+    assert_false(out2());
+    at_tick(1060);
+    assert_true(out2());
+
+    /* Mode 2: gate low forces OUT high and stops; rising gate restarts the period. */
+    program(I8254_COUNTER2, 0xb4, 10);
+    at_tick(1070);
+    assert_int_equal(latched_count(2), 1);
+    assert_false(out2());
+    i8254_write(&pit, I8254_PORT_B, 0x00);
+    assert_true(out2());
+    at_tick(1100);
+    assert_int_equal(latched_count(2), 1);
+    i8254_write(&pit, I8254_PORT_B, 0x01);
+    at_tick(1101);
+    assert_int_equal(latched_count(2), 10);
+    at_tick(1110);
+    assert_false(out2());
+    /* The speaker bit does not touch the gate: the period carries on. */
+    i8254_write(&pit, I8254_PORT_B, 0x03);
+    at_tick(1111);
+    assert_int_equal(latched_count(2), 10);
+    assert_true(out2());
+    assert_int_equal(i8254_read(&pit, I8254_PORT_B) & 0x03, 0x03);
+}
+
+static void test_modes_1_and_5_triggered_by_gate(void **state)
+{
+    (void)state;
+    program(I8254_COUNTER2, 0xb2, 20);          /* mode 1 */
+    at_tick(100);
+    assert_true(out2());                       /* waiting for a trigger */
+    assert_int_equal(status(2) & STATUS_NULL, STATUS_NULL);
+    i8254_write(&pit, I8254_PORT_B, 0x01);
+    at_tick(101);
+    assert_false(out2());
+    at_tick(120);
+    assert_false(out2());
+    at_tick(121);
+    assert_true(out2());
+    /* Retrigger: a new gate edge starts the one-shot over. */
+    i8254_write(&pit, I8254_PORT_B, 0x00);
+    at_tick(130);
+    i8254_write(&pit, I8254_PORT_B, 0x01);
+    at_tick(140);
+    assert_false(out2());
+    assert_int_equal(latched_count(2), 11);
+
+    program(I8254_COUNTER2, 0xba, 5);           /* mode 5 */
+    assert_true(out2());
+    i8254_write(&pit, I8254_PORT_B, 0x00);
+    at_tick(200);
+    i8254_write(&pit, I8254_PORT_B, 0x01);
+    at_tick(206);
+    assert_false(out2());
+    at_tick(207);
+    assert_true(out2());
+}
+
+static void test_latch_and_flip_flops(void **state)
+{
+    (void)state;
+    program(I8254_COUNTER1, 0x74, 0x1234);       /* counter 1, mode 2 */
+    at_tick(1 + 0x10);
+    i8254_write(&pit, I8254_CONTROL, 0x40);      /* latch counter 1 */
+    at_tick(1 + 0x20);
+    i8254_write(&pit, I8254_CONTROL, 0x40);      /* ignored: first latch unread */
+    assert_int_equal(i8254_read(&pit, I8254_COUNTER1), 0x24);
+    at_tick(1 + 0x30);
+    assert_int_equal(i8254_read(&pit, I8254_COUNTER1), 0x12); /* still the latch */
+    /* Released: reads follow the counter again. */
+    assert_int_equal(i8254_read(&pit, I8254_COUNTER1), 0x04);
+    assert_int_equal(i8254_read(&pit, I8254_COUNTER1), 0x12);
+
+    /* LSB-only and MSB-only access. */
+    at_tick(1000);
+    i8254_write(&pit, I8254_CONTROL, 0x50);      /* LSB only, mode 0 */
+    i8254_write(&pit, I8254_COUNTER1, 0x80);
+    at_tick(1001 + 0x10);
+    assert_int_equal(i8254_read(&pit, I8254_COUNTER1), 0x70);
+    assert_int_equal(i8254_read(&pit, I8254_COUNTER1), 0x70);
+    i8254_write(&pit, I8254_CONTROL, 0x60);      /* MSB only, mode 0 */
+    i8254_write(&pit, I8254_COUNTER1, 0x02);     /* 0x200 */
+    at_tick(1001 + 0x10 + 1 + 0x100);
+    assert_int_equal(i8254_read(&pit, I8254_COUNTER1), 0x01);
+    i8254_write(&pit, I8254_CONTROL, 0x40);
+    at_tick(1001 + 0x10 + 1 + 0x180);
+    assert_int_equal(i8254_read(&pit, I8254_COUNTER1), 0x01);
+    assert_int_equal(i8254_read(&pit, I8254_COUNTER1), 0x00); /* one read released it */
+}
+
+static void test_read_back(void **state)
+{
+    (void)state;
+    at_tick(3);
+    i8254_write(&pit, I8254_CONTROL, 0x34);
+    assert_int_equal(status(0), STATUS_OUT | STATUS_NULL | 0x34);
+    i8254_write(&pit, I8254_COUNTER0, 0x00);
+    i8254_write(&pit, I8254_COUNTER0, 0x01);   /* 256 */
+    i8254_write(&pit, I8254_PORT_B, 0x01);
+    program(I8254_COUNTER2, 0xb0, 0x300);
+    at_tick(4 + 6);
+    /* Both counters, status and count: each reads status, then LSB, MSB. */
+    i8254_write(&pit, I8254_CONTROL, 0xc0 | RB_CNT0 | (RB_CNT0 << 2));
+    at_tick(50);
+    assert_int_equal(i8254_read(&pit, I8254_COUNTER0), STATUS_OUT | 0x34);
+    assert_int_equal(i8254_read(&pit, I8254_COUNTER0), 250);
+    assert_int_equal(i8254_read(&pit, I8254_COUNTER0), 0);
+    assert_int_equal(i8254_read(&pit, I8254_COUNTER2), 0x30);
+    assert_int_equal(i8254_read(&pit, I8254_COUNTER2), 0xfa);
+    assert_int_equal(i8254_read(&pit, I8254_COUNTER2), 0x02);
+    /* Count only; counter 1 untouched by a command not selecting it. */
+    i8254_write(&pit, I8254_CONTROL, 0xc0 | RB_NOT_STATUS | RB_CNT0);
+    assert_int_equal(i8254_read(&pit, I8254_COUNTER0), 256 - 46);
+    assert_int_equal(i8254_read(&pit, I8254_COUNTER0), 0);
+    assert_int_equal(i8254_read(&pit, I8254_COUNTER1), 0xff);
+    /* Mode 6 and 7 are modes 2 and 3, reported as written. */
+    i8254_write(&pit, I8254_CONTROL, 0x3c);
+    assert_int_equal(status(0) & 0x3f, 0x3c);
+    assert_int_equal(pit.ch[0].mode, 2);
+    i8254_write(&pit, I8254_CONTROL, 0x3e);
+    assert_int_equal(pit.ch[0].mode, 3);
+}
+
+static void test_bcd(void **state)
+{
+    (void)state;
+    program(I8254_COUNTER1, 0x71, 0x1000);      /* mode 0, BCD 1000 */
+    at_tick(2);
+    assert_int_equal(latched_count(1), 0x0999);
+    at_tick(1001);
+    assert_int_equal(latched_count(1), 0x0000);
+    at_tick(1002);
+    assert_int_equal(latched_count(1), 0x9999); /* wraps at 10^4 */
+    program(I8254_COUNTER1, 0x75, 0);           /* mode 2, BCD 0 = 10000 */
+    assert_int_equal(pit.ch[1].reload, 10000);
+    program(I8254_COUNTER1, 0x71, 0xffff);      /* invalid digits: harmless */
+    at_tick(1010);
+    (void)latched_count(1);
+}
+
+static void test_port_b(void **state)
+{
+    (void)state;
+    i8254_write(&pit, I8254_PORT_B, 0xff);
+    uint8_t v = i8254_read(&pit, I8254_PORT_B);
+    assert_int_equal(v & 0xcf, 0x0f);           /* bits 6, 7 read 0 here */
+    /* The refresh bit toggles every 18 clocks. */
+    uint64_t base = 18 - EPOCH_TICK % 18 + 18 * 100;
+    at_tick(base);
+    bool r0 = i8254_read(&pit, I8254_PORT_B) & PORTB_REFRESH;
+    at_tick(base + 17);
+    assert_int_equal((bool)(i8254_read(&pit, I8254_PORT_B) & PORTB_REFRESH), r0);
+    at_tick(base + 18);
+    assert_int_equal((bool)(i8254_read(&pit, I8254_PORT_B) & PORTB_REFRESH), !r0);
+    at_tick(base + 36);
+    assert_int_equal((bool)(i8254_read(&pit, I8254_PORT_B) & PORTB_REFRESH), r0);
+}
+
+static void test_reprogram_delivers_old_edge(void **state)
+{
+    (void)state;
+    program(I8254_COUNTER0, 0x34, 100);
+    at_tick(150);                        /* the timer has not fired yet */
+    i8254_write(&pit, I8254_CONTROL, 0x30);
+    assert_int_equal(sink.pulses, 1);
+    assert_int_equal(next_tick(), NO_TICK);
+    assert_false(out0());
+    i8254_write(&pit, I8254_COUNTER0, 10);
+    i8254_write(&pit, I8254_COUNTER0, 0);
+    assert_int_equal(next_tick(), 161);
+}
+
+static void test_clock_backwards_and_far_epoch(void **state)
+{
+    (void)state;
+    now_ns = 30ull * 86400 * NS_PER_S;   /* a monitor up for 30 days */
+    uint64_t base = ticks_of_ns(now_ns);
+    program(I8254_COUNTER0, 0x34, 11932);
+    assert_int_equal(ticks_of_ns(i8254_next_event_ns(&pit)), base + 1 + 11932);
+    now_ns -= 5000;                       /* a clock that steps back is held */
+    assert_int_equal(latched_count(0), 11932);
+    now_ns = i8254_next_event_ns(&pit);
+    i8254_update(&pit);
+    assert_int_equal(sink.pulses, 1);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup(test_tick_conversion, setup),
+        cmocka_unit_test_setup(test_power_on_and_bad_ports, setup),
+        cmocka_unit_test_setup(test_mode0_one_shot, setup),
+        cmocka_unit_test_setup(test_mode0_first_byte_stops, setup),
+        cmocka_unit_test_setup(test_mode2_periodic_hz, setup),
+        cmocka_unit_test_setup(test_late_timer_coalesces, setup),
+        cmocka_unit_test_setup(test_mode2_new_count_at_period_end, setup),
+        cmocka_unit_test_setup(test_mode3_square_wave, setup),
+        cmocka_unit_test_setup(test_mode4_strobe, setup),
+        cmocka_unit_test_setup(test_linux_calibration_via_port_61, setup),
+        cmocka_unit_test_setup(test_linux_quick_calibration_msb_reads, setup),
+        cmocka_unit_test_setup(test_gate2, setup),
+        cmocka_unit_test_setup(test_modes_1_and_5_triggered_by_gate, setup),
+        cmocka_unit_test_setup(test_latch_and_flip_flops, setup),
+        cmocka_unit_test_setup(test_read_back, setup),
+        cmocka_unit_test_setup(test_bcd, setup),
+        cmocka_unit_test_setup(test_port_b, setup),
+        cmocka_unit_test_setup(test_reprogram_delivers_old_edge, setup),
+        cmocka_unit_test_setup(test_clock_backwards_and_far_epoch, setup),
+    };
+    return cmocka_run_group_tests_name("i8254", tests, NULL, NULL);
+}
