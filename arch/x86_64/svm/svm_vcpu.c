@@ -518,6 +518,26 @@ static void decode_exit(struct hvm_vcpu *v, struct hvm_exit *x)
     }
 }
 
+/* QEMU's TCG (7.2) does not implement the XSETBV intercept (APM §15.9): a guest's
+ * XSETBV there writes XCR0 itself, with the CPU's own validity checks.  The vCPU's
+ * copy follows the hardware, so that fpu_switch gives each vCPU back its own XCR0. */
+static void follow_xcr0(struct hvm_vcpu *v)
+{
+    static bool warned;
+    if (!(read_cr4() & CR4_OSXSAVE))
+        return;
+    uint32_t lo, hi;
+    __asm__ volatile("xgetbv" : "=a"(lo), "=d"(hi) : "c"(0));
+    uint64_t xcr0 = (uint64_t)hi << 32 | lo;
+    if (xcr0 == v->fpu.xcr0)
+        return;
+    if (!__atomic_exchange_n(&warned, true, __ATOMIC_RELAXED))
+        log_warn("svm: a guest changed XCR0 from %#lx to %#lx without an XSETBV exit: this "
+                 "CPU (an emulator) ignores the XSETBV intercept; plinth follows the new value",
+                 (unsigned long)v->fpu.xcr0, (unsigned long)xcr0);
+    v->fpu.xcr0 = xcr0;
+}
+
 static void svm_vcpu_run(struct hvm_vcpu *v, uint64_t preempt_ns, struct hvm_exit *x)
 {
     (void)preempt_ns; /* no preemption timer on SVM: the core slices with the APIC timer */
@@ -541,6 +561,7 @@ static void svm_vcpu_run(struct hvm_vcpu *v, uint64_t preempt_ns, struct hvm_exi
     ctl->clean_bits = 0;
     inject_for_entry(v);
     svm_enter(v, v->vmcb_phys, svm_host_area());
+    follow_xcr0(v);
     record_vectoring(v, ctl->exitcode);
     decode_exit(v, x);
     if (x->reason == HVM_EXIT_ENTRY_FAILED) {
