@@ -252,6 +252,39 @@ static void test_invalid_date_holds_until_valid(void **state)
     assert_int_equal(rd(REG_DAY), 0x30);
 }
 
+/* Linux's set sequence: SET, the divider held in reset, the fields, B restored
+ * (the clock still held by the divider), A restored (the clock runs, first update
+ * half a second later). */
+static void test_linux_set_sequence(void **state)
+{
+    (void)state;
+    at(T_SUNDAY_EVENING, 123456789);
+    uint8_t b = rd(REG_B), a = rd(REG_A);
+    wr(REG_B, b | B_SET);
+    wr(REG_A, a | 0x70);
+    wr(REG_YEAR, 0x27);
+    wr(REG_MONTH, 0x03);
+    wr(REG_DAY, 0x04);
+    wr(REG_HOURS, 0x05);
+    wr(REG_MINUTES, 0x06);
+    wr(REG_SECONDS, 0x07);
+    wr(MC146818_CMOS_CENTURY, 0x20);
+    advance_ns(2 * (uint64_t)NSEC_PER_SEC);
+    wr(REG_B, b);
+    advance_ns(NSEC_PER_SEC);
+    assert_int_equal(rd(REG_SECONDS), 0x07); /* still held by the divider */
+    wr(REG_A, a);
+    assert_int_equal(rd(REG_A), 0x26);
+    advance_ns(499999999);
+    assert_int_equal(rd(REG_SECONDS), 0x07);
+    advance_ns(1);
+    assert_int_equal(rd(REG_SECONDS), 0x08);
+    assert_int_equal(rd(REG_DAY), 0x04);
+    assert_int_equal(rd(REG_MONTH), 0x03);
+    assert_int_equal(rd(REG_YEAR), 0x27);
+    assert_int_equal(rd(REG_WEEKDAY), 5); /* 2027-03-04 is a Thursday */
+}
+
 static void test_divider_reset_release_half_second(void **state)
 {
     (void)state;
@@ -608,6 +641,7 @@ int main(void)
         cmocka_unit_test_setup(test_set_in_binary_12h, setup),
         cmocka_unit_test_setup(test_write_one_field_while_running, setup),
         cmocka_unit_test_setup(test_invalid_date_holds_until_valid, setup),
+        cmocka_unit_test_setup(test_linux_set_sequence, setup),
         cmocka_unit_test_setup(test_divider_reset_release_half_second, setup),
         cmocka_unit_test_setup(test_uip_window, setup),
         cmocka_unit_test_setup(test_nmi_mask_on_index_writes, setup),
