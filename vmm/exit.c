@@ -65,11 +65,11 @@ uint8_t vmm_insn_len(struct vmm_vcpu *c, const struct hvm_exit *x)
         return insn.length;
     /* The instruction just ran to its exit, so it is readable and decodable: failing
      * here is plinth's bug or a guest rewriting its code from another vCPU.  Skipping
-     * nothing would re-run it forever, so the VM stops. */
-    if (vmm_vm_stop(c, true, "cannot decode the %s exit's instruction at rip %#lx (%zu bytes read: %s): %s",
-                    hvm_exit_reason_name(x->reason), (unsigned long)rip, got,
-                    x86_walk_status_name(walk), x86_status_name(st)) == VMM_STOP)
-        core_vcpu_stop(c->h);
+     * nothing would re-run it forever, so the VM stops (or restarts, per on_crash):
+     * the instruction exits again and vmm_handle_exit ends the stopped vCPU. */
+    vmm_vm_stop(c, true, "cannot decode the %s exit's instruction at rip %#lx (%zu bytes read: %s): %s",
+                hvm_exit_reason_name(x->reason), (unsigned long)rip, got,
+                x86_walk_status_name(walk), x86_status_name(st));
     return 0;
 }
 
