@@ -555,6 +555,23 @@ static void test_reprogram_delivers_old_edge(void **state)
     assert_int_equal(next_tick(), 161);
 }
 
+/* Linux's clockevent shutdown: 0x30 (mode 0) stops the waveform with OUT low; with
+ * i8253_clear_counter_on_shutdown it also writes a count of 0, which on the part
+ * is 65536 and fires once more, 55 ms later. */
+static void test_linux_shutdown(void **state)
+{
+    (void)state;
+    program(I8254_COUNTER0, 0x34, 11932);
+    at_tick(20000);
+    i8254_write(&pit, I8254_CONTROL, 0x30);
+    assert_int_equal(sink.pulses, 1);           /* the edge at 11933 */
+    assert_false(out0());
+    assert_int_equal(next_tick(), NO_TICK);
+    i8254_write(&pit, I8254_COUNTER0, 0);
+    i8254_write(&pit, I8254_COUNTER0, 0);
+    assert_int_equal(next_tick(), 20001 + 65536);
+}
+
 static void test_clock_backwards_and_far_epoch(void **state)
 {
     (void)state;
@@ -590,6 +607,7 @@ int main(void)
         cmocka_unit_test_setup(test_bcd, setup),
         cmocka_unit_test_setup(test_port_b, setup),
         cmocka_unit_test_setup(test_reprogram_delivers_old_edge, setup),
+        cmocka_unit_test_setup(test_linux_shutdown, setup),
         cmocka_unit_test_setup(test_clock_backwards_and_far_epoch, setup),
     };
     return cmocka_run_group_tests_name("i8254", tests, NULL, NULL);
