@@ -184,9 +184,10 @@ static void channel_set_gate(struct i8254_channel *c, bool gate, uint64_t t)
             break;
         case 2:
         case 3:
+            /* Gate low forces OUT high at once (stopped or never started, it
+             * already is: the control word sets it high in these modes). */
             if (c->running)
                 channel_freeze(c, t, true);
-            c->frozen_out = true;   /* gate low forces OUT high at once */
             break;
         default:
             break;                  /* modes 1 and 5 only see rising edges */

@@ -26,7 +26,12 @@
 #define I8254_CHANNELS    3
 #define I8254_NO_EVENT    UINT64_MAX
 
-typedef uint64_t (*i8254_clock_fn)(void *ctx);   /* monotonic ns */
+/* Required: the monitor's monotonic clock in ns, the same time base the guest's
+ * TSC runs on, or the guest's TSC calibration against counter 2 comes out wrong. */
+typedef uint64_t (*i8254_clock_fn)(void *ctx);
+/* IRQ 0, driven from inside i8254_update() and from port writes that reprogram
+ * counter 0 (edges of the old programming are delivered first).  Typically
+ * i8259_set_irq(pic, 0, level); it must not call back into the timer. */
 typedef void     (*i8254_irq_fn)(void *ctx, bool level);
 
 struct i8254_channel {

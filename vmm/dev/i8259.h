@@ -26,6 +26,9 @@
 #define I8259_IRQS           16
 #define I8259_CASCADE_IRQ    2     /* the slave's INT output, wired to master IR2 */
 
+/* Called, from inside whichever model call changed it, when the INT output to the
+ * CPU changes level.  It records or kicks (an interrupt-window exit, a wakeup);
+ * it must not call back into the model. */
 typedef void (*i8259_intr_fn)(void *ctx, bool level);
 
 struct i8259_chip {
