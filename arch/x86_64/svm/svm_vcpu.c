@@ -60,21 +60,6 @@ static uint64_t alloc_filled(unsigned pages, uint8_t fill)
     return p;
 }
 
-/* Two bits per MSR, read then write, in three 2 KiB ranges (APM §15.11, Table 15-5). */
-static void msrpm_allow(uint8_t *pm, uint32_t msr)
-{
-    uint32_t base;
-    if (msr <= 0x1fff)
-        base = 0;
-    else if (msr >= 0xc0000000 && msr <= 0xc0001fff)
-        base = 0x800, msr -= 0xc0000000;
-    else if (msr >= 0xc0010000 && msr <= 0xc0011fff)
-        base = 0x1000, msr -= 0xc0010000;
-    else
-        return;
-    pm[base + msr / 4] &= (uint8_t)~(3u << ((msr % 4) * 2));
-}
-
 static void debugregs_save(struct hvm_vcpu *v)
 {
     __asm__ volatile("mov %%dr0, %0; mov %%dr1, %1; mov %%dr2, %2; mov %%dr3, %3"
@@ -128,7 +113,7 @@ static struct hvm_vcpu *svm_vcpu_create(const struct gpt *nested)
         return NULL; /* the pages taken so far stay with the failed VM's teardown */
     }
     for (size_t i = 0; i < hvm_msr_passthrough_count; i++)
-        msrpm_allow(phys_to_virt(v->msrpm), hvm_msr_passthrough[i]);
+        svm_msrpm_allow(phys_to_virt(v->msrpm), hvm_msr_passthrough[i]);
     v->vmcb = phys_to_virt(v->vmcb_phys);
 
     /* ASIDs 1..n in turn; a reused one is flushed on its first run (asid_owner). */
@@ -182,22 +167,6 @@ static void svm_vcpu_destroy(struct hvm_vcpu *v)
     pmm_free_pages(virt_to_phys(v), (sizeof *v + PAGE_SIZE - 1) / PAGE_SIZE);
 }
 
-/* Segment attributes: the VMCB packs the descriptor's bits 8-15 and 20-23 into 12
- * bits (APM §15.5.1, "Segment state in the VMCB"); hvm_state uses the VMX layout. */
-static uint32_t ar_from_attrib(uint16_t a)
-{
-    uint32_t ar = (a & 0xffu) | ((uint32_t)(a & 0xf00u) << 4);
-    if (!(a & 0x80))
-        ar |= HVM_AR_UNUSABLE;
-    return ar;
-}
-
-static uint16_t attrib_from_ar(uint32_t ar)
-{
-    uint16_t a = (uint16_t)((ar & 0xffu) | ((ar >> 4) & 0xf00u));
-    return (ar & HVM_AR_UNUSABLE) ? (uint16_t)(a & ~0x80u) : a;
-}
-
 static struct vmcb_seg *vmcb_seg(struct vmcb *vmcb, enum hvm_sreg s)
 {
     struct vmcb_save *sv = &vmcb->save;
@@ -233,7 +202,7 @@ static void svm_get_state(struct hvm_vcpu *v, struct hvm_state *s)
         s->seg[i].selector = g->selector;
         s->seg[i].base = g->base;
         s->seg[i].limit = g->limit;
-        s->seg[i].ar = ar_from_attrib(g->attrib);
+        s->seg[i].ar = svm_ar_from_attrib(g->attrib);
     }
     s->gdtr.base = sv->gdtr.base;
     s->gdtr.limit = (uint16_t)sv->gdtr.limit;
@@ -267,7 +236,7 @@ static void svm_set_state(struct hvm_vcpu *v, const struct hvm_state *s)
         g->selector = s->seg[i].selector;
         g->base = s->seg[i].base;
         g->limit = s->seg[i].limit;
-        g->attrib = attrib_from_ar(s->seg[i].ar);
+        g->attrib = svm_attrib_from_ar(s->seg[i].ar);
     }
     sv->gdtr.base = s->gdtr.base;
     sv->gdtr.limit = s->gdtr.limit;
@@ -357,19 +326,6 @@ static void svm_request_window(struct hvm_vcpu *v, unsigned windows)
     }
 }
 
-static uint64_t event_inj(const struct hvm_event *e)
-{
-    static const uint32_t type[] = {
-        [HVM_EVENT_EXTINT] = SVM_EVT_TYPE_INTR, [HVM_EVENT_NMI] = SVM_EVT_TYPE_NMI,
-        [HVM_EVENT_EXCEPTION] = SVM_EVT_TYPE_EXCEPT, [HVM_EVENT_SOFTINT] = SVM_EVT_TYPE_SOFTINT,
-    };
-    uint64_t inj = SVM_EVT_VALID | type[e->type] << SVM_EVT_TYPE_SHIFT |
-                   (e->type == HVM_EVENT_NMI ? 2u : e->vector);
-    if (e->type == HVM_EVENT_EXCEPTION && e->has_error)
-        inj |= SVM_EVT_EV | (uint64_t)e->error_code << 32;
-    return inj;
-}
-
 /* Re-injection first: an event whose delivery an exit interrupted must be
  * delivered before anything new (§15.7.2). */
 static void inject_for_entry(struct hvm_vcpu *v)
@@ -387,7 +343,7 @@ static void inject_for_entry(struct hvm_vcpu *v)
         svm_request_window(v, v->event.type == HVM_EVENT_NMI ? HVM_WINDOW_NMI : HVM_WINDOW_INTR);
         return;
     }
-    ctl->eventinj = event_inj(&v->event);
+    ctl->eventinj = svm_event_inj(&v->event);
     if (v->event.type == HVM_EVENT_NMI) {
         /* NMIs stay blocked until the handler's IRET, which only an intercept shows. */
         v->nmi_masked = true;
@@ -399,17 +355,10 @@ static void inject_for_entry(struct hvm_vcpu *v)
 static void record_vectoring(struct hvm_vcpu *v, uint64_t code)
 {
     uint64_t info = v->vmcb->control.exitintinfo;
-    if (!(info & SVM_EVT_VALID) || code == SVM_EXIT_SHUTDOWN)
-        return;
-    uint32_t type = (uint32_t)(info & SVM_EVT_TYPE_MASK) >> SVM_EVT_TYPE_SHIFT;
-    uint32_t vector = info & SVM_EVT_VECTOR_MASK;
-    /* INTn, INT3 and INTO left RIP on the instruction when their delivery was
-     * intercepted: it runs again and raises the event itself.  Re-injecting them
-     * would need the next RIP, which the CPU without nRIP-save does not give. */
-    if (type == SVM_EVT_TYPE_SOFTINT || (type == SVM_EVT_TYPE_EXCEPT && (vector == 3 || vector == 4)))
-        return;
-    v->reinject = true;
-    v->reinject_info = info;
+    if (svm_must_reinject(info, code)) {
+        v->reinject = true;
+        v->reinject_info = info;
+    }
 }
 
 static uint8_t exit_insn_len(const struct hvm_vcpu *v, uint64_t rip)
@@ -485,25 +434,10 @@ static void decode_exit(struct hvm_vcpu *v, struct hvm_exit *x)
         x->msr.msr = (uint32_t)v->gpr[HVM_RCX];
         return;
     case SVM_EXIT_IOIO:
-        /* EXITINFO1 per §15.10.2; EXITINFO2 is the next RIP even without nRIP-save. */
-        x->reason = HVM_EXIT_IO;
-        x->io.in = info1 & SVM_IOIO_IN;
-        x->io.string = (info1 & SVM_IOIO_STR) != 0;
-        x->io.rep = (info1 & SVM_IOIO_REP) != 0;
-        x->io.size = (info1 & SVM_IOIO_SZ32) ? 4 : (info1 & SVM_IOIO_SZ16) ? 2 : 1;
-        x->io.port = (uint16_t)(info1 >> 16);
-        if (info2 > rip && info2 - rip <= 15)
-            x->insn_len = (uint8_t)(info2 - rip);
+        svm_decode_ioio(info1, info2, rip, x);
         return;
     case SVM_EXIT_NPF:
-        /* EXITINFO1 is a page-fault error code for the nested access, EXITINFO2
-         * the guest-physical address (§15.25.6). */
-        x->reason = HVM_EXIT_NPF;
-        x->npf.gpa = info2;
-        x->npf.write = (info1 & SVM_NPF_WRITE) != 0;
-        x->npf.fetch = (info1 & SVM_NPF_FETCH) != 0;
-        x->npf.read = !x->npf.write && !x->npf.fetch;
-        x->npf.gla_valid = false;
+        svm_decode_npf(info1, info2, x);
         return;
     default:
         if (code >= SVM_EXIT_EXCP_BASE && code < SVM_EXIT_EXCP_BASE + 32) {

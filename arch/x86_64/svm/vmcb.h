@@ -4,6 +4,9 @@
 #ifndef PLINTH_ARCH_SVM_VMCB_H
 #define PLINTH_ARCH_SVM_VMCB_H
 
+#include "arch/x86_64/hvm_vcpu.h"
+
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -199,5 +202,21 @@ _Static_assert(offsetof(struct vmcb, save.rax) == 0x5f8, "VMCB layout");
 _Static_assert(offsetof(struct vmcb, save.cr2) == 0x640, "VMCB layout");
 _Static_assert(offsetof(struct vmcb, save.g_pat) == 0x668, "VMCB layout");
 _Static_assert(sizeof(struct vmcb) == 0x1000, "VMCB layout");
+
+/* vmcb.c: the pure encodings, unit-tested. */
+/* Clears the read and write intercept bits of msr: two bits per MSR, read then write,
+ * in three 2 KiB ranges (APM §15.11, Table 15-5); others stay intercepted. */
+void svm_msrpm_allow(uint8_t *pm, uint32_t msr);
+/* Segment attributes: the VMCB packs descriptor bits 8-15 and 20-23 into 12 bits
+ * (APM §15.5.1); hvm_state uses the VMX layout, where P = 0 reads as unusable. */
+uint32_t svm_ar_from_attrib(uint16_t attrib);
+uint16_t svm_attrib_from_ar(uint32_t ar);
+uint64_t svm_event_inj(const struct hvm_event *e);
+/* Whether the event EXITINTINFO reports must be injected again at the next VMRUN. */
+bool svm_must_reinject(uint64_t exitintinfo, uint64_t exitcode);
+/* IOIO exit information (APM §15.10.2); insn_len from EXITINFO2, the next RIP. */
+void svm_decode_ioio(uint64_t info1, uint64_t info2, uint64_t rip, struct hvm_exit *x);
+/* NPF: EXITINFO1 a #PF-style error code, EXITINFO2 the guest-physical address (§15.25.6). */
+void svm_decode_npf(uint64_t info1, uint64_t info2, struct hvm_exit *x);
 
 #endif
