@@ -39,7 +39,8 @@ static void log_backend(void)
     log_info("svm: backend svm in use: NPT with 2 MiB%s pages, %u ASIDs (%s), "
              "instruction lengths from %s, %s, VMCB clean bits %s",
              caps.npt_1g ? " and 1 GiB" : "", caps.asids,
-             caps.flush_by_asid ? "flush by ASID" : "no flush by ASID: a new ASID's first run flushes the whole TLB",
+             caps.flush_by_asid ? "flush by ASID"
+                                : "no flush by ASID: a new ASID's first run flushes the whole TLB",
              caps.nrips ? "nRIP-save" : "plinth's decoder (no nRIP-save)",
              caps.decode_assists ? "decode assists present" : "MMIO operands from plinth's decoder",
              caps.vmcb_clean ? "present but unused (every field is reloaded)" : "absent");

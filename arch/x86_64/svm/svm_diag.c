@@ -88,7 +88,8 @@ void svm_diagnose_vmcb(const struct vmcb *vmcb)
     RULE(!(s->efer & EFER_SVME), "EFER.SVME is zero");
     RULE(!(s->cr0 & CR0_CD) && (s->cr0 & CR0_NW), "CR0.CD is zero and CR0.NW is set");
     RULE(s->cr0 >> 32, "CR0[63:32] are not zero");
-    RULE(s->efer & ~EFER_DEFINED, "EFER has must-be-zero bits set (%#lx)", (unsigned long)(s->efer & ~EFER_DEFINED));
+    RULE(s->efer & ~EFER_DEFINED, "EFER has must-be-zero bits set (%#lx)",
+         (unsigned long)(s->efer & ~EFER_DEFINED));
     RULE(s->dr6 >> 32, "DR6[63:32] are not zero");
     RULE(s->dr7 >> 32, "DR7[63:32] are not zero");
     RULE(s->cr3 >> 52, "CR3 has must-be-zero bits above 51 set");
@@ -107,7 +108,8 @@ void svm_diagnose_vmcb(const struct vmcb *vmcb)
         uint32_t type = (uint32_t)(c->eventinj & SVM_EVT_TYPE_MASK) >> SVM_EVT_TYPE_SHIFT;
         uint32_t vec = c->eventinj & SVM_EVT_VECTOR_MASK;
         RULE(type == 1 || type > 4, "EVENTINJ has reserved type %u", type);
-        RULE(type == SVM_EVT_TYPE_EXCEPT && (vec == 2 || vec > 31), "EVENTINJ injects exception vector %u", vec);
+        RULE(type == SVM_EVT_TYPE_EXCEPT && (vec == 2 || vec > 31),
+             "EVENTINJ injects exception vector %u", vec);
     }
 #undef RULE
     if (!broken)

@@ -282,7 +282,8 @@ static uint64_t svm_get_rip(struct hvm_vcpu *v)
 static void svm_skip_insn(struct hvm_vcpu *v, uint8_t len)
 {
     v->vmcb->save.rip += len;
-    /* Completing an instruction ends an STI or MOV SS shadow (APM Vol. 2 §15.21.5). */
+    /* Completing an instruction ends an STI or MOV SS shadow (APM Vol. 2, "Interrupt
+     * Shadows"). */
     v->vmcb->control.interrupt_shadow &= ~VMCB_INT_SHADOW;
 }
 
@@ -452,9 +453,10 @@ static void decode_exit(struct hvm_vcpu *v, struct hvm_exit *x)
     }
 }
 
-/* QEMU's TCG (7.2) does not implement the XSETBV intercept (APM §15.9): a guest's
- * XSETBV there writes XCR0 itself, with the CPU's own validity checks.  The vCPU's
- * copy follows the hardware, so that fpu_switch gives each vCPU back its own XCR0. */
+/* QEMU's TCG (7.2) does not implement the XSETBV intercept (APM Vol. 2 "Instruction
+ * Intercepts"): a guest's XSETBV there writes XCR0 itself, with the CPU's own validity
+ * checks.  The vCPU's copy follows the hardware, so that fpu_switch gives each vCPU
+ * back its own XCR0. */
 static void follow_xcr0(struct hvm_vcpu *v)
 {
     static bool warned;
@@ -491,7 +493,7 @@ static void svm_vcpu_run(struct hvm_vcpu *v, uint64_t preempt_ns, struct hvm_exi
         asid_owner[cpu][v->asid] = v;
         v->flush = false;
     }
-    /* No clean bits claimed: the CPU reloads every field (§15.15). */
+    /* No clean bits claimed: the CPU reloads every field (APM Vol. 2 "VMCB Clean Bits"). */
     ctl->clean_bits = 0;
     inject_for_entry(v);
     svm_enter(v, v->vmcb_phys, svm_host_area());

@@ -12,7 +12,8 @@
 
 /* CR write intercepts (offset 0x00): bit 16 + n for CRn. */
 #define VMCB_I_CR_WRITE(n) (1u << (16 + (n)))
-/* EXITINFO1 of a MOV CR exit with decode assists: bit 63 valid, 3:0 the GPR (§15.8.1). */
+/* EXITINFO1 of a MOV CR exit with decode assists: bit 63 valid, 3:0 the GPR (APM
+ * Vol. 2, "Decode Assists"). */
 #define SVM_CR_INFO_MOV      (1ull << 63)
 
 /* Intercept vector 3 (control area offset 0x0c), APM Table B-1. */
