@@ -401,9 +401,11 @@ static void decode_exit(struct hvm_vcpu *v, struct hvm_exit *x)
         x->reason = HVM_EXIT_INTR_WINDOW;
         return;
     case SVM_EXIT_IRET:
-        /* The IRET has not run yet; NMI blocking ends with it.  With no virtual-NMI
-         * support, its end is taken as the window (the IRET is the last instruction
-         * of the handler). */
+        /* The IRET has not run yet; NMI blocking ends with it.  Without virtual NMIs
+         * the intercept is taken as the window, which is early by that one IRET: an
+         * NMI injected now nests in the old handler's last instruction.  Precise
+         * would be to let the IRET retire first (single-step it); today the monitor
+         * injects no NMIs at all. */
         v->nmi_masked = false;
         ctl->intercept_misc1 &= ~VMCB_I_IRET;
         if (v->want_nmi_window) {
