@@ -188,6 +188,29 @@ static void test_two_slave_requests_both_arrive(void **state)
     assert_int_equal(i8259_acknowledge(&pic), 0x2c);
 }
 
+/* With auto-EOI on both chips nothing stays in service: a second slave request,
+ * already pending when the first is acknowledged, must still reach the master. */
+static void test_slave_aeoi_back_to_back(void **state)
+{
+    (void)state;
+    i8259_write(&pic, 0x20, 0x11);
+    i8259_write(&pic, 0x21, 0x20);
+    i8259_write(&pic, 0x21, 0x04);
+    i8259_write(&pic, 0x21, 0x03);
+    i8259_write(&pic, 0xa0, 0x11);
+    i8259_write(&pic, 0xa1, 0x28);
+    i8259_write(&pic, 0xa1, 0x02);
+    i8259_write(&pic, 0xa1, 0x03);
+    i8259_write(&pic, 0x21, 0xfb);
+    i8259_write(&pic, 0xa1, 0x00);
+    i8259_set_irq(&pic, 12, true);
+    i8259_set_irq(&pic, 9, true);
+    assert_int_equal(i8259_acknowledge(&pic), 0x29);
+    assert_true(i8259_has_interrupt(&pic));
+    assert_int_equal(i8259_acknowledge(&pic), 0x2c);
+    assert_false(i8259_has_interrupt(&pic));
+}
+
 static void test_priority_nesting(void **state)
 {
     (void)state;
@@ -530,6 +553,7 @@ int main(void)
         cmocka_unit_test_setup(test_seabios_vectors, setup),
         cmocka_unit_test_setup(test_slave_cascade_and_eoi, setup),
         cmocka_unit_test_setup(test_two_slave_requests_both_arrive, setup),
+        cmocka_unit_test_setup(test_slave_aeoi_back_to_back, setup),
         cmocka_unit_test_setup(test_priority_nesting, setup),
         cmocka_unit_test_setup(test_mask_holds_request, setup),
         cmocka_unit_test_setup(test_spurious_edge_withdrawn, setup),
