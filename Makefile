@@ -94,10 +94,10 @@ $(BUILD)/BOOTX64.EFI: $(BUILD)/BOOTX64.so
 
 # Boot media: the ISO (GRUB, BIOS + UEFI) and the USB disk image (GPT + ESP).
 $(BUILD)/plinth.iso: $(BUILD)/plinth.elf $(CONFIG) tools/mkiso $(GUESTS)
-	tools/mkiso $(BUILD)/plinth.elf $(CONFIG) $@
+	PLINTH_BUILD=$(abspath $(BUILD)) tools/mkiso $(BUILD)/plinth.elf $(CONFIG) $@
 
 $(BUILD)/plinth-usb.img: $(BUILD)/plinth.elf $(BUILD)/BOOTX64.EFI $(CONFIG) tools/mkusb $(GUESTS)
-	tools/mkusb $(BUILD)/BOOTX64.EFI $(BUILD)/plinth.elf $(CONFIG) $@
+	PLINTH_BUILD=$(abspath $(BUILD)) tools/mkusb $(BUILD)/BOOTX64.EFI $(BUILD)/plinth.elf $(CONFIG) $@
 
 image: all
 

@@ -71,6 +71,22 @@ def expected_virt(case):
     return {"svm": {"npt"}}  # TCG -cpu max offers AMD SVM with nested paging
 
 
+# The guests the default plinth.cfg starts, and the line each prints last.
+DEFAULT_GUESTS = {"cpuid": "DONE cpuid", "counter": "DONE counter"}
+
+
+def check_default_guests(log):
+    """The default image's guests ran on whichever backend this emulator offers (VT-x
+    under Bochs, AMD-V under QEMU TCG), passed their checks and were stopped cleanly."""
+    for vm, last in DEFAULT_GUESTS.items():
+        assert plinthboot.find(rf"vm {vm}: started \(", log), f"guest {vm} was not started"
+        assert plinthboot.find(rf"^\[{vm}\] {last}\r?$", log), f"guest {vm} did not reach '{last}'"
+        fail = plinthboot.find(rf"^\[{vm}\] FAIL .*$", log)
+        assert fail is None, f"guest {vm} failed a check: {fail.group(0)}"
+        assert plinthboot.find(rf"vm {vm}: stopped \(halted with interrupts disabled", log), \
+            f"guest {vm} was not stopped the way a finished test guest is"
+
+
 def check_banner(case, status, log):
     """Every assertion a good boot must pass; the log is printed by the caller."""
     assert status == POWEROFF, (f"expected a clean poweroff, got {STATUS_NAMES.get(status, status)} "
@@ -109,6 +125,8 @@ def check_banner(case, status, log):
     assert 0 < free <= total, f"free {free} MiB must be in (0, total {total} MiB]: {mem.group(0)}"
     assert case.memory // 2 <= total <= case.memory, \
         f"total {total} MiB is implausible for a {case.memory} MiB machine: {mem.group(0)}"
+
+    check_default_guests(log)
 
     order = ["plinth ", "boot: ", "cpu: ", "virt: ", "smp: ", "mem: "]
     at = {p: plinthboot.line_index(re.escape(p), log) for p in order}
