@@ -199,8 +199,9 @@ static void channel_set_gate(struct i8254_channel *c, bool gate, uint64_t t)
     switch (c->mode) {
     case 0:
     case 4:
-        if (!c->running) {
-            /* Already loaded: the first clock with the gate high decrements. */
+        /* Already loaded: the first clock with the gate high decrements.  Half a
+         * two-byte count in mode 0 keeps counting disabled until the MSB. */
+        if (!c->running && !(c->mode == 0 && c->write_msb)) {
             c->start = t;
             c->start_count = c->frozen_count ? c->frozen_count : modulus(c);
             c->running = true;
@@ -394,7 +395,6 @@ static void channel_write(struct i8254_channel *c, uint8_t value, uint64_t t)
                 if (c->running)
                     channel_freeze(c, t, false);
                 c->frozen_out = false;
-                c->done = false;
             }
             return;
         }
