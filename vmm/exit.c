@@ -12,29 +12,39 @@
 
 typedef enum vmm_action (*exit_fn)(struct vmm_vcpu *c, const struct hvm_exit *x);
 
-static int insn_read_phys(void *ctx, uint64_t gpa, void *buf, size_t len)
+int vmm_read_guest_phys(void *vm, uint64_t gpa, void *buf, size_t len)
 {
-    const struct vmm_vm *m = ctx;
+    const struct vmm_vm *m = vm;
     if (gpa > m->ram_size || len > m->ram_size - gpa)
         return -1;
     memcpy(buf, m->ram + gpa, len);
     return 0;
 }
 
+int vmm_fetch_insn(struct vmm_vcpu *c, const struct hvm_state *s, struct x86_insn *insn,
+                   struct vmm_fetched *f)
+{
+    struct x86_paging pg = { s->cr0, s->cr3, s->cr4, s->efer, 48 };
+    bool cs_l = s->seg[HVM_CS].ar & (1u << 13), cs_d = s->seg[HVM_CS].ar & (1u << 14);
+    enum x86_mode mode = x86_mode_of(s->cr0, s->efer, s->rflags, cs_l, cs_d);
+    uint64_t at = mode == X86_MODE_LONG64 ? s->rip : s->seg[HVM_CS].base + s->rip;
+    uint32_t pf = 0;
+    f->got = 0;
+    f->walk = x86_read_linear(&pg, at, X86_WALK_FETCH, vmm_read_guest_phys, c->vm, f->bytes,
+                              sizeof f->bytes, &f->got, &pf);
+    return x86_decode(f->bytes, f->got, mode, insn);
+}
+
 static int decode_at_rip(struct vmm_vcpu *c, struct x86_insn *insn, int *walk, size_t *got, uint64_t *rip)
 {
     struct hvm_state s;
+    struct vmm_fetched f;
     core_vcpu_get_state(c->h, &s);
-    struct x86_paging pg = { s.cr0, s.cr3, s.cr4, s.efer, 48 };
-    bool cs_l = s.seg[HVM_CS].ar & (1u << 13), cs_d = s.seg[HVM_CS].ar & (1u << 14);
-    enum x86_mode mode = x86_mode_of(s.cr0, s.efer, s.rflags, cs_l, cs_d);
-    uint64_t at = mode == X86_MODE_LONG64 ? s.rip : s.seg[HVM_CS].base + s.rip;
-    uint8_t bytes[X86_MAX_INSN_LEN];
-    uint32_t pf = 0;
-    *got = 0;
+    int st = vmm_fetch_insn(c, &s, insn, &f);
+    *walk = f.walk;
+    *got = f.got;
     *rip = s.rip;
-    *walk = x86_read_linear(&pg, at, X86_WALK_FETCH, insn_read_phys, c->vm, bytes, sizeof bytes, got, &pf);
-    return x86_decode(bytes, *got, mode, insn);
+    return st;
 }
 
 bool vmm_decode_at_rip(struct vmm_vcpu *c, struct x86_insn *insn)

@@ -3,6 +3,7 @@
 #define PLINTH_VMM_EXIT_H
 
 #include "vmm/vm.h"
+#include "vmm/emulate/decode.h"
 
 void vmm_pre_entry(void *ctx, core_vcpu_t v);
 enum vmm_action vmm_handle_exit(void *ctx, core_vcpu_t v, const struct hvm_exit *x);
@@ -13,6 +14,18 @@ struct x86_insn;
 /* Fetches the instruction at the guest's RIP through its own page tables and decodes
  * it; false with a logged cause if that fails. */
 bool vmm_decode_at_rip(struct vmm_vcpu *c, struct x86_insn *insn);
+
+/* The bytes at the vCPU's RIP (state s), read through its own page tables. */
+struct vmm_fetched {
+    uint8_t bytes[X86_MAX_INSN_LEN];
+    size_t  got;                  /* bytes read before the walk stopped */
+    int     walk;                 /* enum x86_walk_status of the read */
+};
+/* Fetches and decodes; returns the decoder's status (X86_OK on success). */
+int vmm_fetch_insn(struct vmm_vcpu *c, const struct hvm_state *s, struct x86_insn *insn,
+                   struct vmm_fetched *f);
+/* Guest-physical reads from the VM's RAM (vm: its struct vmm_vm), for page walks. */
+int vmm_read_guest_phys(void *vm, uint64_t gpa, void *buf, size_t len);
 
 /* vmm/cpuid.c */
 void vmm_cpuid(struct vmm_vcpu *c, uint32_t leaf, uint32_t subleaf, uint32_t out[4]);

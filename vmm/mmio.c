@@ -33,15 +33,6 @@ struct npf_ctx {
     struct x86_paging paging;
 };
 
-static int read_guest_phys(void *ctx, uint64_t gpa, void *buf, size_t len)
-{
-    struct vmm_vm *m = ((struct npf_ctx *)ctx)->c->vm;
-    if (gpa > m->ram_size || len > m->ram_size - gpa)
-        return -1;
-    memcpy(buf, m->ram + gpa, len);
-    return 0;
-}
-
 static int dev_read(void *ctx, uint64_t gpa, unsigned size, uint64_t *val)
 {
     struct npf_ctx *n = ctx;
@@ -66,7 +57,7 @@ static int mem_access(struct npf_ctx *n, uint64_t linear, unsigned size, uint64_
 {
     uint64_t gpa;
     uint32_t pf;
-    if (x86_walk(&n->paging, linear, write ? X86_WALK_WRITE : 0, read_guest_phys, n, &gpa, &pf) != X86_WALK_OK)
+    if (x86_walk(&n->paging, linear, write ? X86_WALK_WRITE : 0, vmm_read_guest_phys, n->c->vm, &gpa, &pf) != X86_WALK_OK)
         return -1;
     struct vmm_vm *m = n->c->vm;
     if (gpa > m->ram_size || size > m->ram_size - gpa || ((gpa & 0xfff) + size) > 0x1000)
@@ -101,15 +92,9 @@ enum vmm_action vmm_exit_npf(struct vmm_vcpu *c, const struct hvm_exit *x)
                            what, (unsigned long)x->npf.gpa, (unsigned long)s.rip);
 
     struct npf_ctx n = { .c = c, .paging = { s.cr0, s.cr3, s.cr4, s.efer, 48 } };
-    bool cs_l = s.seg[HVM_CS].ar & (1u << 13), cs_d = s.seg[HVM_CS].ar & (1u << 14);
-    enum x86_mode mode = x86_mode_of(s.cr0, s.efer, s.rflags, cs_l, cs_d);
-    uint64_t fetch_at = mode == X86_MODE_LONG64 ? s.rip : s.seg[HVM_CS].base + s.rip;
-    uint8_t bytes[X86_MAX_INSN_LEN];
-    size_t got = 0;
-    uint32_t pf = 0;
-    x86_read_linear(&n.paging, fetch_at, X86_WALK_FETCH, read_guest_phys, &n, bytes, sizeof bytes, &got, &pf);
     struct x86_insn insn;
-    int st = x86_decode(bytes, got, mode, &insn);
+    struct vmm_fetched f;
+    int st = vmm_fetch_insn(c, &s, &insn, &f);
     if (st == X86_OK) {
         struct x86_regs regs;
         memcpy(regs.gpr, s.gpr, sizeof regs.gpr);
@@ -132,8 +117,8 @@ enum vmm_action vmm_exit_npf(struct vmm_vcpu *c, const struct hvm_exit *x)
         }
     }
     char hex[3 * X86_MAX_INSN_LEN + 1] = "";
-    for (size_t i = 0, o = 0; i < got && i < 8; i++)
-        o += (size_t)fmt_snprintf(hex + o, sizeof hex - o, "%s%02x", i ? " " : "", bytes[i]);
+    for (size_t i = 0, o = 0; i < f.got && i < 8; i++)
+        o += (size_t)fmt_snprintf(hex + o, sizeof hex - o, "%s%02x", i ? " " : "", f.bytes[i]);
     return vmm_vm_stop(c, true, "cannot emulate the %s of device memory %#lx at rip %#lx (bytes %s): %s",
                        what, (unsigned long)x->npf.gpa, (unsigned long)s.rip, hex, x86_status_name(st));
 }
