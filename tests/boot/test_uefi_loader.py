@@ -123,12 +123,13 @@ def test_named_files_are_handed_over(artifacts, tmp_path):
     cfg.write_text("[plinth]\n"
                    "on_idle = poweroff\n"
                    "[guest blob]\n"
-                   "kernel = guests/blob/kernel.bin   # the same file twice is loaded once\n"
-                   "module = guests/blob/kernel.bin\n"
-                   "initrd = guests/blob/initrd.bin\n")
-    esp(image, "mmd", "::/guests", "::/guests/blob")
-    esp(image, "mcopy", str(blob), "::/guests/blob/kernel.bin")
-    esp(image, "mcopy", str(blob), "::/guests/blob/initrd.bin")
+                   "kernel = files/blob/kernel.bin   # the same file twice is loaded once\n"
+                   "module = files/blob/kernel.bin\n"
+                   "initrd = files/blob/initrd.bin\n")
+    # A directory of its own: the image already holds the default config's guests/.
+    esp(image, "mmd", "::/files", "::/files/blob")
+    esp(image, "mcopy", str(blob), "::/files/blob/kernel.bin")
+    esp(image, "mcopy", str(blob), "::/files/blob/initrd.bin")
     esp(image, "mcopy", "-o", str(cfg), "::/plinth.cfg")
     log = boot_until(image, tmp_path, CORE_BANNER, settle=1)
     check("plinth: loaded plinth.elf at 0x" in log and ", 3 files; starting the core" in log,
