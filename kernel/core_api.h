@@ -46,6 +46,9 @@ void     core_vcpu_destroy(core_vcpu_t v);
 void     core_vcpu_kick(core_vcpu_t v);
 /* Marks it stopped from outside its own exit handler (another vCPU stopped the VM). */
 void     core_vcpu_stop(core_vcpu_t v);
+/* Wake the vCPU (or end its slice) at core_time_ns() >= deadline, to let its
+ * pre_entry handler deliver a timer interrupt; 0 clears it.  Safe from any CPU. */
+void     core_vcpu_set_deadline(core_vcpu_t v, uint64_t deadline_ns);
 bool     core_vcpu_stopped(core_vcpu_t v);
 unsigned core_vcpu_cpu(core_vcpu_t v);
 /* Exits by reason since creation (HVM_EXIT_REASON_COUNT entries). */

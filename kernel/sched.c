@@ -5,6 +5,7 @@
 #include "kernel/boot.h"
 #include "kernel/cmdline.h"
 #include "kernel/string.h"
+#include "kernel/time.h"
 #include "kernel/smp.h"
 #include "arch/x86_64/hvm.h"
 #include "arch/x86_64/cpu/cpu.h"
@@ -113,16 +114,37 @@ void sched_poke(uint32_t cpu)
         smp_send_ipi(cpu, SCHED_KICK_VECTOR);
 }
 
-/* The next runnable vCPU after the last one run, and how many are runnable. */
-static core_vcpu_t pick(struct runq *q, unsigned *runnable)
+/* Blocked vCPUs whose deadline has come become runnable. */
+static void wake_due(struct vcpu *v, uint64_t now)
+{
+    uint64_t d = __atomic_load_n(&v->deadline, __ATOMIC_ACQUIRE);
+    if (!d || d > now || v->state != VCPU_BLOCKED)
+        return;
+    uint64_t flags = spin_lock_irqsave(&v->lock);
+    if (v->state == VCPU_BLOCKED && v->started)
+        v->state = VCPU_RUNNABLE;
+    spin_unlock_irqrestore(&v->lock, flags);
+}
+
+/* The next runnable vCPU after the last one run, how many are runnable, and the
+ * earliest deadline of any vCPU of this CPU (UINT64_MAX: none). */
+static core_vcpu_t pick(struct runq *q, unsigned *runnable, uint64_t *earliest)
 {
     core_vcpu_t chosen = -1;
     *runnable = 0;
+    *earliest = UINT64_MAX;
+    uint64_t now = time_since_boot_ns();
     uint64_t flags = spin_lock_irqsave(&q->lock);
     for (unsigned n = 0; n < q->count; n++) {
         unsigned i = (q->next + n) % q->count;
         struct vcpu *v = vcpu_get(q->list[i]);
-        if (!v || v->state != VCPU_RUNNABLE)
+        if (!v)
+            continue;
+        wake_due(v, now);
+        uint64_t d = __atomic_load_n(&v->deadline, __ATOMIC_ACQUIRE);
+        if (d && v->state != VCPU_STOPPED && d < *earliest)
+            *earliest = d;
+        if (v->state != VCPU_RUNNABLE)
             continue;
         (*runnable)++;
         if (chosen < 0) {
@@ -174,18 +196,31 @@ static void run_vcpu(core_vcpu_t h, uint64_t slice_ns)
         set_state_after_exit(v, VMM_STOP);
         return;
     }
-    /* Without a VMX-preemption timer the slice is the local APIC timer's: its
-     * interrupt makes the guest exit like any host interrupt. */
-    bool apic_slice = slice_ns && apic_slices;
-    if (apic_slice)
-        lapic_timer_oneshot(slice_ns);
+    /* The run ends at the slice's end or the vCPU's own deadline (its virtual timer,
+     * which the monitor may set during the run), whichever comes first; recomputed
+     * before every entry.  Without a VMX-preemption timer the limit is the local APIC
+     * timer's: its interrupt makes the guest exit like any host interrupt. */
+    uint64_t slice_end = slice_ns ? time_since_boot_ns() + slice_ns : UINT64_MAX;
+    bool apic_armed = false;
     for (;;) {
         if (v->state != VCPU_RUNNABLE)
             break;
         v->wake_pending = false;
         v->ops->pre_entry(v->ctx, h);
+        uint64_t now = time_since_boot_ns();
+        uint64_t end = slice_end, d = __atomic_load_n(&v->deadline, __ATOMIC_ACQUIRE);
+        if (d && d < end)
+            end = d;
+        uint64_t limit = end == UINT64_MAX ? 0 : end > now + SCHED_MIN_RUN_NS ? end - now : SCHED_MIN_RUN_NS;
+        if (apic_slices) {
+            if (limit)
+                lapic_timer_oneshot(limit);
+            else if (apic_armed)
+                lapic_timer_cancel();
+            apic_armed = limit != 0;
+        }
         struct hvm_exit x;
-        be->vcpu_run(v->hw, apic_slice ? 0 : slice_ns, &x);
+        be->vcpu_run(v->hw, apic_slices ? 0 : limit, &x);
         v->exits[x.reason < HVM_EXIT_REASON_COUNT ? x.reason : HVM_EXIT_UNHANDLED]++;
         switch (x.reason) {
         case HVM_EXIT_NONE:
@@ -209,7 +244,7 @@ static void run_vcpu(core_vcpu_t h, uint64_t slice_ns)
         }
     }
 out:
-    if (apic_slice)
+    if (apic_armed)
         lapic_timer_cancel();
 }
 
@@ -222,13 +257,28 @@ void sched_run_cpu(void)
     struct runq *q = &runqs[cpu];
     for (;;) {
         unsigned runnable;
-        core_vcpu_t h = smp_stopping() ? -1 : pick(q, &runnable);
+        uint64_t earliest = UINT64_MAX;
+        core_vcpu_t h = smp_stopping() ? -1 : pick(q, &runnable, &earliest);
+        uint64_t now = time_since_boot_ns();
         if (h < 0) {
+            /* Sleep until a kick, or the earliest deadline of a blocked vCPU (the
+             * local APIC timer: the host takes it with interrupts on, in hlt). */
+            if (earliest != UINT64_MAX)
+                lapic_timer_oneshot(earliest > now ? earliest - now : 1);
             /* sti;hlt is atomic against interrupts: a kick between the check and
              * the halt still wakes us. */
             __asm__ volatile("sti; hlt; cli" ::: "memory");
+            if (earliest != UINT64_MAX)
+                lapic_timer_cancel();
             continue;
         }
-        run_vcpu(h, runnable > 1 ? SCHED_SLICE_NS : 0);
+        uint64_t slice = runnable > 1 ? SCHED_SLICE_NS : 0;
+        /* A deadline (this vCPU's timer, or a blocked one's) ends the slice early. */
+        if (earliest != UINT64_MAX) {
+            uint64_t until = earliest > now + SCHED_MIN_RUN_NS ? earliest - now : SCHED_MIN_RUN_NS;
+            if (!slice || until < slice)
+                slice = until;
+        }
+        run_vcpu(h, slice);
     }
 }

@@ -8,6 +8,9 @@
 
 /* The slice a vCPU gets when others wait on the same CPU. */
 #define SCHED_SLICE_NS 10000000ull
+/* The least a vCPU runs per entry, whatever deadline is due: a guest programming
+ * its timer faster than plinth can deliver the interrupts still makes progress. */
+#define SCHED_MIN_RUN_NS 50000ull
 
 /* On the boot CPU, once: enables the backend there and the wake-up vector. */
 void sched_init(void);

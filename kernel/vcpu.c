@@ -74,6 +74,17 @@ void core_vcpu_kick(core_vcpu_t h)
     sched_poke(v->cpu);
 }
 
+void core_vcpu_set_deadline(core_vcpu_t h, uint64_t deadline_ns)
+{
+    struct vcpu *v = vcpu_get(h);
+    if (!v)
+        return;
+    __atomic_store_n(&v->deadline, deadline_ns, __ATOMIC_RELEASE);
+    /* Its CPU may be idle with a later wake-up armed: make it look again. */
+    if (v->cpu != this_cpu()->index)
+        sched_poke(v->cpu);
+}
+
 void core_vcpu_stop(core_vcpu_t h)
 {
     struct vcpu *v = vcpu_get(h);

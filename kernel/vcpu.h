@@ -22,6 +22,7 @@ struct vcpu {
     volatile bool wake_pending;
     bool     started;               /* kicked at least once */
     int64_t  tsc_offset;            /* applied when hw is created, and on every change */
+    volatile uint64_t deadline;     /* core_time_ns() at which to run it again; 0: none */
     const struct vmm_vcpu_ops *ops;
     void    *ctx;
     uint64_t exits[HVM_EXIT_REASON_COUNT];

@@ -75,14 +75,17 @@ void vmm_cpuid(struct vmm_vcpu *c, uint32_t leaf, uint32_t sub, uint32_t r[4])
         r[0] = max;
         break;
     case 1:
-        /* Hidden: nested virtualization, MONITOR/MWAIT (intercepted as #UD), the
-         * local APIC and x2APIC (not modelled yet), thermal/power and debug-store
-         * features plinth does not virtualize.  Shown: "running on a hypervisor". */
+        /* Hidden: nested virtualization, MONITOR/MWAIT (intercepted as #UD), thermal/
+         * power and debug-store features plinth does not virtualize.  Shown: the
+         * modelled local APIC (x2APIC and TSC-deadline capable; the APIC flag follows
+         * IA32_APIC_BASE.EN as on hardware) and "running on a hypervisor". */
         r[2] &= ~(C1_ECX_MONITOR | C1_ECX_DSCPL | C1_ECX_VMX | C1_ECX_SMX | C1_ECX_EST | C1_ECX_TM2 |
-                  C1_ECX_PDCM | C1_ECX_DTES64 | C1_ECX_X2APIC | C1_ECX_TSC_DL | C1_ECX_OSXSAVE);
-        r[2] |= C1_ECX_HYPERVISOR;
+                  C1_ECX_PDCM | C1_ECX_DTES64 | C1_ECX_OSXSAVE);
+        r[2] |= C1_ECX_HYPERVISOR | C1_ECX_X2APIC | C1_ECX_TSC_DL;
         r[3] &= ~(C1_EDX_APIC | C1_EDX_DS | C1_EDX_ACPI | C1_EDX_TM | C1_EDX_PBE | C1_EDX_HTT |
                   C1_EDX_MCE | C1_EDX_MCA);
+        if (c->lapic.hw_enabled)
+            r[3] |= C1_EDX_APIC;
         /* EBX: initial APIC ID 31:24 = vCPU index, logical count 23:16. */
         r[1] = (r[1] & 0x0000ffffu) | (c->index << 24) | ((uint32_t)c->vm->vcpu_count << 16);
         if (c->vm->vcpu_count > 1)

@@ -83,8 +83,12 @@ enum vmm_action vmm_exit_cr(struct vmm_vcpu *c, const struct hvm_exit *x)
             ok = set_cr0(c, &s, v);
         else if (x->cr.cr == 4)
             ok = set_cr4(c, &s, v);
-        else if (x->cr.cr == 8)
-            ok = (v >> 4) == 0, c->cr8 = v & 0xf;
+        else if (x->cr.cr == 8) {
+            /* CR8 is TPR bits 7:4 (SDM Vol. 3A §12.8.6.1). */
+            ok = (v >> 4) == 0;
+            if (ok)
+                c->lapic.tpr = (uint32_t)(v & 0xf) << 4;
+        }
         else
             ok = false;
         if (ok && x->cr.cr != 8)
@@ -93,7 +97,7 @@ enum vmm_action vmm_exit_cr(struct vmm_vcpu *c, const struct hvm_exit *x)
     }
     case HVM_CR_MOV_FROM:
         if (x->cr.cr == 8)
-            core_vcpu_set_gpr(c->h, (enum hvm_gpr)x->cr.gpr, c->cr8);
+            core_vcpu_set_gpr(c->h, (enum hvm_gpr)x->cr.gpr, c->lapic.tpr >> 4);
         else
             ok = false;
         break;

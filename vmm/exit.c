@@ -1,6 +1,7 @@
 /* Every exit the core passes up is handled here, through one table: a reader finds
  * what plinth does with any exit in one hop. */
 #include "vmm/exit.h"
+#include "vmm/lapic.h"
 #include "kernel/log.h"
 #include "kernel/string.h"
 #include "vmm/emulate/decode.h"
@@ -114,7 +115,9 @@ static enum vmm_action exit_hlt(struct vmm_vcpu *c, const struct hvm_exit *x)
      * guests end so; a real OS does it when it has died). */
     if (!(s.rflags & (1u << 9)))
         return vmm_vm_stop(c, false, "halted with interrupts disabled at rip %#lx", (unsigned long)s.rip);
-    return VMM_BLOCK;
+    /* An interrupt already waiting ends the halt at once; else sleep until the core
+     * wakes the vCPU (its APIC timer's deadline, or a device). */
+    return vmm_lapic_can_wake(c) ? VMM_CONTINUE : VMM_BLOCK;
 }
 
 static enum vmm_action exit_xsetbv(struct vmm_vcpu *c, const struct hvm_exit *x)
@@ -206,9 +209,9 @@ static const exit_fn exit_table[HVM_EXIT_REASON_COUNT] = {
 
 void vmm_pre_entry(void *ctx, core_vcpu_t v)
 {
-    /* No interrupt controller is modelled yet: nothing to inject. */
-    (void)ctx;
+    struct vmm_vcpu *c = ctx;
     (void)v;
+    vmm_lapic_pre_entry(c);
 }
 
 enum vmm_action vmm_handle_exit(void *ctx, core_vcpu_t v, const struct hvm_exit *x)

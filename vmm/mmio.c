@@ -40,7 +40,7 @@ static int dev_read(void *ctx, uint64_t gpa, unsigned size, uint64_t *val)
     /* An access straddling the region's end is refused, not split. */
     if (!r || gpa - r->base + size > r->size || !r->read)
         return -1;
-    return r->read(r->ctx, gpa - r->base, size, val);
+    return r->read(r->ctx ? r->ctx : n->c, gpa - r->base, size, val);
 }
 
 static int dev_write(void *ctx, uint64_t gpa, unsigned size, uint64_t val)
@@ -49,7 +49,7 @@ static int dev_write(void *ctx, uint64_t gpa, unsigned size, uint64_t val)
     const struct mmio_region *r = mmio_bus_find(&n->c->vm->mmio, gpa);
     if (!r || gpa - r->base + size > r->size || !r->write)
         return -1;
-    return r->write(r->ctx, gpa - r->base, size, val);
+    return r->write(r->ctx ? r->ctx : n->c, gpa - r->base, size, val);
 }
 
 /* The RAM side of MOVS between RAM and a device, by guest-linear address. */

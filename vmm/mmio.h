@@ -17,7 +17,7 @@ struct mmio_region {
     uint64_t base, size;
     mmio_read_fn read;
     mmio_write_fn write;
-    void *ctx;
+    void *ctx;                  /* NULL: the callbacks get the accessing vCPU instead */
 };
 
 struct mmio_bus {
@@ -25,6 +25,8 @@ struct mmio_bus {
     struct mmio_region regions[MMIO_BUS_MAX];
 };
 
+/* ctx NULL makes a per-vCPU device (the local APIC): each access gets the
+ * struct vmm_vcpu that made it. */
 bool mmio_bus_claim(struct mmio_bus *bus, uint64_t base, uint64_t size, mmio_read_fn r,
                     mmio_write_fn w, void *ctx);
 const struct mmio_region *mmio_bus_find(const struct mmio_bus *bus, uint64_t gpa);

@@ -2,6 +2,7 @@
  * #GP, as reading a non-existent MSR does on hardware, and is logged once per MSR
  * per VM so a guest that probes many does not flood the console. */
 #include "vmm/exit.h"
+#include "vmm/lapic.h"
 #include "kernel/log.h"
 
 #define VEC_GP 13
@@ -29,6 +30,7 @@
 #define APIC_BASE_DEFAULT    0xfee00000ull
 #define APIC_BASE_BSP        (1ull << 8)
 #define APIC_BASE_ENABLE     (1ull << 11)
+#define APIC_BASE_EXTD       (1ull << 10)
 
 /* EFER bits a guest may set: SCE, LME, NXE (LMA is the CPU's to set). */
 #define EFER_GUEST_WRITABLE  ((1ull << 0) | (1ull << 8) | (1ull << 11))
@@ -42,7 +44,6 @@ void vmm_vcpu_reset_msrs(struct vmm_vcpu *c)
         c->mtrr_fixed[i] = 0;
     c->mtrr_def = 0;
     c->apic_base = APIC_BASE_DEFAULT | APIC_BASE_ENABLE | (c->index == 0 ? APIC_BASE_BSP : 0);
-    c->cr8 = 0;
 }
 
 static int fixed_index(uint32_t msr)
@@ -99,7 +100,9 @@ static enum msr_result msr_read(struct vmm_vcpu *c, uint32_t msr, uint64_t *v)
         *v = 0;
         return MSR_OK;
     case MSR_APIC_BASE:
-        *v = c->apic_base;
+        /* EN and EXTD as the APIC model has them (SDM Vol. 3A §12.12.1). */
+        *v = (c->apic_base & ~(APIC_BASE_ENABLE | APIC_BASE_EXTD)) |
+             (c->lapic.hw_enabled ? APIC_BASE_ENABLE : 0) | (c->lapic.x2apic ? APIC_BASE_EXTD : 0);
         return MSR_OK;
     case MSR_FEATURE_CONTROL:
         /* Locked with VMX off: guests see no VT-x to enable. */
@@ -133,6 +136,10 @@ static enum msr_result msr_read(struct vmm_vcpu *c, uint32_t msr, uint64_t *v)
             *v = c->mtrr_fixed[fi];
             return MSR_OK;
         }
+        bool handled;
+        bool ok = vmm_lapic_msr_read(c, msr, v, &handled);
+        if (handled)
+            return ok ? MSR_OK : MSR_BAD_VALUE;
         return MSR_UNKNOWN;
     }
 }
@@ -149,9 +156,10 @@ static enum msr_result msr_write(struct vmm_vcpu *c, uint32_t msr, uint64_t v)
         core_vcpu_set_tsc_offset(c->h, c->tsc_offset);
         return MSR_OK;
     case MSR_APIC_BASE:
-        /* The BSP flag is read-only; the base may not move (no APIC relocation). */
-        if ((v & ~APIC_BASE_BSP) != (c->apic_base & ~APIC_BASE_BSP) &&
-            (v & ~(APIC_BASE_BSP | APIC_BASE_ENABLE)) != APIC_BASE_DEFAULT)
+        /* The BSP flag is read-only; the base may not move (no APIC relocation); EN
+         * and EXTD change mode only along the legal transitions. */
+        if ((v & ~(APIC_BASE_BSP | APIC_BASE_ENABLE | APIC_BASE_EXTD)) != APIC_BASE_DEFAULT ||
+            !vlapic_set_base_mode(&c->lapic, v & APIC_BASE_ENABLE, v & APIC_BASE_EXTD))
             return MSR_BAD_VALUE;
         c->apic_base = (v & ~APIC_BASE_BSP) | (c->apic_base & APIC_BASE_BSP);
         return MSR_OK;
@@ -191,6 +199,10 @@ static enum msr_result msr_write(struct vmm_vcpu *c, uint32_t msr, uint64_t v)
             c->mtrr_fixed[fi] = v;
             return MSR_OK;
         }
+        bool handled;
+        bool ok = vmm_lapic_msr_write(c, msr, v, &handled);
+        if (handled)
+            return ok ? MSR_OK : MSR_BAD_VALUE;
         return MSR_UNKNOWN;
     }
 }

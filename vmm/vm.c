@@ -3,6 +3,7 @@
 #include "vmm/vm.h"
 #include "vmm/vmm.h"
 #include "vmm/exit.h"
+#include "vmm/lapic.h"
 #include "vmm/loader/loader.h"
 #include "kernel/fmt.h"
 #include "kernel/log.h"
@@ -183,6 +184,7 @@ static bool vm_boot(struct vmm_vm *m)
         core_vcpu_set_state(m->vcpus[i].h, &s);
         core_vcpu_reset_private(m->vcpus[i].h);
         vmm_vcpu_reset_msrs(&m->vcpus[i]);
+        vmm_lapic_reset(&m->vcpus[i]);
         /* The guest's TSC starts near zero (DESIGN.md, "CPUs and time"). */
         m->vcpus[i].tsc_offset = -(int64_t)core_tsc();
         core_vcpu_set_tsc_offset(m->vcpus[i].h, m->vcpus[i].tsc_offset);
@@ -217,6 +219,7 @@ static bool vm_create(struct vmm_vm *m, const struct config_vm *c)
     m->ram = core_vm_ram(m->vm, &m->ram_size);
     uart16550_init(&m->uart, uart_tx, m, uart_irq, m);
     io_bus_claim(&m->io, 0x3f8, 0x3ff, uart_port_read, uart_port_write, m);
+    vmm_lapic_attach(m);
     for (unsigned i = 0; i < m->vcpu_count; i++) {
         m->vcpus[i] = (struct vmm_vcpu){ .vm = m, .index = i, .h = -1 };
         m->vcpus[i].h = core_vcpu_create(m->vm, c->cpus, &vcpu_ops, &m->vcpus[i]);

@@ -8,6 +8,7 @@
 #include "vmm/dev/uart16550.h"
 #include "vmm/io.h"
 #include "vmm/mmio.h"
+#include "vmm/dev/vlapic.h"
 
 #define VMM_MAX_VCPUS 8
 #define VMM_LINE_MAX  160
@@ -22,8 +23,8 @@ struct vmm_vcpu {
     /* MSRs the monitor keeps per vCPU (vmm/msr.c). */
     uint64_t mtrr_def, mtrr_var[16], mtrr_fixed[11];
     uint64_t apic_base;
-    uint64_t cr8;
     int64_t  tsc_offset;                  /* guest TSC = host TSC + offset */
+    struct vlapic lapic;
 };
 
 enum vmm_vm_state { VMM_VM_RUNNING, VMM_VM_STOPPED };

@@ -68,6 +68,13 @@ GUESTS = {
                         "vmx-invvpid-ud", "vmx-vmxoff-ud", "vmx-vmfunc-ud", "vmx-monitor-ud", "vmx-mwait-ud",
                         "vmx-cr4-vmxe-gp", "vmx-cr4-vmxe-clear", "vmx-survived"],
                 done=True, stop=HALTED, exits=[r"\bvirt-insn 12\b", r"\bmwait 2\b"]),
+    # The local APIC model: MMIO (emulated device memory) and x2APIC MSRs, its timer's
+    # interrupts in periodic, one-shot (waking HLT) and TSC-deadline mode.
+    "lapictimer": dict(passes=["lapic-cpuid-apic", "lapic-cpuid-x2apic", "lapic-cpuid-tsc-deadline",
+                               "lapic-version", "lapic-timer-icr", "lapic-timer-periodic", "lapic-timer-stopped",
+                               "lapic-timer-oneshot-wakes-hlt", "lapic-x2apic-enabled", "lapic-x2apic-id",
+                               "lapic-tsc-deadline", "lapic-tsc-deadline-clears"], done=True, stop=HALTED,
+                       exits=[r"; emulated instructions: [1-9]\d*"]),
     "hlt": dict(passes=["hlt-if-clear"], done=True,
                 stop=r"halted with interrupts disabled at rip {rip}"),
     # Bochs' Haswell has AVX: the ymm check must run, not be skipped.

@@ -1,74 +1,6 @@
 /* The monitor's exit handlers against a fake core: everything they do to a vCPU goes
  * through kernel/core_api.h, which this file implements over a plain hvm_state. */
-#include <stdarg.h>
-#include <stddef.h>
-#include <setjmp.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
-#include <cmocka.h>
-
-#include "kernel/fmt.c"
-#include "vmm/io.c"
-#include "vmm/mmio.c"
-#include "vmm/exit.c"
-#include "vmm/cpuid.c"
-#include "vmm/msr.c"
-#include "vmm/cr.c"
-#include "vmm/emulate/decode.c"
-#include "vmm/emulate/emulate.c"
-#include "vmm/emulate/pagewalk.c"
-
-/* ---- the fake core ---- */
-static struct hvm_state st;
-static struct hvm_event injected;
-static int injections;
-static char stop_reason[256];
-static int stops;
-static int warnings;
-static uint64_t xcr0_set;
-
-void core_vcpu_get_state(core_vcpu_t v, struct hvm_state *s) { (void)v; *s = st; }
-void core_vcpu_set_state(core_vcpu_t v, const struct hvm_state *s) { (void)v; st = *s; }
-uint64_t core_vcpu_get_gpr(core_vcpu_t v, enum hvm_gpr r) { (void)v; return st.gpr[r]; }
-void core_vcpu_set_gpr(core_vcpu_t v, enum hvm_gpr r, uint64_t x) { (void)v; st.gpr[r] = x; }
-uint64_t core_vcpu_get_rip(core_vcpu_t v) { (void)v; return st.rip; }
-void core_vcpu_skip_insn(core_vcpu_t v, uint8_t len) { (void)v; st.rip += len; }
-bool core_vcpu_inject(core_vcpu_t v, const struct hvm_event *e) { (void)v; injected = *e; injections++; return true; }
-void core_vcpu_dump(core_vcpu_t v) { (void)v; }
-void core_vcpu_set_tsc_offset(core_vcpu_t v, int64_t o) { (void)v; (void)o; }
-bool core_vcpu_set_xcr0(core_vcpu_t v, uint64_t x) { (void)v; if (!(x & 1) || (x & ~7ull)) return false; xcr0_set = x; return true; }
-uint64_t core_guest_xcr0_mask(void) { return 7; }
-uint64_t core_tsc(void) { return 1000000; }
-void core_host_cpuid(uint32_t leaf, uint32_t sub, uint32_t out[4])
-{
-    __asm__ volatile("cpuid" : "=a"(out[0]), "=b"(out[1]), "=c"(out[2]), "=d"(out[3]) : "a"(leaf), "c"(sub));
-}
-const char *hvm_exit_reason_name(enum hvm_exit_reason r) { (void)r; return "reason"; }
-void log_printf(enum log_level level, const char *fmt, ...)
-{
-    if (level == LOG_WARN)
-        warnings++;
-    va_list ap;
-    va_start(ap, fmt);
-    va_end(ap);
-}
-enum vmm_action vmm_vm_stop(struct vmm_vcpu *c, bool crashed, const char *fmt, ...)
-{
-    (void)c;
-    (void)crashed;
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(stop_reason, sizeof stop_reason, fmt, ap);
-    va_end(ap);
-    stops++;
-    return VMM_STOP;
-}
-void vmm_inject_exception(struct vmm_vcpu *c, uint8_t vector, bool has_error, uint32_t error)
-{
-    struct hvm_event e = { HVM_EVENT_EXCEPTION, vector, has_error, error };
-    core_vcpu_inject(c->h, &e);
-}
+#include "fake_core.h"
 
 /* ---- a VM around the fake ---- */
 static struct vmm_vm vm;
@@ -77,18 +9,16 @@ static uint8_t ram[1 << 20];
 static int setup(void **state)
 {
     (void)state;
-    memset(&st, 0, sizeof st);
+    fake_core_reset();
     memset(&vm, 0, sizeof vm);
     memset(ram, 0, sizeof ram);
-    memset(&injected, 0, sizeof injected);
-    injections = stops = warnings = 0;
-    stop_reason[0] = 0;
     strcpy(vm.conf.name, "t");
     vm.ram = ram;
     vm.ram_size = sizeof ram;
     vm.vcpu_count = 2;
     vm.vcpus[1] = (struct vmm_vcpu){ .vm = &vm, .index = 1 };
     vmm_vcpu_reset_msrs(&vm.vcpus[1]);
+    vmm_lapic_reset(&vm.vcpus[1]);
     st.rip = 0x1000;
     st.rflags = 2;
     st.cr0 = 0x11;
@@ -333,6 +263,77 @@ static void test_xsetbv_and_virt_insns(void **state)
     expect_fault(6);
 }
 
+static void test_lapic_timer_interrupt_and_hlt(void **state)
+{
+    (void)state;
+    assert_true(vmm_lapic_attach(&vm));
+    struct vlapic *l = &cpu1()->lapic;
+    /* Through the MMIO path: mov [ebx], eax with ebx = the SVR, then the timer LVT and count. */
+    memcpy(ram + 0x1000, "\x89\x03", 2);
+    struct hvm_exit x = { .reason = HVM_EXIT_NPF };
+    uint32_t writes[][2] = { { 0xf0, 0x1ff }, { 0x3e0, 0xb }, { 0x320, 0x40 }, { 0x380, 500 } };
+    for (unsigned i = 0; i < 4; i++) {
+        st.rip = 0x1000;
+        st.gpr[HVM_RBX] = 0xfee00000 + writes[i][0];
+        st.gpr[HVM_RAX] = writes[i][1];
+        x.npf = (typeof(x.npf)){ .gpa = st.gpr[HVM_RBX], .write = true };
+        assert_int_equal(vmm_handle_exit(cpu1(), 0, &x), VMM_CONTINUE);
+    }
+    assert_int_equal(l->timer_icr, 500);
+    /* Halting before the timer is due sleeps, with the core told when to wake. */
+    st.rflags = 0x202;
+    assert_int_equal(run(HVM_EXIT_HLT, 1), VMM_BLOCK);
+    assert_int_equal(deadline_set, 1000 + 500);
+    /* Once due, the next entry injects vector 0x40 and the deadline clears. */
+    now_ns = 1500;
+    injections = 0;
+    vmm_pre_entry(cpu1(), 0);
+    assert_int_equal(injections, 1);
+    assert_int_equal(injected.type, HVM_EVENT_EXTINT);
+    assert_int_equal(injected.vector, 0x40);
+    assert_int_equal(deadline_set, 0);
+    /* The guest's EOI; then, with its interrupts off, a pending vector asks for an
+     * interrupt window instead of being injected. */
+    vlapic_mmio_write(l, 0xb0, 4, 0, now_ns);
+    l->lvt[1] = 0x40 | (1u << 17); /* periodic */
+    l->timer_armed = true;
+    l->timer_start_ns = 1500;
+    now_ns = 2000;
+    can_inject = false;
+    injections = 0;
+    vmm_pre_entry(cpu1(), 0);
+    assert_int_equal(injections, 0);
+    assert_int_equal(windows, HVM_WINDOW_INTR);
+    /* And a halt with that interrupt pending does not sleep. */
+    assert_int_equal(run(HVM_EXIT_HLT, 1), VMM_CONTINUE);
+}
+
+static void test_x2apic_msrs_and_cpuid(void **state)
+{
+    (void)state;
+    st.gpr[HVM_RAX] = 1;
+    st.gpr[HVM_RCX] = 0;
+    run(HVM_EXIT_CPUID, 2);
+    assert_int_not_equal(st.gpr[HVM_RDX] & (1u << 9), 0);    /* APIC */
+    assert_int_not_equal(st.gpr[HVM_RCX] & (1u << 21), 0);   /* x2APIC */
+    struct hvm_exit r = { .reason = HVM_EXIT_RDMSR, .insn_len = 2, .msr.msr = 0x802 };
+    vmm_handle_exit(cpu1(), 0, &r);                          /* xAPIC mode: #GP */
+    assert_int_equal(injections, 1);
+    injections = 0;
+    struct hvm_exit w = { .reason = HVM_EXIT_WRMSR, .insn_len = 2, .msr.msr = 0x1b };
+    st.gpr[HVM_RAX] = 0xfee00c00;                            /* EN | EXTD */
+    st.gpr[HVM_RDX] = 0;
+    vmm_handle_exit(cpu1(), 0, &w);
+    assert_int_equal(injections, 0);
+    vmm_handle_exit(cpu1(), 0, &r);
+    assert_int_equal(injections, 0);
+    assert_int_equal(st.gpr[HVM_RAX], 1);                    /* x2APIC ID = vCPU 1 */
+    st.gpr[HVM_RAX] = 0xfee00800;                            /* x2APIC -> xAPIC: illegal */
+    vmm_handle_exit(cpu1(), 0, &w);
+    assert_int_equal(injections, 1);
+    assert_int_equal(warnings, 0);                           /* a bad value, not an unknown MSR */
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -344,6 +345,8 @@ int main(void)
         cmocka_unit_test_setup(test_hlt, setup),
         cmocka_unit_test_setup(test_mmio_emulated_through_decoder, setup),
         cmocka_unit_test_setup(test_xsetbv_and_virt_insns, setup),
+        cmocka_unit_test_setup(test_lapic_timer_interrupt_and_hlt, setup),
+        cmocka_unit_test_setup(test_x2apic_msrs_and_cpuid, setup),
     };
     return cmocka_run_group_tests_name("vmm_exits", tests, NULL, NULL);
 }

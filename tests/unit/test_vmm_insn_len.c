@@ -1,76 +1,8 @@
 /* The monitor without instruction lengths from the CPU (AMD-V without nRIP-save and
  * decode assists, e.g. QEMU's TCG): vmm_insn_len fetches and decodes the instruction
  * at RIP, and a CR4 write with HVM_CR_GPR_DECODE finds its register by decoding.
- * The fake core is test_vmm_exits.c's. */
-#include <stdarg.h>
-#include <stddef.h>
-#include <setjmp.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
-#include <cmocka.h>
-
-#include "kernel/fmt.c"
-#include "vmm/io.c"
-#include "vmm/mmio.c"
-#include "vmm/exit.c"
-#include "vmm/cpuid.c"
-#include "vmm/msr.c"
-#include "vmm/cr.c"
-#include "vmm/emulate/decode.c"
-#include "vmm/emulate/emulate.c"
-#include "vmm/emulate/pagewalk.c"
-
-/* ---- the fake core ---- */
-static struct hvm_state st;
-static struct hvm_event injected;
-static int injections;
-static char stop_reason[256];
-static int stops;
-static int warnings;
-static uint64_t xcr0_set;
-
-void core_vcpu_get_state(core_vcpu_t v, struct hvm_state *s) { (void)v; *s = st; }
-void core_vcpu_set_state(core_vcpu_t v, const struct hvm_state *s) { (void)v; st = *s; }
-uint64_t core_vcpu_get_gpr(core_vcpu_t v, enum hvm_gpr r) { (void)v; return st.gpr[r]; }
-void core_vcpu_set_gpr(core_vcpu_t v, enum hvm_gpr r, uint64_t x) { (void)v; st.gpr[r] = x; }
-uint64_t core_vcpu_get_rip(core_vcpu_t v) { (void)v; return st.rip; }
-void core_vcpu_skip_insn(core_vcpu_t v, uint8_t len) { (void)v; st.rip += len; }
-bool core_vcpu_inject(core_vcpu_t v, const struct hvm_event *e) { (void)v; injected = *e; injections++; return true; }
-void core_vcpu_dump(core_vcpu_t v) { (void)v; }
-void core_vcpu_set_tsc_offset(core_vcpu_t v, int64_t o) { (void)v; (void)o; }
-bool core_vcpu_set_xcr0(core_vcpu_t v, uint64_t x) { (void)v; if (!(x & 1) || (x & ~7ull)) return false; xcr0_set = x; return true; }
-uint64_t core_guest_xcr0_mask(void) { return 7; }
-uint64_t core_tsc(void) { return 1000000; }
-void core_host_cpuid(uint32_t leaf, uint32_t sub, uint32_t out[4])
-{
-    __asm__ volatile("cpuid" : "=a"(out[0]), "=b"(out[1]), "=c"(out[2]), "=d"(out[3]) : "a"(leaf), "c"(sub));
-}
-const char *hvm_exit_reason_name(enum hvm_exit_reason r) { (void)r; return "reason"; }
-void log_printf(enum log_level level, const char *fmt, ...)
-{
-    if (level == LOG_WARN)
-        warnings++;
-    va_list ap;
-    va_start(ap, fmt);
-    va_end(ap);
-}
-enum vmm_action vmm_vm_stop(struct vmm_vcpu *c, bool crashed, const char *fmt, ...)
-{
-    (void)c;
-    (void)crashed;
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(stop_reason, sizeof stop_reason, fmt, ap);
-    va_end(ap);
-    stops++;
-    return VMM_STOP;
-}
-void vmm_inject_exception(struct vmm_vcpu *c, uint8_t vector, bool has_error, uint32_t error)
-{
-    struct hvm_event e = { HVM_EVENT_EXCEPTION, vector, has_error, error };
-    core_vcpu_inject(c->h, &e);
-}
+ * The fake core: tests/unit/fake_core.h. */
+#include "fake_core.h"
 
 /* ---- a VM around the fake ---- */
 static struct vmm_vm vm;
@@ -79,12 +11,9 @@ static uint8_t ram[1 << 20];
 static int setup(void **state)
 {
     (void)state;
-    memset(&st, 0, sizeof st);
+    fake_core_reset();
     memset(&vm, 0, sizeof vm);
     memset(ram, 0, sizeof ram);
-    memset(&injected, 0, sizeof injected);
-    injections = stops = warnings = 0;
-    stop_reason[0] = 0;
     strcpy(vm.conf.name, "t");
     vm.ram = ram;
     vm.ram_size = sizeof ram;

@@ -1,0 +1,103 @@
+/* A fake core for host tests of the monitor (vmm/): the monitor's sources compiled
+ * unchanged, and the core API (kernel/core_api.h) implemented over one plain
+ * hvm_state, with every effect recorded for the test to check.  Included by one test
+ * file each (it defines functions and state). */
+#ifndef PLINTH_TESTS_FAKE_CORE_H
+#define PLINTH_TESTS_FAKE_CORE_H
+
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <cmocka.h>
+
+#include "kernel/fmt.c"
+#include "vmm/io.c"
+#include "vmm/mmio.c"
+#include "vmm/exit.c"
+#include "vmm/cpuid.c"
+#include "vmm/msr.c"
+#include "vmm/cr.c"
+#include "vmm/lapic.c"
+#include "vmm/dev/vlapic.c"
+#include "vmm/emulate/decode.c"
+#include "vmm/emulate/emulate.c"
+#include "vmm/emulate/pagewalk.c"
+
+/* ---- the fake core ---- */
+static struct hvm_state st;
+static struct hvm_event injected;
+static int injections;
+static char stop_reason[256];
+static int stops;
+static int warnings;
+static uint64_t xcr0_set;
+
+void core_vcpu_get_state(core_vcpu_t v, struct hvm_state *s) { (void)v; *s = st; }
+void core_vcpu_set_state(core_vcpu_t v, const struct hvm_state *s) { (void)v; st = *s; }
+uint64_t core_vcpu_get_gpr(core_vcpu_t v, enum hvm_gpr r) { (void)v; return st.gpr[r]; }
+void core_vcpu_set_gpr(core_vcpu_t v, enum hvm_gpr r, uint64_t x) { (void)v; st.gpr[r] = x; }
+uint64_t core_vcpu_get_rip(core_vcpu_t v) { (void)v; return st.rip; }
+void core_vcpu_skip_insn(core_vcpu_t v, uint8_t len) { (void)v; st.rip += len; }
+bool core_vcpu_inject(core_vcpu_t v, const struct hvm_event *e) { (void)v; injected = *e; injections++; return true; }
+void core_vcpu_dump(core_vcpu_t v) { (void)v; }
+void core_vcpu_set_tsc_offset(core_vcpu_t v, int64_t o) { (void)v; (void)o; }
+bool core_vcpu_set_xcr0(core_vcpu_t v, uint64_t x) { (void)v; if (!(x & 1) || (x & ~7ull)) return false; xcr0_set = x; return true; }
+uint64_t core_guest_xcr0_mask(void) { return 7; }
+uint64_t core_tsc(void) { return 1000000; }
+static uint64_t now_ns = 1000;
+static uint64_t deadline_set;
+static bool can_inject = true;
+static int windows;
+uint64_t core_time_ns(void) { return now_ns; }
+uint64_t core_tsc_khz(void) { return 1000000; }
+void core_vcpu_set_deadline(core_vcpu_t v, uint64_t d) { (void)v; deadline_set = d; }
+bool core_vcpu_can_inject(core_vcpu_t v, enum hvm_event_type t) { (void)v; (void)t; return can_inject; }
+void core_vcpu_request_window(core_vcpu_t v, unsigned w) { (void)v; windows |= (int)w; }
+void core_host_cpuid(uint32_t leaf, uint32_t sub, uint32_t out[4])
+{
+    __asm__ volatile("cpuid" : "=a"(out[0]), "=b"(out[1]), "=c"(out[2]), "=d"(out[3]) : "a"(leaf), "c"(sub));
+}
+const char *hvm_exit_reason_name(enum hvm_exit_reason r) { (void)r; return "reason"; }
+void log_printf(enum log_level level, const char *fmt, ...)
+{
+    if (level == LOG_WARN)
+        warnings++;
+    va_list ap;
+    va_start(ap, fmt);
+    va_end(ap);
+}
+enum vmm_action vmm_vm_stop(struct vmm_vcpu *c, bool crashed, const char *fmt, ...)
+{
+    (void)c;
+    (void)crashed;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(stop_reason, sizeof stop_reason, fmt, ap);
+    va_end(ap);
+    stops++;
+    return VMM_STOP;
+}
+void vmm_inject_exception(struct vmm_vcpu *c, uint8_t vector, bool has_error, uint32_t error)
+{
+    struct hvm_event e = { HVM_EVENT_EXCEPTION, vector, has_error, error };
+    core_vcpu_inject(c->h, &e);
+}
+
+
+/* Back to a fresh vCPU state and no recorded effects. */
+static void fake_core_reset(void)
+{
+    memset(&st, 0, sizeof st);
+    memset(&injected, 0, sizeof injected);
+    injections = stops = warnings = 0;
+    stop_reason[0] = 0;
+    now_ns = 1000;
+    deadline_set = 0;
+    can_inject = true;
+    windows = 0;
+}
+
+#endif
