@@ -50,6 +50,23 @@ DEFINE_CR(3)
 DEFINE_CR(4)
 #undef DEFINE_CR
 
+/* DR0-DR3: the breakpoint addresses, which plinth never uses itself but must keep
+ * apart between the guests that share a CPU. */
+static inline void read_dr0_3(uint64_t dr[4])
+{
+    __asm__ volatile("mov %%dr0, %0; mov %%dr1, %1; mov %%dr2, %2; mov %%dr3, %3"
+                     : "=r"(dr[0]), "=r"(dr[1]), "=r"(dr[2]), "=r"(dr[3]));
+}
+
+static inline void write_dr0_3(const uint64_t dr[4])
+{
+    __asm__ volatile("mov %0, %%dr0; mov %1, %%dr1; mov %2, %%dr2; mov %3, %%dr3"
+                     :: "r"(dr[0]), "r"(dr[1]), "r"(dr[2]), "r"(dr[3]));
+}
+
+static inline uint64_t read_dr6(void) { uint64_t v; __asm__ volatile("mov %%dr6, %0" : "=r"(v)); return v; }
+static inline void write_dr6(uint64_t v) { __asm__ volatile("mov %0, %%dr6" :: "r"(v)); }
+
 static inline uint64_t read_rflags(void) { uint64_t v; __asm__ volatile("pushfq; popq %0" : "=r"(v)); return v; }
 static inline void cli(void)   { __asm__ volatile("cli" ::: "memory"); }
 static inline void sti(void)   { __asm__ volatile("sti" ::: "memory"); }

@@ -60,16 +60,15 @@ static uint64_t alloc_filled(unsigned pages, uint8_t fill)
     return p;
 }
 
+/* DR6 and DR7 are VMCB fields (APM Vol. 2 §15.5); DR0-DR3 stay in the CPU. */
 static void debugregs_save(struct hvm_vcpu *v)
 {
-    __asm__ volatile("mov %%dr0, %0; mov %%dr1, %1; mov %%dr2, %2; mov %%dr3, %3"
-                     : "=r"(v->dr[0]), "=r"(v->dr[1]), "=r"(v->dr[2]), "=r"(v->dr[3]));
+    read_dr0_3(v->dr);
 }
 
 static void debugregs_load(const struct hvm_vcpu *v)
 {
-    __asm__ volatile("mov %0, %%dr0; mov %1, %%dr1; mov %2, %%dr2; mov %3, %%dr3"
-                     :: "r"(v->dr[0]), "r"(v->dr[1]), "r"(v->dr[2]), "r"(v->dr[3]));
+    write_dr0_3(v->dr);
 }
 
 /* Makes v's FPU state and DR0-DR3 live on this CPU.  A VMCB could move between

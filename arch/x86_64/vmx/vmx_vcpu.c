@@ -146,14 +146,14 @@ static void write_host_state(void)
  * when a CPU changes vCPU. */
 static void debugregs_save(struct hvm_vcpu *v)
 {
-    __asm__ volatile("mov %%dr0, %0; mov %%dr1, %1; mov %%dr2, %2; mov %%dr3, %3; mov %%dr6, %4"
-                     : "=r"(v->dr[0]), "=r"(v->dr[1]), "=r"(v->dr[2]), "=r"(v->dr[3]), "=r"(v->dr6));
+    read_dr0_3(v->dr);
+    v->dr6 = read_dr6();
 }
 
 static void debugregs_load(const struct hvm_vcpu *v)
 {
-    __asm__ volatile("mov %0, %%dr0; mov %1, %%dr1; mov %2, %%dr2; mov %3, %%dr3; mov %4, %%dr6"
-                     :: "r"(v->dr[0]), "r"(v->dr[1]), "r"(v->dr[2]), "r"(v->dr[3]), "r"(v->dr6));
+    write_dr0_3(v->dr);
+    write_dr6(v->dr6);
 }
 
 /* Makes v's VMCS current on this CPU, and its SYSCALL MSRs live. */
