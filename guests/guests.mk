@@ -45,18 +45,18 @@ $(GUEST_DIR)/longmode.elf: $(GUEST_DIR)/longmode.o guests/lib/guest.ld
 	$(LD) $(GUEST_LDFLAGS) -T guests/lib/guest.ld -o $@ $<
 
 # elf64: an ELF64 kernel for the elf loader, which enters it in 64-bit mode.
-$(GUEST_DIR)/elf64.o: guests/elf64.asm
+$(GUEST_DIR)/elf64.o: guests/elf64.asm guests/lib/serial.inc
 	@mkdir -p $(dir $@)
-	$(NASM) -f elf64 -g -F dwarf $< -o $@
+	$(NASM) -f elf64 -g -F dwarf -Iguests/ $< -o $@
 
 $(GUEST_DIR)/elf64.elf: $(GUEST_DIR)/elf64.o guests/lib/guest.ld
 	$(LD) -m elf_x86_64 -nostdlib -static -z noexecstack --no-warn-rwx-segments -T guests/lib/guest.ld -o $@ $<
 
 # Flat images: realmode (a boot sector, entered in real mode) and flat32 (entered in
 # 32-bit protected mode).
-$(GUEST_DIR)/%.bin: guests/%.asm
+$(GUEST_DIR)/%.bin: guests/%.asm guests/lib/serial.inc
 	@mkdir -p $(dir $@)
-	$(NASM) -f bin $< -o $@
+	$(NASM) -f bin -Iguests/ $< -o $@
 
 # tools/mkiso finds the guests a config names ("guests/x.elf") under PLINTH_BUILD.
 $(GUEST_DIR)/%.iso: guests/configs/%.cfg $(BUILD)/plinth.elf $(GUESTS) tools/mkiso tools/cfgfiles

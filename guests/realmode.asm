@@ -99,40 +99,7 @@ report:
     mov si, s_bad
     jmp puts
 
-serial_init:
-    mov dx, COM1 + 1
-    xor al, al
-    out dx, al
-    mov dx, COM1 + 3
-    mov al, 0x80
-    out dx, al
-    mov dx, COM1
-    mov al, 1
-    out dx, al
-    mov dx, COM1 + 1
-    xor al, al
-    out dx, al
-    mov dx, COM1 + 3
-    mov al, 0x03
-    out dx, al
-    ret
-
-puts:
-    lodsb
-    test al, al
-    jz .end
-    mov ah, al
-    mov dx, COM1 + 5
-.wait:
-    in al, dx
-    test al, 0x20
-    jz .wait
-    mov dx, COM1
-    mov al, ah
-    out dx, al
-    jmp puts
-.end:
-    ret
+%include "lib/serial.inc"
 
 s_pass: db "PASS ", 0
 s_fail: db "FAIL ", 0
