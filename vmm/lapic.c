@@ -17,9 +17,12 @@ static uint64_t guest_tsc(const struct vmm_vcpu *c)
 static void lapic_ipi(void *ctx, const struct vlapic_ipi *ipi)
 {
     struct vmm_vcpu *c = ctx;
-    /* One vCPU per VM for now (vm.c): an IPI to another CPU has nobody to reach. */
-    log_warn("vm %s: vCPU %u sent an IPI (mode %u, vector %#x) to a vCPU that does not exist",
-             c->vm->conf.name, c->index, ipi->mode, ipi->vector);
+    /* One vCPU per VM for now (vm.c): an IPI to another CPU has nobody to reach.
+     * Logged once per VM: a guest sending them in a loop must not flood the console. */
+    if (__atomic_exchange_n(&c->vm->warned_ipi, true, __ATOMIC_RELAXED))
+        return;
+    log_warn("vm %s: vCPU %u sent an IPI (mode %u, vector %#x) to a vCPU that does not exist; "
+             "further IPIs of this VM are dropped silently", c->vm->conf.name, c->index, ipi->mode, ipi->vector);
 }
 
 static void lapic_eoi_level(void *ctx, uint8_t vector)

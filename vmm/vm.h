@@ -47,6 +47,7 @@ struct vmm_vm {
     size_t   line_len;
     uint64_t warned_msr[VMM_MSR_WARN_MAX];  /* msr << 1 | is_write */
     unsigned warned_msr_count;
+    bool     warned_ipi;                  /* an IPI to a missing vCPU was logged */
     unsigned restarts;
     unsigned quick_crashes;               /* crashes in a row, each soon after its start */
     uint64_t emulated;                    /* instructions emulated on device memory */
