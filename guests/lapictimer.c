@@ -100,20 +100,30 @@ void guest_main(uint32_t magic, const struct mb1_info *mbi)
     apic_write(APIC_TIMER_ICR, 1000000);                   /* 1 ms at the 1 GHz timer clock */
     check(apic_read(APIC_TIMER_ICR) == 1000000, "lapic-timer-icr", "ICR reads %u", apic_read(APIC_TIMER_ICR));
     check(wait_ticks(5, false), "lapic-timer-periodic", "%u ticks", ticks);
-    apic_write(APIC_LVT_TIMER, VECTOR | (1u << 16));       /* masked: stop */
-    /* A tick may still wait in the IRR (vector 0x40: IRR word 2, bit 0): take it
-     * now, so that the one-shot below is counted for what it is. */
+    apic_write(APIC_LVT_TIMER, VECTOR | (1u << 16) | (1u << 17)); /* masked, still periodic */
+    /* A tick may still wait in the IRR (vector 0x40: IRR word 2, bit 0): take it,
+     * then spin through several periods: a masked timer must interrupt no more. */
     __asm__ volatile("sti");
     for (int i = 0; i < 1000000 && (apic_read(0x220) & 1); i++)
         __asm__ volatile("pause");
+    uint32_t masked_at = ticks;
+    uint64_t t0 = rdtsc();
+    while (rdtsc() - t0 < 20000000ull)                      /* >= 5 ms of a >= 4 MHz TSC */
+        __asm__ volatile("pause");
     __asm__ volatile("cli");
-    check(!(apic_read(0x220) & 1), "lapic-timer-stopped", "IRR still has the timer vector");
+    check(ticks == masked_at, "lapic-timer-stopped", "%u ticks while masked", ticks - masked_at);
 
-    /* One-shot, waking a halted vCPU. */
+    /* One-shot, waking a halted vCPU: exactly one interrupt, however long one waits. */
     uint32_t before = ticks;
     apic_write(APIC_LVT_TIMER, VECTOR);
     apic_write(APIC_TIMER_ICR, 2000000);
-    check(wait_ticks(before + 1, true), "lapic-timer-oneshot-wakes-hlt", "%u ticks", ticks - before);
+    bool woke = wait_ticks(before + 1, true);
+    __asm__ volatile("sti");
+    t0 = rdtsc();
+    while (rdtsc() - t0 < 20000000ull)
+        __asm__ volatile("pause");
+    __asm__ volatile("cli");
+    check(woke && ticks == before + 1, "lapic-timer-oneshot-wakes-hlt", "%u ticks", ticks - before);
 
     /* x2APIC mode: the same APIC through MSRs. */
     wrmsr(MSR_APIC_BASE, rdmsr(MSR_APIC_BASE) | (1u << 10));

@@ -178,6 +178,10 @@ void core_vcpu_skip_insn(core_vcpu_t h, uint8_t len)
 bool core_vcpu_inject(core_vcpu_t h, const struct hvm_event *e)
 {
     struct vcpu *v = vcpu_get(h);
+    /* What a monitor asks for is checked here, where it could become a system call:
+     * a known event type, exceptions only on the 32 exception vectors. */
+    if ((unsigned)e->type > HVM_EVENT_SOFTINT || (e->type == HVM_EVENT_EXCEPTION && e->vector >= 32))
+        return false;
     return v && v->hw && hvm_backend()->inject(v->hw, e);
 }
 

@@ -31,10 +31,15 @@
 #define C1_EDX_TM       (1u << 29)
 #define C1_EDX_PBE      (1u << 31)
 /* CPUID.7.0 */
+#define C7_EBX_TSC_ADJ  (1u << 1)
 #define C7_EBX_SGX      (1u << 2)
 #define C7_EBX_MPX      (1u << 14)
 #define C7_EBX_PT       (1u << 25)
 #define C7_ECX_WAITPKG  (1u << 5)
+/* Features whose MSRs plinth does not emulate (SPEC_CTRL, PRED_CMD, FLUSH_CMD,
+ * ARCH_CAPABILITIES, CORE_CAPABILITIES, SSBD): shown, they would send guests to
+ * MSRs that #GP. */
+#define C7_EDX_UNEMULATED ((1u << 26) | (1u << 27) | (1u << 28) | (1u << 29) | (1u << 30) | (1u << 31))
 /* CPUID.80000001 */
 #define E1_ECX_SVM      (1u << 2)
 #define E1_ECX_SKINIT   (1u << 12)
@@ -110,8 +115,9 @@ void vmm_cpuid(struct vmm_vcpu *c, uint32_t leaf, uint32_t sub, uint32_t r[4])
     case 7:
         if (sub == 0) {
             r[0] = 0;
-            r[1] &= ~(C7_EBX_SGX | C7_EBX_MPX | C7_EBX_PT);
+            r[1] &= ~(C7_EBX_TSC_ADJ | C7_EBX_SGX | C7_EBX_MPX | C7_EBX_PT);
             r[2] &= ~C7_ECX_WAITPKG;
+            r[3] &= ~C7_EDX_UNEMULATED;
         } else {
             memset(r, 0, 4 * sizeof r[0]);
         }
@@ -125,7 +131,7 @@ void vmm_cpuid(struct vmm_vcpu *c, uint32_t leaf, uint32_t sub, uint32_t r[4])
         } else if (sub == 1) {
             r[0] &= 0x1;           /* XSAVEOPT only: no XSAVES/XSAVEC state tracking */
             r[1] = r[2] = r[3] = 0;
-        } else if (sub >= 2 && !(mask & (1ull << sub))) {
+        } else if (sub >= 2 && (sub >= 64 || !(mask & (1ull << sub)))) {
             memset(r, 0, 4 * sizeof r[0]);
         }
         break;

@@ -54,8 +54,14 @@ static bool set_cr4(struct vmm_vcpu *c, struct hvm_state *s, uint64_t v)
 {
     if (v & ~cr4_allowed(c))
         return false;
-    /* Clearing PAE in long mode is a #GP. */
-    if (!(v & CR4_PAE) && (s->efer & (1ull << 10)))
+    bool long_mode = s->efer & (1ull << 10);
+    /* Clearing PAE in long mode is a #GP; so are setting PCIDE outside long mode or
+     * with CR3[11:0] nonzero, and changing LA57 in long mode (SDM Vol. 2B, MOV CR). */
+    if (!(v & CR4_PAE) && long_mode)
+        return false;
+    if ((v & CR4_PCIDE) && !(s->cr4 & CR4_PCIDE) && (!long_mode || (s->cr3 & 0xfff)))
+        return false;
+    if (long_mode && ((v ^ s->cr4) & (1ull << 12)))
         return false;
     s->cr4 = v;
     return true;

@@ -9,11 +9,6 @@
  * divider (what the guest is told through CPUID leaf 0x15 once that exists). */
 #define LAPIC_TIMER_HZ 1000000000ull
 
-static uint64_t guest_tsc(const struct vmm_vcpu *c)
-{
-    return core_tsc() + (uint64_t)c->tsc_offset;
-}
-
 static void lapic_ipi(void *ctx, const struct vlapic_ipi *ipi)
 {
     struct vmm_vcpu *c = ctx;
@@ -96,7 +91,7 @@ static uint64_t next_deadline(struct vmm_vcpu *c)
         return 0;
     uint64_t d = vlapic_next_timer_ns(&c->lapic);
     if (c->lapic.tsc_deadline && !(c->lapic.lvt[1] & (1u << 16))) {
-        uint64_t tsc = guest_tsc(c), khz = core_tsc_khz();
+        uint64_t tsc = vmm_guest_tsc(c), khz = core_tsc_khz();
         uint64_t ns = c->lapic.tsc_deadline > tsc && khz
                       ? (c->lapic.tsc_deadline - tsc) * 1000000ull / khz : 0;
         uint64_t at = core_time_ns() + (ns ? ns : 1);
@@ -108,7 +103,7 @@ static uint64_t next_deadline(struct vmm_vcpu *c)
 
 void vmm_lapic_pre_entry(struct vmm_vcpu *c)
 {
-    vlapic_tick(&c->lapic, core_time_ns(), guest_tsc(c));
+    vlapic_tick(&c->lapic, core_time_ns(), vmm_guest_tsc(c));
     int vec = vlapic_pending(&c->lapic);
     if (vec >= 0) {
         if (core_vcpu_can_inject(c->h, HVM_EVENT_EXTINT)) {
@@ -125,7 +120,7 @@ void vmm_lapic_pre_entry(struct vmm_vcpu *c)
 
 bool vmm_lapic_can_wake(struct vmm_vcpu *c)
 {
-    vlapic_tick(&c->lapic, core_time_ns(), guest_tsc(c));
+    vlapic_tick(&c->lapic, core_time_ns(), vmm_guest_tsc(c));
     core_vcpu_set_deadline(c->h, next_deadline(c));
     return vlapic_pending(&c->lapic) >= 0;
 }

@@ -31,6 +31,7 @@ const struct mmio_region *mmio_bus_find(const struct mmio_bus *bus, uint64_t gpa
 struct npf_ctx {
     struct vmm_vcpu *c;
     struct x86_paging paging;
+    bool user;                  /* CPL 3: the walk checks the U/S bits */
 };
 
 static int dev_read(void *ctx, uint64_t gpa, unsigned size, uint64_t *val)
@@ -57,7 +58,7 @@ static int mem_access(struct npf_ctx *n, uint64_t linear, unsigned size, uint64_
 {
     uint64_t gpa;
     uint32_t pf;
-    if (x86_walk(&n->paging, linear, write ? X86_WALK_WRITE : 0, vmm_read_guest_phys, n->c->vm, &gpa, &pf) != X86_WALK_OK)
+    if (x86_walk(&n->paging, linear, (write ? X86_WALK_WRITE : 0) | (n->user ? X86_WALK_USER : 0), vmm_read_guest_phys, n->c->vm, &gpa, &pf) != X86_WALK_OK)
         return -1;
     struct vmm_vm *m = n->c->vm;
     if (gpa > m->ram_size || size > m->ram_size - gpa || ((gpa & 0xfff) + size) > 0x1000)
@@ -91,7 +92,8 @@ enum vmm_action vmm_exit_npf(struct vmm_vcpu *c, const struct hvm_exit *x)
         return vmm_vm_stop(c, true, "%s of guest-physical %#lx outside its memory at rip %#lx",
                            what, (unsigned long)x->npf.gpa, (unsigned long)s.rip);
 
-    struct npf_ctx n = { .c = c, .paging = { s.cr0, s.cr3, s.cr4, s.efer, 48 } };
+    struct npf_ctx n = { .c = c, .paging = { s.cr0, s.cr3, s.cr4, s.efer, 48 },
+                         .user = ((s.seg[HVM_SS].ar >> 5) & 3) == 3 };
     struct x86_insn insn;
     struct vmm_fetched f;
     int st = vmm_fetch_insn(c, &s, &insn, &f);

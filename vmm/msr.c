@@ -12,7 +12,6 @@
 #define MSR_PLATFORM_ID      0x17
 #define MSR_APIC_BASE        0x1b
 #define MSR_FEATURE_CONTROL  0x3a
-#define MSR_TSC_ADJUST       0x3b
 #define MSR_BIOS_SIGN_ID     0x8b
 #define MSR_MTRRCAP          0xfe
 #define MSR_MISC_ENABLE      0x1a0
@@ -93,7 +92,7 @@ static enum msr_result msr_read(struct vmm_vcpu *c, uint32_t msr, uint64_t *v)
     switch (msr) {
     case MSR_TSC:
         /* The same clock RDTSC reads: the host TSC plus this vCPU's offset. */
-        *v = core_tsc() + (uint64_t)c->tsc_offset;
+        *v = vmm_guest_tsc(c);
         return MSR_OK;
     case MSR_PLATFORM_ID:
     case MSR_BIOS_SIGN_ID:

@@ -178,6 +178,10 @@ static bool vm_boot(struct vmm_vm *m)
     struct loader_entry entry;
     if (!load_image(m, &entry))
         return false;
+    /* Devices start from reset too: a crashed guest may have left the UART in
+     * loopback or with the divisor latch open. */
+    uart16550_init(&m->uart, uart_tx, m, uart_irq, m);
+    m->line_len = 0;
     for (unsigned i = 0; i < m->vcpu_count; i++) {
         struct hvm_state s;
         boot_state(&entry, i, &s);
@@ -217,7 +221,6 @@ static bool vm_create(struct vmm_vm *m, const struct config_vm *c)
     if (m->vm < 0)
         return false;
     m->ram = core_vm_ram(m->vm, &m->ram_size);
-    uart16550_init(&m->uart, uart_tx, m, uart_irq, m);
     io_bus_claim(&m->io, 0x3f8, 0x3ff, uart_port_read, uart_port_write, m);
     vmm_lapic_attach(m);
     for (unsigned i = 0; i < m->vcpu_count; i++) {

@@ -54,6 +54,12 @@ struct vmm_vm {
     uint64_t started_ns;
 };
 
+/* The vCPU's TSC as the guest reads it (RDTSC and MSR 0x10): host TSC + its offset. */
+static inline uint64_t vmm_guest_tsc(const struct vmm_vcpu *c)
+{
+    return core_tsc() + (uint64_t)c->tsc_offset;
+}
+
 /* Stops the VM (all its vCPUs) with a reason, logs "vm <name>: stopped (<reason>)"
  * and its exit counts, and restarts it if it crashed and its config says so.
  * Returns what the calling vCPU's handler should tell the core. */

@@ -48,10 +48,8 @@ bool fpu_state_init(struct fpu_state *f)
     uint64_t p = pmm_alloc_contig(pages, PAGE_SIZE);
     if (!p)
         return false;
-    /* Zeroed memory is a valid XSAVE image whose XSTATE_BV says "all in init state"
-     * (SDM Vol. 1 §13.8); FXRSTOR of zeros is likewise a clean x87/SSE state. */
     f->area = phys_to_virt(p);
-    f->xcr0 = XCR0_X87 | (supported & XCR0_SSE);
+    fpu_state_reset(f);
     return true;
 }
 
@@ -88,8 +86,16 @@ void fpu_switch(struct fpu_state *from, struct fpu_state *to)
 
 void fpu_state_reset(struct fpu_state *f)
 {
+    /* Zeroes with XSTATE_BV 0 are the XSAVE image of "all in init state" (SDM Vol. 1
+     * §13.8), but XRSTOR and FXRSTOR still load MXCSR (and FXRSTOR the x87 control
+     * word) from the legacy area: give them their power-on values (§10.5.1.1). */
+    uint8_t *a = f->area;
     for (uint32_t i = 0; i < area_size; i++)
-        ((uint8_t *)f->area)[i] = 0;
+        a[i] = 0;
+    a[0] = 0x7f;                 /* FCW 0x037f */
+    a[1] = 0x03;
+    a[24] = 0x80;                /* MXCSR 0x1f80 */
+    a[25] = 0x1f;
     f->xcr0 = XCR0_X87 | (supported & XCR0_SSE);
 }
 

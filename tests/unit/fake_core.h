@@ -56,9 +56,18 @@ uint64_t core_tsc_khz(void) { return 1000000; }
 void core_vcpu_set_deadline(core_vcpu_t v, uint64_t d) { (void)v; deadline_set = d; }
 bool core_vcpu_can_inject(core_vcpu_t v, enum hvm_event_type t) { (void)v; (void)t; return can_inject; }
 void core_vcpu_request_window(core_vcpu_t v, unsigned w) { (void)v; windows |= (int)w; }
+/* The "host" CPUID: every feature bit set (fake_host_bits = ~0) shows what the
+ * monitor hides, none set (0) what it adds; the maximum leaves stay plausible. */
+static uint32_t fake_host_bits = ~0u;
 void core_host_cpuid(uint32_t leaf, uint32_t sub, uint32_t out[4])
 {
-    __asm__ volatile("cpuid" : "=a"(out[0]), "=b"(out[1]), "=c"(out[2]), "=d"(out[3]) : "a"(leaf), "c"(sub));
+    (void)sub;
+    for (int i = 0; i < 4; i++)
+        out[i] = fake_host_bits;
+    if (leaf == 0)
+        out[0] = 0xd;
+    else if (leaf == 0x80000000u)
+        out[0] = 0x80000008u;
 }
 const char *hvm_exit_reason_name(enum hvm_exit_reason r) { (void)r; return "reason"; }
 void log_printf(enum log_level level, const char *fmt, ...)
@@ -98,6 +107,7 @@ static void fake_core_reset(void)
     deadline_set = 0;
     can_inject = true;
     windows = 0;
+    fake_host_bits = ~0u;
 }
 
 #endif

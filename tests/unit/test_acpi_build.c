@@ -114,6 +114,7 @@ static void test_checksums_and_layout(void **state)
     assert_memory_equal(x, "XSDT", 4);
     assert_int_equal(sum(x, t_rd32(x + 4)), 0);
     unsigned n = (t_rd32(x + 4) - 36) / 8;
+    bool saw_fadt = false, saw_madt = false;
     assert_int_equal(n, 2);
     for (unsigned i = 0; i < n; i++) {
         uint64_t a;
@@ -122,7 +123,9 @@ static void test_checksums_and_layout(void **state)
         const uint8_t *t = guest + (a - GPA);
         assert_true(a - GPA + t_rd32(t + 4) <= used);
         assert_int_equal(sum(t, t_rd32(t + 4)), 0);
+        saw_madt |= !memcmp(t, "APIC", 4);
         if (!memcmp(t, "FACP", 4)) {
+            saw_fadt = true;
             assert_int_equal(t_rd32(t + 4), 276);
             const uint8_t *d = guest + (t_rd32(t + 40) - GPA);
             assert_memory_equal(d, "DSDT", 4);
@@ -133,6 +136,8 @@ static void test_checksums_and_layout(void **state)
             assert_int_equal(t_rd32(guest + (facs - GPA) + 4), 64);
         }
     }
+    assert_true(saw_fadt);
+    assert_true(saw_madt);
 }
 
 static void test_bad_platform_and_small_buffer(void **state)

@@ -87,12 +87,14 @@ static void test_elf32_protected_mode(void **state)
     (void)state;
     size_t n = make_elf32(0x100000, 16, 64, 0x100004);
     struct loader_file k = { "k.elf", img, n };
+    memset(ram.hva + 0x100000, 0xcc, 64); /* the bss must be cleared, not found clear */
     assert_true(loader_elf(&ram, &k, &entry, &err));
     assert_int_equal(entry.mode, LOADER_MODE_PROT32);
     assert_int_equal(entry.rip, 0x100004);
     assert_int_equal(ram.hva[0x100000], 0xA0);
     assert_int_equal(ram.hva[0x10000f], 0xAF);
     assert_int_equal(ram.hva[0x100010], 0); /* bss */
+    assert_int_equal(ram.hva[0x10003f], 0);
 }
 
 static void test_elf64_long_mode_identity_map(void **state)

@@ -112,6 +112,20 @@ static void test_timer_oneshot_and_periodic(void **state)
     assert_int_equal(vlapic_next_timer_ns(&a), UINT64_MAX);
 }
 
+static void test_masked_timer_sets_nothing(void **state)
+{
+    (void)state;
+    wr(R_TIMER_DCR, 0xb);
+    wr(R_LVT_TIMER, 0x45 | LVT_MASKED | (TIMER_PERIODIC << TIMER_MODE_SHIFT));
+    vlapic_mmio_write(&a, R_TIMER_ICR, 4, 100, 0);
+    vlapic_tick(&a, 1000, 0);                                 /* ten periods later */
+    assert_int_equal(vlapic_pending(&a), -1);
+    assert_int_equal(rd(R_IRR + 0x20) & (1u << 5), 0);        /* 0x45 never requested */
+    wr(R_LVT_TIMER, 0x45 | (TIMER_PERIODIC << TIMER_MODE_SHIFT));
+    vlapic_tick(&a, 1100, 0);                                 /* unmasked: it fires */
+    assert_int_equal(vlapic_pending(&a), 0x45);
+}
+
 static void test_tsc_deadline(void **state)
 {
     (void)state;
@@ -183,6 +197,7 @@ int main(void)
         cmocka_unit_test_setup(test_priority_and_eoi, setup),
         cmocka_unit_test_setup(test_software_disable, setup),
         cmocka_unit_test_setup(test_timer_oneshot_and_periodic, setup),
+        cmocka_unit_test_setup(test_masked_timer_sets_nothing, setup),
         cmocka_unit_test_setup(test_tsc_deadline, setup),
         cmocka_unit_test_setup(test_icr_init_sipi_and_self, setup),
         cmocka_unit_test_setup(test_x2apic_mode, setup),

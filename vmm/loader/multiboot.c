@@ -2,6 +2,7 @@
 #include "vmm/loader/loader.h"
 #include "vmm/loader/elf_guest.h"
 #include "boot/multiboot2/mb2_spec.h"
+#include "kernel/spinlock.h"
 
 #define MB1_MAGIC        0x1BADB002u
 #define MB1_BOOT_MAGIC   0x2BADB002u
@@ -411,17 +412,23 @@ bool loader_multiboot(const struct guest_ram *ram, const struct loader_file *ker
     if (!place_modules(ram, end, modules, module_count, mstart, err))
         return false;
 
-    static struct info_buf ib; /* 8 KiB: too large for a core stack */
+    /* 8 KiB: too large for a core stack, so one buffer, which VMs restarting on
+     * different CPUs at once take in turn. */
+    static struct info_buf ib;
+    static struct spinlock ib_lock = SPINLOCK_INIT;
+    spin_lock(&ib_lock);
     ib.len = 0;
     ib.overflow = false;
     bool ok = mb2 ? build_mbi2(&ib, ram, modules, mstart, module_count, cmdline)
                   : build_mbi1(&ib, ram, modules, mstart, module_count, cmdline);
+    if (ok)
+        loader_write(ram, LOADER_INFO_GPA, ib.b, ib.len);
+    spin_unlock(&ib_lock);
     if (!ok) {
         loader_fail(err, "%s: the command line and module names do not fit the %llu bytes of "
                     "boot information; shorten them", kernel->name, LOADER_INFO_END - LOADER_INFO_GPA);
         return false;
     }
-    loader_write(ram, LOADER_INFO_GPA, ib.b, ib.len);
     *entry = (struct loader_entry){
         .mode = LOADER_MODE_PROT32, .rip = entry_addr,
         .rax = mb2 ? MB2_BOOT_MAGIC : MB1_BOOT_MAGIC, .rbx = LOADER_INFO_GPA,

@@ -534,6 +534,8 @@ static void svm_reset_private(struct hvm_vcpu *v)
     v->vmcb->control.interrupt_shadow = 0;
     v->vmcb->control.vintr = VMCB_V_INTR_MASKING;
     v->vmcb->control.intercept_misc1 &= ~(VMCB_I_VINTR | VMCB_I_IRET);
+    /* No translation of the crashed run may survive under this ASID. */
+    v->flush = true;
 }
 
 static bool svm_set_xcr0(struct hvm_vcpu *v, uint64_t xcr0)

@@ -56,6 +56,7 @@ struct hvm_vcpu {
 
 void vmx_exit_entry(void);
 int vmx_enter(struct hvm_vcpu *v, int launched);
+static void vmx_nested_flush(struct hvm_vcpu *v);
 
 /* The vCPU whose VMCS and SYSCALL MSRs each CPU holds now. */
 static struct hvm_vcpu *loaded[SMP_MAX_CPUS];
@@ -277,6 +278,9 @@ static struct hvm_vcpu *vmx_vcpu_create(const struct gpt *nested)
     vmcs_write(VMCS_IO_BITMAP_A, v->io_bitmap_a);
     vmcs_write(VMCS_IO_BITMAP_B, v->io_bitmap_b);
     vmcs_write(VMCS_EPT_POINTER, v->eptp);
+    /* The root's address may have been another VM's before: drop what any CPU
+     * cached under it (§30.4.3.3). */
+    vmx_nested_flush(v);
     vmcs_write(VMCS_TSC_OFFSET, 0);
     vmcs_write(VMCS_CR0_MASK, v->cr0_mask);
     vmcs_write(VMCS_CR4_MASK, v->cr4_mask);
@@ -632,7 +636,9 @@ static void vmx_vcpu_run(struct hvm_vcpu *v, uint64_t preempt_ns, struct hvm_exi
     inject_for_entry(v);
     if (v->preempt) {
         /* The timer counts down once every 2^rate TSC ticks (§26.5.1). */
-        uint64_t ticks = preempt_ns ? preempt_ns * time_tsc_khz() / 1000000 >> v->preempt_rate : ~0ull;
+        /* Capped at 1 s, so that ns * kHz cannot overflow whatever deadline a guest sets. */
+        uint64_t ns = preempt_ns > 1000000000ull ? 1000000000ull : preempt_ns;
+        uint64_t ticks = preempt_ns ? ns * time_tsc_khz() / 1000000 >> v->preempt_rate : ~0ull;
         vmcs_write(VMCS_PREEMPTION_TIMER_VALUE, ticks > 0xffffffffull ? 0xffffffffull : ticks ? ticks : 1);
     }
     write_cr2(v->cr2);
@@ -691,6 +697,19 @@ static void vmx_reset_private(struct hvm_vcpu *v)
     fpu_switch(NULL, &v->fpu);
     v->reinject = false;
     v->have_event = false;
+    /* Nothing of the crashed run may reach the next: no interrupt shadow, NMI
+     * blocking, pending debug exception, queued event or window exit, and no
+     * translation cached under this VPID (SDM Vol. 3C §30.4.3.3). */
+    vmcs_write(VMCS_GUEST_INTERRUPTIBILITY, 0);
+    vmcs_write(VMCS_GUEST_PENDING_DBG, 0);
+    vmcs_write(VMCS_GUEST_ACTIVITY_STATE, 0);
+    vmcs_write(VMCS_ENTRY_INTR_INFO, 0);
+    set_proc(v, v->proc & ~(CPU_BASED_INTR_WINDOW_EXITING | CPU_BASED_NMI_WINDOW_EXITING));
+    const struct vmx_caps *c = vmx_caps();
+    if (v->vpid && c->invvpid_single)
+        vmx_invvpid(1, v->vpid);
+    else if (c->invvpid_all)
+        vmx_invvpid(2, 0);
 }
 
 static bool vmx_set_xcr0(struct hvm_vcpu *v, uint64_t xcr0)
