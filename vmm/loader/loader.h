@@ -46,6 +46,11 @@ struct loader_error {
 #define LOADER_INFO_END       0x9000ull
 #define LOADER_LOW_RAM_END    0x9fc00ull  /* conventional memory ends; EBDA/VGA/BIOS follow */
 #define LOADER_HIGH_RAM_START 0x100000ull
+/* The VM's ACPI tables (vmm/acpi), RSDP first, in the BIOS read-only area where
+ * guests without boot information search for the RSDP (ACPI 6.5 §5.2.5.1); the
+ * e820 map reports it reserved.  Loaders never write here. */
+#define LOADER_ACPI_GPA       0xe0000ull
+#define LOADER_ACPI_END       0x100000ull
 
 /* The memory map a guest is told about (as e820 / Multiboot types 1 and 2). */
 #define LOADER_MAX_E820 4
