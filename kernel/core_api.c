@@ -61,6 +61,11 @@ uint64_t core_tsc_khz(void)
     return time_tsc_khz();
 }
 
+void core_wall_clock(uint64_t *sec, uint32_t *nsec)
+{
+    time_wall_clock(sec, nsec);
+}
+
 unsigned core_cpu_count(void)
 {
     return smp_cpus_online();

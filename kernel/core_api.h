@@ -81,6 +81,8 @@ const char *core_backend_name(void);   /* "vmx", "svm", or NULL */
 uint64_t core_time_ns(void);
 uint64_t core_tsc(void);
 uint64_t core_tsc_khz(void);
+/* Wall-clock time (UTC): Unix seconds and nanoseconds, from the host's RTC at boot. */
+void     core_wall_clock(uint64_t *sec, uint32_t *nsec);
 unsigned core_cpu_count(void);
 /* The host's CPUID, for the monitor's filtered view. */
 void     core_host_cpuid(uint32_t leaf, uint32_t subleaf, uint32_t out[4]);

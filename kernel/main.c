@@ -6,6 +6,8 @@
 #include "drivers/acpi.h"
 #include "drivers/i8259.h"
 #include "drivers/fbcon.h"
+#include "drivers/rtc.h"
+#include "kernel/time.h"
 #include "arch/x86_64/cpu/cpuinfo.h"
 #include "arch/x86_64/hvm.h"
 #include "kernel/log.h"
@@ -35,6 +37,19 @@ static struct bootinfo boot_info;
 const struct bootinfo *boot_bootinfo(void)
 {
     return &boot_info;
+}
+
+static void wall_clock_init(void)
+{
+    struct rtc_time t;
+    if (!rtc_read(&t)) {
+        log_warn("rtc: the host's real-time clock reads no valid date; guests' clocks start "
+                 "at 1970-01-01 (set the firmware clock to fix it)");
+        return;
+    }
+    time_set_wall_clock(rtc_to_unix(&t));
+    log_info("rtc: %04u-%02u-%02u %02u:%02u:%02u UTC", t.year, t.month, t.day, t.hour, t.minute,
+             t.second);
 }
 
 static void copy_bytes(void *dst, const void *src, size_t n)
@@ -155,6 +170,7 @@ void kmain(uint64_t magic, uint64_t info, uint64_t phys_base)
     cpuinfo_log(); virt_log();       /* "cpu: ..." and "virt: ..." lines */
     i8259_disable();                 /* legacy PICs off the exception vectors, masked */
     lapic_init(); timer_calibrate(); /* local APIC, TSC/APIC timer frequencies */
+    wall_clock_init();               /* host RTC -> wall-clock time for guests' RTCs */
     smp_init();                      /* every CPU up, "smp: N CPUs online" */
     /* The boot stack in .bss has no guard page; from here on the boot CPU runs for
      * good (as a scheduler), so it moves to a guard-paged stack like the APs'. */

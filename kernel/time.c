@@ -32,3 +32,19 @@ void time_delay_us(uint64_t us)
     while ((int64_t)(rdtsc() - end) < 0)
         cpu_relax();
 }
+
+static uint64_t wall_base_sec;
+static uint64_t wall_base_ns;    /* time_since_boot_ns() when the RTC was read */
+
+void time_set_wall_clock(uint64_t unix_sec)
+{
+    wall_base_ns = time_since_boot_ns();
+    wall_base_sec = unix_sec;
+}
+
+void time_wall_clock(uint64_t *sec, uint32_t *nsec)
+{
+    uint64_t d = time_since_boot_ns() - wall_base_ns;
+    *sec = wall_base_sec + d / 1000000000ull;
+    *nsec = (uint32_t)(d % 1000000000ull);
+}

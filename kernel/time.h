@@ -9,5 +9,9 @@ uint64_t time_tsc_khz(void);
 uint64_t time_since_boot_ns(void);
 /* Busy-wait; needs the TSC frequency (time_set_tsc_khz) first. */
 void     time_delay_us(uint64_t us);
+/* Wall-clock time: the host RTC's reading at boot (Unix seconds), carried forward by
+ * the TSC.  Before time_set_wall_clock, or without an RTC, it counts from 0. */
+void     time_set_wall_clock(uint64_t unix_sec);
+void     time_wall_clock(uint64_t *sec, uint32_t *nsec);
 
 #endif
