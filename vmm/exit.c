@@ -2,6 +2,7 @@
  * what plinth does with any exit in one hop. */
 #include "vmm/exit.h"
 #include "vmm/lapic.h"
+#include "vmm/platform.h"
 #include "kernel/log.h"
 #include "kernel/string.h"
 #include "vmm/emulate/decode.h"
@@ -117,7 +118,7 @@ static enum vmm_action exit_hlt(struct vmm_vcpu *c, const struct hvm_exit *x)
         return vmm_vm_stop(c, false, "halted with interrupts disabled at rip %#lx", (unsigned long)s.rip);
     /* An interrupt already waiting ends the halt at once; else sleep until the core
      * wakes the vCPU (its APIC timer's deadline, or a device). */
-    return vmm_lapic_can_wake(c) ? VMM_CONTINUE : VMM_BLOCK;
+    return vmm_lapic_can_wake(c) || vmm_platform_can_wake(c) ? VMM_CONTINUE : VMM_BLOCK;
 }
 
 static enum vmm_action exit_xsetbv(struct vmm_vcpu *c, const struct hvm_exit *x)
@@ -154,6 +155,16 @@ static enum vmm_action exit_io(struct vmm_vcpu *c, const struct hvm_exit *x)
         core_vcpu_set_gpr(c->h, HVM_RAX, rax);
     } else {
         io_bus_write(bus, x->io.port, x->io.size, (uint32_t)core_vcpu_get_gpr(c->h, HVM_RAX));
+        /* The write may have been a reset or an S5 request: the VM acts on it now
+         * that the access is complete. */
+        switch (vmm_platform_take_request(c->vm)) {
+        case PLATFORM_REQ_RESET:
+            return vmm_vm_stop(c, true, "the guest reset its machine");  /* INTERIM: vmm_vm_reset */
+        case PLATFORM_REQ_POWEROFF:
+            return vmm_vm_stop(c, false, "the guest powered off (ACPI S5)");
+        case PLATFORM_REQ_NONE:
+            break;
+        }
     }
     return exit_skip(c, x);
 }
@@ -211,7 +222,11 @@ void vmm_pre_entry(void *ctx, core_vcpu_t v)
 {
     struct vmm_vcpu *c = ctx;
     (void)v;
+    /* Devices first: their interrupts reach the local APIC, which then injects the
+     * highest one; the PIC's ExtINT comes last, only if nothing else went in. */
+    vmm_platform_tick(c);
     vmm_lapic_pre_entry(c);
+    vmm_platform_extint(c);
 }
 
 enum vmm_action vmm_handle_exit(void *ctx, core_vcpu_t v, const struct hvm_exit *x)

@@ -6,7 +6,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#define IO_BUS_MAX 16
+#define IO_BUS_MAX 32
 
 /* One byte-wide access at port (within the claimed range). */
 typedef uint8_t (*io_read_fn)(void *ctx, uint16_t port);

@@ -181,6 +181,7 @@ static bool vm_boot(struct vmm_vm *m)
     /* Devices start from reset too: a crashed guest may have left the UART in
      * loopback or with the divisor latch open. */
     uart16550_init(&m->uart, uart_tx, m, uart_irq, m);
+    vmm_platform_boot(m);
     m->line_len = 0;
     for (unsigned i = 0; i < m->vcpu_count; i++) {
         struct hvm_state s;
@@ -223,6 +224,8 @@ static bool vm_create(struct vmm_vm *m, const struct config_vm *c)
     m->ram = core_vm_ram(m->vm, &m->ram_size);
     io_bus_claim(&m->io, 0x3f8, 0x3ff, uart_port_read, uart_port_write, m);
     vmm_lapic_attach(m);
+    if (!vmm_platform_attach(m))
+        return false;
     for (unsigned i = 0; i < m->vcpu_count; i++) {
         m->vcpus[i] = (struct vmm_vcpu){ .vm = m, .index = i, .h = -1 };
         m->vcpus[i].h = core_vcpu_create(m->vm, c->cpus, &vcpu_ops, &m->vcpus[i]);

@@ -9,6 +9,7 @@
 #include "vmm/io.h"
 #include "vmm/mmio.h"
 #include "vmm/dev/vlapic.h"
+#include "vmm/platform.h"
 
 #define VMM_MAX_VCPUS 8
 #define VMM_LINE_MAX  160
@@ -25,6 +26,27 @@ struct vmm_vcpu {
     uint64_t apic_base;
     int64_t  tsc_offset;                  /* guest TSC = host TSC + offset */
     struct vlapic lapic;
+    /* Guards lapic and the delivery state below: the vCPU itself (APIC page, MSRs,
+     * pre_entry, HLT) and whoever delivers to it (another vCPU's IPI, the IOAPIC)
+     * take it.  Lock order: a device's lock -> the platform lock -> this; nothing
+     * is taken under it (vmm/lapic.c defers the APIC's callbacks until it is
+     * dropped). */
+    struct spinlock lapic_lock;
+    bool     nmi_pending;
+    bool     init_pending;
+    bool     sipi_pending;
+    uint8_t  sipi_vector;
+    bool     wait_sipi;                   /* after INIT: runs only after a SIPI (SDM Vol. 3A §9.4.2) */
+    /* What the APIC model sent while lapic_lock was held, acted on after
+     * (touched by the vCPU itself only). */
+    bool     out_ipi_valid;
+    struct vlapic_ipi out_ipi;
+    int      out_eoi;                     /* a level-triggered vector's EOI, or -1 */
+    /* VM reset (vm.c): park asks this vCPU to stop entering the guest; parked
+     * says it has; epoch is the VM boot whose state it has applied. */
+    bool     park;
+    bool     parked;
+    unsigned epoch;
 };
 
 enum vmm_vm_state { VMM_VM_RUNNING, VMM_VM_STOPPED };
@@ -43,11 +65,19 @@ struct vmm_vm {
     struct mmio_bus mmio;
     struct spinlock uart_lock;            /* the UART model; taken before lock */
     struct uart16550 uart;
+    struct vmm_platform platform;         /* PIC, PIT, RTC, IOAPIC, reset/ACPI PM */
     char     line[VMM_LINE_MAX];
     size_t   line_len;
     uint64_t warned_msr[VMM_MSR_WARN_MAX];  /* msr << 1 | is_write */
     unsigned warned_msr_count;
     bool     warned_ipi;                  /* an IPI to a missing vCPU was logged */
+    /* (Re)boots: each one's number, vCPU 0's entry state and the TSC offset every
+     * vCPU applies from its own context before it next enters (vm.c). */
+    unsigned epoch;
+    struct hvm_state boot_state;
+    int64_t  tsc_offset;
+    bool     resetting;                   /* vCPUs are parking for a reset */
+    unsigned parked;                      /* how many have */
     unsigned restarts;
     unsigned quick_crashes;               /* crashes in a row, each soon after its start */
     uint64_t emulated;                    /* instructions emulated on device memory */
@@ -65,6 +95,17 @@ static inline uint64_t vmm_guest_tsc(const struct vmm_vcpu *c)
  * Returns what the calling vCPU's handler should tell the core. */
 enum vmm_action vmm_vm_stop(struct vmm_vcpu *c, bool crashed, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
+
+/* The guest reset its machine (0xCF9, port 0x92, the i8042, an INIT to vCPU 0):
+ * every vCPU is parked, the VM boots again, vCPU 0 from its entry and the others
+ * back to waiting for a start-up IPI.  Not a crash: it always restarts, unless it
+ * keeps resetting soon after each start.  Returns what the calling vCPU's handler
+ * should tell the core. */
+enum vmm_action vmm_vm_reset(struct vmm_vcpu *c, const char *why);
+/* Before each entry (vmm_lapic_pre_entry): parks the vCPU while its VM resets and
+ * applies a new boot's state.  False: the vCPU must not enter (it was told to
+ * block, core_vcpu_block). */
+bool vmm_vm_pre_entry(struct vmm_vcpu *c);
 
 /* The event every exception injection uses. */
 void vmm_inject_exception(struct vmm_vcpu *c, uint8_t vector, bool has_error, uint32_t error);

@@ -22,6 +22,13 @@
 #include "vmm/cr.c"
 #include "vmm/lapic.c"
 #include "vmm/dev/vlapic.c"
+#include "vmm/platform.c"
+#include "vmm/dev/i8259.c"
+#include "vmm/dev/i8254.c"
+#include "vmm/dev/ioapic.c"
+#include "vmm/dev/mc146818.c"
+#include "vmm/dev/pc_misc.c"
+#include "vmm/acpi/acpi_build.c"
 #include "vmm/emulate/decode.c"
 #include "vmm/emulate/emulate.c"
 #include "vmm/emulate/pagewalk.c"
@@ -56,6 +63,9 @@ uint64_t core_tsc_khz(void) { return 1000000; }
 void core_vcpu_set_deadline(core_vcpu_t v, uint64_t d) { (void)v; deadline_set = d; }
 bool core_vcpu_can_inject(core_vcpu_t v, enum hvm_event_type t) { (void)v; (void)t; return can_inject; }
 void core_vcpu_request_window(core_vcpu_t v, unsigned w) { (void)v; windows |= (int)w; }
+static int kicks;
+void core_vcpu_kick(core_vcpu_t v) { (void)v; kicks++; }
+void core_wall_clock(uint64_t *sec, uint32_t *nsec) { *sec = 1795000000ull + now_ns / 1000000000ull; *nsec = (uint32_t)(now_ns % 1000000000ull); }
 /* The "host" CPUID: every feature bit set (fake_host_bits = ~0) shows what the
  * monitor hides, none set (0) what it adds; the maximum leaves stay plausible. */
 static uint32_t fake_host_bits = ~0u;
@@ -107,6 +117,7 @@ static void fake_core_reset(void)
     deadline_set = 0;
     can_inject = true;
     windows = 0;
+    kicks = 0;
     fake_host_bits = ~0u;
 }
 

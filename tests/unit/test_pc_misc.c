@@ -305,7 +305,7 @@ static void test_pm_timer_rate(void **state)
     assert_int_equal(io_bus_read(&bus, PM_BASE + 8, 4), 3579);
     env.now += 999000000;                          /* 1 s */
     assert_int_equal(io_bus_read(&bus, PM_BASE + 8, 4), PC_MISC_PM_TIMER_HZ);
-    env.now += 3600 * NSEC_PER_SEC;                /* an hour and a second: wrapped twice */
+    env.now += 3600 * PC_MISC_NSEC_PER_SEC;                /* an hour and a second: wrapped twice */
     assert_int_equal(io_bus_read(&bus, PM_BASE + 8, 4), (uint32_t)(3601ull * PC_MISC_PM_TIMER_HZ));
     /* Writes do not move it. */
     io_bus_write(&bus, PM_BASE + 8, 4, 0);
@@ -337,7 +337,7 @@ static void test_pm_timer_split_read_is_consistent(void **state)
     (void)state;
     env.now += 4686970272ull;
     uint8_t b0 = pc_misc_read(&m, PM_BASE + 8);
-    env.now += 10 * NSEC_PER_SEC;                  /* between the byte reads */
+    env.now += 10 * PC_MISC_NSEC_PER_SEC;                  /* between the byte reads */
     uint32_t v = b0 | (uint32_t)pc_misc_read(&m, PM_BASE + 9) << 8 |
                  (uint32_t)pc_misc_read(&m, PM_BASE + 10) << 16 |
                  (uint32_t)pc_misc_read(&m, PM_BASE + 11) << 24;

@@ -7,7 +7,7 @@
 #define REG_REDIR   0x10          /* 0x10 + 2 * pin: low dword, then high dword */
 
 /* IOAPIC version 0x20 (as on ICH and later): maximum redirection entry in 23:16. */
-#define VERSION_VALUE (0x20u | (uint32_t)(IOAPIC_PINS - 1) << 16)
+#define IOAPIC_VERSION_VALUE (0x20u | (uint32_t)(IOAPIC_PINS - 1) << 16)
 
 /* Redirection entry bits (§3.2.4). */
 #define RE_VECTOR        0xffull
@@ -55,12 +55,12 @@ static void level_check(struct ioapic *io, unsigned pin)
     send(io, pin);
 }
 
-static uint32_t reg_read(struct ioapic *io, uint32_t reg)
+static uint32_t ioapic_reg_read(struct ioapic *io, uint32_t reg)
 {
     if (reg == REG_ID)
         return (uint32_t)io->id << 24;
     if (reg == REG_VERSION)
-        return VERSION_VALUE;
+        return IOAPIC_VERSION_VALUE;
     if (reg == REG_ARB)
         return (uint32_t)io->id << 24;
     if (reg >= REG_REDIR && reg < REG_REDIR + 2 * IOAPIC_PINS) {
@@ -73,7 +73,7 @@ static uint32_t reg_read(struct ioapic *io, uint32_t reg)
     return 0xffffffffu;  /* no such register */
 }
 
-static void reg_write(struct ioapic *io, uint32_t reg, uint32_t value)
+static void ioapic_reg_write(struct ioapic *io, uint32_t reg, uint32_t value)
 {
     if (reg == REG_ID) {
         io->id = (value >> 24) & 0xf;
@@ -102,7 +102,7 @@ uint32_t ioapic_read(struct ioapic *io, uint64_t offset, unsigned size)
     if (offset == 0x00)
         return io->ioregsel;
     if (offset == 0x10)
-        return reg_read(io, io->ioregsel);
+        return ioapic_reg_read(io, io->ioregsel);
     return 0xffffffffu;
 }
 
@@ -113,7 +113,7 @@ void ioapic_write(struct ioapic *io, uint64_t offset, unsigned size, uint32_t va
     if (offset == 0x00)
         io->ioregsel = value & 0xff;
     else if (offset == 0x10)
-        reg_write(io, io->ioregsel, value);
+        ioapic_reg_write(io, io->ioregsel, value);
     else if (offset == 0x40)
         ioapic_eoi(io, (uint8_t)value);
 }

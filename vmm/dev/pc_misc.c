@@ -57,20 +57,20 @@
 #define PM1_CNT_SLP_TYP  0x1c00
 #define PM1_CNT_SLP_EN   0x2000
 
-#define NSEC_PER_SEC 1000000000ull
+#define PC_MISC_NSEC_PER_SEC 1000000000ull
 
 /* ---- PM timer ---- */
 
 static uint64_t pm_ticks(uint64_t ns)
 {
-    return ns / NSEC_PER_SEC * PC_MISC_PM_TIMER_HZ + ns % NSEC_PER_SEC * PC_MISC_PM_TIMER_HZ / NSEC_PER_SEC;
+    return ns / PC_MISC_NSEC_PER_SEC * PC_MISC_PM_TIMER_HZ + ns % PC_MISC_NSEC_PER_SEC * PC_MISC_PM_TIMER_HZ / PC_MISC_NSEC_PER_SEC;
 }
 
 /* The first nanosecond at which pm_ticks() reaches t. */
 static uint64_t pm_ticks_time(uint64_t t)
 {
-    return t / PC_MISC_PM_TIMER_HZ * NSEC_PER_SEC +
-           (t % PC_MISC_PM_TIMER_HZ * NSEC_PER_SEC + PC_MISC_PM_TIMER_HZ - 1) / PC_MISC_PM_TIMER_HZ;
+    return t / PC_MISC_PM_TIMER_HZ * PC_MISC_NSEC_PER_SEC +
+           (t % PC_MISC_PM_TIMER_HZ * PC_MISC_NSEC_PER_SEC + PC_MISC_PM_TIMER_HZ - 1) / PC_MISC_PM_TIMER_HZ;
 }
 
 static uint64_t elapsed_ns(const struct pc_misc *m)
@@ -110,7 +110,7 @@ static uint64_t catch_up_at(struct pc_misc *m, uint64_t ns)
     return ticks;
 }
 
-static uint64_t catch_up(struct pc_misc *m)
+static uint64_t pm_catch_up(struct pc_misc *m)
 {
     return catch_up_at(m, elapsed_ns(m));
 }
@@ -236,7 +236,7 @@ static uint8_t pm_read(struct pc_misc *m, unsigned off)
     switch (off) {
     case PC_MISC_PM1A_EVT_OFFSET:
     case PC_MISC_PM1A_EVT_OFFSET + 1:
-        catch_up(m);
+        pm_catch_up(m);
         return (uint8_t)(m->pm1_sts >> (8 * (off - PC_MISC_PM1A_EVT_OFFSET)));
     case PC_MISC_PM1A_EVT_OFFSET + 2:
     case PC_MISC_PM1A_EVT_OFFSET + 3:
@@ -246,7 +246,7 @@ static uint8_t pm_read(struct pc_misc *m, unsigned off)
         /* SLP_EN and GBL_RLS are write-only and read 0. */
         return (uint8_t)(m->pm1_cnt >> (8 * (off - PC_MISC_PM1A_CNT_OFFSET)));
     case PC_MISC_PM_TMR_OFFSET: {
-        uint64_t t = catch_up(m);
+        uint64_t t = pm_catch_up(m);
         m->tmr_latch = (uint32_t)(m->cfg.pm_timer_32bit ? t : t & 0xffffff);
         return (uint8_t)m->tmr_latch;
     }
@@ -281,7 +281,7 @@ static void pm_write(struct pc_misc *m, unsigned off, uint8_t v)
     switch (off) {
     case PC_MISC_PM1A_EVT_OFFSET:
     case PC_MISC_PM1A_EVT_OFFSET + 1: {
-        catch_up(m);
+        pm_catch_up(m);
         /* Status bits clear when written with 1 (ACPI 6.5 §4.8.3.1.1). */
         uint16_t w = (uint16_t)(v << (8 * (off - PC_MISC_PM1A_EVT_OFFSET)));
         m->pm1_sts &= (uint16_t)~(w & PM1_STS_MASK);
@@ -291,7 +291,7 @@ static void pm_write(struct pc_misc *m, unsigned off, uint8_t v)
     case PC_MISC_PM1A_EVT_OFFSET + 3: {
         unsigned shift = 8 * (off - PC_MISC_PM1A_EVT_OFFSET - 2);
         uint16_t w = (uint16_t)(v << shift), keep = (uint16_t)~(0xffu << shift);
-        catch_up(m);
+        pm_catch_up(m);
         m->pm1_en = (uint16_t)((m->pm1_en & keep) | (w & PM1_EN_MASK));
         break;
     }
@@ -362,14 +362,14 @@ void pc_misc_write(struct pc_misc *m, uint16_t port, uint8_t value)
 
 void pc_misc_power_button(struct pc_misc *m)
 {
-    catch_up(m);
+    pm_catch_up(m);
     m->pm1_sts |= PM1_PWRBTN;
     update_sci(m);
 }
 
 void pc_misc_tick(struct pc_misc *m)
 {
-    catch_up(m);
+    pm_catch_up(m);
 }
 
 uint64_t pc_misc_next_event_ns(struct pc_misc *m)
