@@ -15,6 +15,9 @@ GUEST_LDFLAGS := -m elf_i386 -nostdlib -static -z noexecstack --no-warn-rwx-segm
 GUEST_CONFIGS := $(sort $(wildcard guests/configs/*.cfg))
 GUEST_ISOS    := $(patsubst guests/configs/%.cfg,$(GUEST_DIR)/%.iso,$(GUEST_CONFIGS))
 
+# The Linux guest (Debian's kernel, a busybox initramfs): adds itself to GUESTS.
+include guests/linux/linux.mk
+
 .PHONY: guests guest-isos
 # Keep the objects: they are intermediate files of pattern rules.
 .SECONDARY: $(GUEST_LIB) $(GUEST_C_NAMES:%=$(GUEST_DIR)/obj/%.o) $(GUEST_DIR)/longmode.o $(GUEST_DIR)/elf64.o

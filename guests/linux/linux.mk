@@ -1,0 +1,34 @@
+# The Linux guest (guests/linux/): Debian 12's own kernel and a busybox initramfs,
+# built into $(BUILD)/guests/linux/:
+#   bzImage            Debian's kernel as packaged (bzImage loader, QEMU/SVM)
+#   vmlinux            its uncompressed ELF, for PVH direct boot (Bochs/VT-x)
+#   initramfs.cpio.gz  busybox-static and guests/linux/init
+#   packages           the kernel and busybox package versions this build pinned
+# Included by guests/guests.mk.  The .deb files are cached in $(LINUX_CACHE)
+# (PLINTH_LINUX_CACHE from the environment, else $(BUILD)/guests/linux/cache), so
+# only the first build downloads; `make linux-refetch` resolves and fetches again.
+
+LINUX_DIR    := $(GUEST_DIR)/linux
+LINUX_CACHE  := $(if $(PLINTH_LINUX_CACHE),$(PLINTH_LINUX_CACHE),$(LINUX_DIR)/cache)
+LINUX_GUEST  := $(LINUX_DIR)/bzImage $(LINUX_DIR)/vmlinux $(LINUX_DIR)/initramfs.cpio.gz
+
+.PHONY: linux-guest linux-refetch
+linux-guest: $(LINUX_GUEST)
+guests: $(LINUX_GUEST)
+# Images whose config names the Linux guest need it built (tools/mkiso finds it under
+# PLINTH_BUILD as guests/linux/...).
+GUESTS += $(LINUX_GUEST)
+
+# One run of fetch writes bzImage, busybox and packages together.
+$(LINUX_DIR)/bzImage $(LINUX_DIR)/busybox $(LINUX_DIR)/packages &: guests/linux/fetch
+	guests/linux/fetch $(LINUX_DIR) $(LINUX_CACHE)
+
+$(LINUX_DIR)/vmlinux: $(LINUX_DIR)/bzImage guests/linux/extract-vmlinux
+	guests/linux/extract-vmlinux $< $@
+
+$(LINUX_DIR)/initramfs.cpio.gz: $(LINUX_DIR)/busybox guests/linux/init guests/linux/mkinitramfs
+	guests/linux/mkinitramfs $(LINUX_DIR)/busybox guests/linux/init $@
+
+linux-refetch:
+	rm -f $(LINUX_DIR)/bzImage $(LINUX_DIR)/busybox $(LINUX_DIR)/packages
+	$(MAKE) linux-guest
