@@ -79,6 +79,16 @@ bool loader_flat(const struct guest_ram *ram, const struct loader_file *kernel,
                  uint64_t load, uint64_t entry_addr, bool realmode,
                  struct loader_entry *entry, struct loader_error *err);
 
+/* Linux: a bzImage (boot protocol 2.12+, entered at its 32-bit entry with %esi =
+ * boot_params) or a vmlinux ELF with the PVH entry note (entered there in 32-bit
+ * protected mode with %ebx = hvm_start_info), told the VM's e820 map, command line,
+ * initrd (NULL for none) and ACPI RSDP at rsdp_gpa (0 for none).  Both keep their
+ * boot structures in LOADER_INFO_GPA..LOADER_INFO_END and everything else at or
+ * above 1 MiB; the initrd goes page-aligned as high as the kernel can reach. */
+bool loader_linux(const struct guest_ram *ram, const struct loader_file *kernel,
+                  const struct loader_file *initrd, const char *cmdline, uint64_t rsdp_gpa,
+                  struct loader_entry *entry, struct loader_error *err);
+
 /* Shared by the loaders: bounds-checked copies into guest RAM. */
 bool loader_range_ok(const struct guest_ram *ram, uint64_t gpa, uint64_t len);
 bool loader_write(const struct guest_ram *ram, uint64_t gpa, const void *src, uint64_t len);
