@@ -159,9 +159,21 @@ static bool load_image(struct vmm_vm *m, struct loader_entry *entry)
         ok = loader_flat(&ram, &kernel, c->load, c->have_entry ? c->entry : c->load,
                          c->loader == CONFIG_LOADER_REALMODE, entry, &err);
         break;
-    case CONFIG_LOADER_LINUX:
-        loader_fail(&err, "%s: the linux loader is not implemented yet", c->kernel);
+    case CONFIG_LOADER_LINUX: {
+        struct loader_file initrd = { c->initrd, NULL, 0 };
+        if (c->initrd[0]) {
+            if (!core_file(c->initrd, &data, &size)) {
+                log_error("vm %s: initrd %s is not on the boot medium; rebuild the image with "
+                          "`make image CONFIG=...` so that it includes the file", c->name, c->initrd);
+                return false;
+            }
+            initrd.data = data;
+            initrd.size = size;
+        }
+        ok = loader_linux(&ram, &kernel, c->initrd[0] ? &initrd : NULL, c->cmdline,
+                          LOADER_ACPI_GPA, entry, &err);
         break;
+    }
     case CONFIG_LOADER_NONE:
         loader_fail(&err, "no loader");
         break;
