@@ -12,6 +12,7 @@ struct parser {
     enum { SEC_NONE, SEC_PLINTH, SEC_VM } section;
     struct config_vm *vm;
     bool seen_plinth;
+    unsigned console_line;                  /* of the [plinth] console key */
 };
 
 static bool config_fail(struct parser *p, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -333,7 +334,15 @@ static bool parse_line(struct parser *p, const char *s, size_t n)
             else return config_fail(p, "on_idle '%.*s' must be poweroff or stay", (int)vn, v);
             return true;
         }
-        return config_fail(p, "unknown key '%.*s' in [plinth]; the key there is on_idle", (int)kn, k);
+        if (str_eq(k, kn, "console")) {
+            if (!valid_name(v, vn) || vn >= CONFIG_NAME_MAX)
+                return config_fail(p, "console '%.*s' must be the name of a [vm NAME] section", (int)vn, v);
+            copy_value(p->cfg->console, sizeof p->cfg->console, v, vn);
+            p->console_line = p->line;
+            return true;
+        }
+        return config_fail(p, "unknown key '%.*s' in [plinth]; the keys there are on_idle and console",
+                           (int)kn, k);
     }
     return parse_vm_key(p, k, kn, v, vn);
 }
@@ -361,6 +370,29 @@ static bool check_vm(struct parser *p, const struct config_vm *vm)
     return true;
 }
 
+/* The host console's input goes to one VM: the one [plinth] names, else the first. */
+static bool assign_console(struct parser *p)
+{
+    struct config *cfg = p->cfg;
+    if (!cfg->console[0]) {
+        if (cfg->vm_count)
+            cfg->vms[0].console = true;
+        return true;
+    }
+    size_t len = 0;
+    while (cfg->console[len])
+        len++;
+    for (unsigned v = 0; v < cfg->vm_count; v++) {
+        if (str_eq(cfg->console, len, cfg->vms[v].name)) {
+            cfg->vms[v].console = true;
+            return true;
+        }
+    }
+    p->line = p->console_line;
+    return config_fail(p, "console = %s names no VM of this file; name one of its [vm NAME] sections",
+                       cfg->console);
+}
+
 bool config_parse(const char *text, size_t len, struct config *cfg, struct config_error *err)
 {
     *cfg = (struct config){ .on_idle = CONFIG_IDLE_POWEROFF };
@@ -384,7 +416,7 @@ bool config_parse(const char *text, size_t len, struct config *cfg, struct confi
     for (unsigned v = 0; v < cfg->vm_count; v++)
         if (!check_vm(&p, &cfg->vms[v]))
             return false;
-    return true;
+    return assign_console(&p);
 }
 
 const char *config_loader_name(enum config_loader l)

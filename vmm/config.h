@@ -2,6 +2,8 @@
  *
  *   [plinth]                 global settings
  *   on_idle = poweroff       when every guest has stopped: poweroff | stay
+ *   console = NAME           the VM that gets the host console's input (default:
+ *                            the first VM)
  *   [vm NAME]                one section per guest
  *   key = value              # comments run to the end of the line
  *
@@ -49,10 +51,12 @@ struct config_vm {
     bool     have_load, have_entry;
     uint64_t load;                          /* flat/realmode: guest-physical load address */
     uint64_t entry;                         /* flat: guest-physical; realmode: seg << 16 | off */
+    bool     console;                       /* gets the host console's input: one VM */
 };
 
 struct config {
     enum config_on_idle on_idle;
+    char     console[CONFIG_NAME_MAX];      /* [plinth] console; empty: the first VM */
     unsigned vm_count;
     struct config_vm vms[CONFIG_MAX_VMS];
 };

@@ -171,6 +171,33 @@ static void test_limits(void **state)
     assert_int_equal(err.line, 2);
 }
 
+static void test_console(void **state)
+{
+    (void)state;
+    /* Without the key, the first VM has the console; exactly one VM has it. */
+    assert_true(parse("[vm a]\nloader=elf\nkernel=a\n[vm b]\nloader=elf\nkernel=b\n"));
+    assert_string_equal(cfg.console, "");
+    assert_true(cfg.vms[0].console);
+    assert_false(cfg.vms[1].console);
+    /* Named, even before the VM's section. */
+    assert_true(parse("[plinth]\nconsole = b\n[vm a]\nloader=elf\nkernel=a\n"
+                      "[vm b]\nloader=elf\nkernel=b\n"));
+    assert_string_equal(cfg.console, "b");
+    assert_false(cfg.vms[0].console);
+    assert_true(cfg.vms[1].console);
+    /* No VMs, no console, no error. */
+    assert_true(parse("[plinth]\non_idle = stay\n"));
+    expect_error("[plinth]\non_idle = stay\nconsole = c\n[vm a]\nloader=elf\nkernel=a\n", 3,
+                 "console = c names no VM");
+    expect_error("[plinth]\nconsole = c\n", 2, "names no VM");
+    expect_error("[plinth]\nconsole =\n[vm a]\nloader=elf\nkernel=a\n", 2, "must be the name");
+    expect_error("[plinth]\nconsole = a b\n[vm a]\nloader=elf\nkernel=a\n", 2, "must be the name");
+    expect_error("[plinth]\nconsole = aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\n", 2, "must be the name");
+    expect_error("[plinth]\nconsoles = a\n", 2, "on_idle and console");
+    /* A later error still wins over the console check: the file stops at the first. */
+    expect_error("[plinth]\nconsole = z\n[vm a]\nloader=elf\n", 3, "no kernel");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -182,6 +209,7 @@ int main(void)
         cmocka_unit_test(test_value_errors),
         cmocka_unit_test(test_section_checks),
         cmocka_unit_test(test_limits),
+        cmocka_unit_test(test_console),
     };
     return cmocka_run_group_tests_name("config", tests, NULL, NULL);
 }
