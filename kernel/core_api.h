@@ -46,6 +46,11 @@ void     core_vcpu_destroy(core_vcpu_t v);
 void     core_vcpu_kick(core_vcpu_t v);
 /* Marks it stopped from outside its own exit handler (another vCPU stopped the VM). */
 void     core_vcpu_stop(core_vcpu_t v);
+/* From the vCPU's own pre_entry handler: do not enter the guest now, block as after
+ * an exit handler's VMM_BLOCK until core_vcpu_kick (a vCPU waiting for a start-up
+ * IPI, or parked for a VM reset).  A kick that came while pre_entry ran makes the
+ * core call pre_entry again instead of blocking. */
+void     core_vcpu_block(core_vcpu_t v);
 /* Wake the vCPU (or end its slice) at core_time_ns() >= deadline, to let its
  * pre_entry handler deliver a timer interrupt; 0 clears it.  Safe from any CPU. */
 void     core_vcpu_set_deadline(core_vcpu_t v, uint64_t deadline_ns);

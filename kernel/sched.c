@@ -207,6 +207,15 @@ static void run_vcpu(core_vcpu_t h, uint64_t slice_ns)
             break;
         v->wake_pending = false;
         v->ops->pre_entry(v->ctx, h);
+        if (v->block_requested) {
+            /* The monitor holds the vCPU back (core_vcpu_block): block it, unless a
+             * kick came meanwhile; then pre_entry looks again. */
+            v->block_requested = false;
+            set_state_after_exit(v, VMM_BLOCK);
+            if (v->state != VCPU_RUNNABLE || smp_stopping())
+                goto out;
+            continue;
+        }
         uint64_t now = time_since_boot_ns();
         uint64_t end = slice_end, d = __atomic_load_n(&v->deadline, __ATOMIC_ACQUIRE);
         if (d && d < end)

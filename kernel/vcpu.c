@@ -96,6 +96,14 @@ void core_vcpu_stop(core_vcpu_t h)
     sched_poke(v->cpu);
 }
 
+void core_vcpu_block(core_vcpu_t h)
+{
+    struct vcpu *v = vcpu_get(h);
+    /* Only its own CPU reads it, right after pre_entry returns (sched.c run_vcpu). */
+    if (v)
+        v->block_requested = true;
+}
+
 bool core_vcpu_stopped(core_vcpu_t h)
 {
     struct vcpu *v = vcpu_get(h);

@@ -20,6 +20,7 @@ struct vcpu {
     struct spinlock lock;           /* state and wake_pending */
     volatile enum vcpu_state state;
     volatile bool wake_pending;
+    bool     block_requested;       /* by its pre_entry: do not enter (core_vcpu_block) */
     bool     started;               /* kicked at least once */
     int64_t  tsc_offset;            /* applied when hw is created, and on every change */
     volatile uint64_t deadline;     /* core_time_ns() at which to run it again; 0: none */

@@ -183,8 +183,11 @@ static bool load_image(struct vmm_vm *m, struct loader_entry *entry)
     return ok;
 }
 
-/* Loads the image and puts every vCPU in its boot state; vCPU 0 runs first, the
- * others wait for a start-up IPI. */
+/* Loads the image, resets the devices and each vCPU's monitor state: vCPU 0 runs
+ * first, the others wait for a start-up IPI.  What the core holds of a vCPU (its
+ * registers, TSC offset, FPU) it may only change from that vCPU's own context, so
+ * each vCPU applies the new boot itself before its next entry (vmm_vm_pre_entry).
+ * Runs while no vCPU of m runs: before their first start, or all parked. */
 static bool vm_boot(struct vmm_vm *m)
 {
     struct loader_entry entry;
@@ -195,17 +198,20 @@ static bool vm_boot(struct vmm_vm *m)
     uart16550_init(&m->uart, uart_tx, m, uart_irq, m);
     vmm_platform_boot(m);
     m->line_len = 0;
+    boot_state(&entry, 0, &m->boot_state);
+    /* The guest's TSC starts near zero (DESIGN.md, "CPUs and time"), with one
+     * offset for every vCPU, taken once: their TSCs agree, as Linux checks before
+     * it trusts the TSC as a clocksource. */
+    m->tsc_offset = -(int64_t)core_tsc();
     for (unsigned i = 0; i < m->vcpu_count; i++) {
-        struct hvm_state s;
-        boot_state(&entry, i, &s);
-        core_vcpu_set_state(m->vcpus[i].h, &s);
-        core_vcpu_reset_private(m->vcpus[i].h);
-        vmm_vcpu_reset_msrs(&m->vcpus[i]);
-        vmm_lapic_reset(&m->vcpus[i]);
-        /* The guest's TSC starts near zero (DESIGN.md, "CPUs and time"). */
-        m->vcpus[i].tsc_offset = -(int64_t)core_tsc();
-        core_vcpu_set_tsc_offset(m->vcpus[i].h, m->vcpus[i].tsc_offset);
+        struct vmm_vcpu *c = &m->vcpus[i];
+        vmm_vcpu_reset_msrs(c);
+        vmm_lapic_reset(c);
+        if (i != 0)
+            vmm_lapic_wait_for_sipi(c);
+        c->tsc_offset = m->tsc_offset;
     }
+    __atomic_add_fetch(&m->epoch, 1, __ATOMIC_RELEASE);
     m->started_ns = core_time_ns();
     return true;
 }
@@ -222,12 +228,9 @@ static bool vm_create(struct vmm_vm *m, const struct config_vm *c)
     m->lock = (struct spinlock)SPINLOCK_INIT;
     m->uart_lock = (struct spinlock)SPINLOCK_INIT;
     m->vcpu_count = c->vcpus;
-    /* Secondary vCPUs start through INIT/SIPI from the guest's local APIC, which is
-     * not modelled yet: a VM given vCPUs it could never start would be told (CPUID,
-     * memory map) of CPUs that do not run. */
-    if (m->vcpu_count != 1) {
-        log_error("vm %s: vcpus = %u, but plinth runs 1 vCPU per VM until its local APIC "
-                  "model (which starts the others) exists; set vcpus = 1", c->name, c->vcpus);
+    if (m->vcpu_count < 1 || m->vcpu_count > VMM_MAX_VCPUS) {
+        log_error("vm %s: vcpus = %u, but a VM has 1 to %d vCPUs; lower vcpus", c->name,
+                  c->vcpus, VMM_MAX_VCPUS);
         return false;
     }
     m->vm = core_vm_create(c->memory);
@@ -271,10 +274,16 @@ int vmm_start(const struct config *cfg)
         }
         vm_count++;
         started++;
-        log_info("vm %s: started (%s, %lu MiB, %u vCPU%s, on CPU %u)", c->name,
+        char where[4 * VMM_MAX_VCPUS + 1];
+        size_t n = 0;
+        for (unsigned j = 0; j < m->vcpu_count; j++)
+            n += (size_t)fmt_snprintf(where + n, sizeof where - n, "%s%u", j ? "," : "",
+                                      core_vcpu_cpu(m->vcpus[j].h));
+        log_info("vm %s: started (%s, %lu MiB, %u vCPU%s, on CPU%s %s)", c->name,
                  config_loader_name(c->loader), (unsigned long)(c->memory >> 20), c->vcpus,
-                 c->vcpus == 1 ? "" : "s", core_vcpu_cpu(m->vcpus[0].h));
+                 c->vcpus == 1 ? "" : "s", c->vcpus == 1 ? "" : "s", where);
     }
+    /* vCPU 0 only: the others wait for the guest's start-up IPIs (vmm/lapic.c). */
     for (unsigned i = 0; i < vm_count; i++)
         core_vcpu_kick(vms[i].vcpus[0].h);
     if (started == 0)
@@ -309,6 +318,148 @@ static bool all_stopped(void)
     return true;
 }
 
+/* Stops every vCPU of m but the caller's (which its handler stops by returning
+ * VMM_STOP), once; false if the VM had stopped already. */
+static bool vm_stop_now(struct vmm_vcpu *c, const char *reason)
+{
+    struct vmm_vm *m = c->vm;
+    uint64_t flags = spin_lock_irqsave(&m->lock);
+    bool first = m->state != VMM_VM_STOPPED;
+    m->state = VMM_VM_STOPPED;
+    if (first && m->line_len)
+        console_flush(m);
+    spin_unlock_irqrestore(&m->lock, flags);
+    if (!first)
+        return false;
+    for (unsigned i = 0; i < m->vcpu_count; i++)
+        if (&m->vcpus[i] != c)
+            core_vcpu_stop(m->vcpus[i].h);
+    log_info("vm %s: stopped (%s)", m->conf.name, reason);
+    log_exit_counts(m);
+    if (all_stopped())
+        core_all_vms_stopped();
+    return true;
+}
+
+enum vm_restart { VM_RESTART_STARTED, VM_RESTART_UNDER_WAY, VM_RESTART_LOOP };
+
+/* Begins a restart of the whole VM from vCPU c: every vCPU is asked to park (the
+ * others are kicked to see it); the last to park reboots the VM (vm_reboot_parked).
+ * Unless one is under way already, or the guest keeps restarting soon after each
+ * start (then it is in a loop and stays stopped). */
+static enum vm_restart vm_restart(struct vmm_vcpu *c)
+{
+    struct vmm_vm *m = c->vm;
+    uint64_t flags = spin_lock_irqsave(&m->lock);
+    if (m->resetting || m->state == VMM_VM_STOPPED) {
+        spin_unlock_irqrestore(&m->lock, flags);
+        return VM_RESTART_UNDER_WAY;
+    }
+    /* Only restarts in a row, each soon after its (re)start, count as a loop: a
+     * guest that ran a while starts a fresh count. */
+    if (core_time_ns() - m->started_ns < VMM_RESTART_MIN_NS)
+        m->quick_crashes++;
+    else
+        m->quick_crashes = 0;
+    if (m->quick_crashes >= VMM_RESTART_MAX) {
+        spin_unlock_irqrestore(&m->lock, flags);
+        return VM_RESTART_LOOP;
+    }
+    m->restarts++;
+    m->resetting = true;
+    m->parked = 0;
+    for (unsigned i = 0; i < m->vcpu_count; i++) {
+        struct vmm_vcpu *t = &m->vcpus[i];
+        /* A vCPU the core has stopped (its backend failed) never runs again to
+         * park itself. */
+        t->parked = core_vcpu_stopped(t->h);
+        m->parked += t->parked;
+        __atomic_store_n(&t->park, true, __ATOMIC_RELEASE);
+    }
+    spin_unlock_irqrestore(&m->lock, flags);
+    for (unsigned i = 0; i < m->vcpu_count; i++)
+        if (&m->vcpus[i] != c)
+            core_vcpu_kick(m->vcpus[i].h);
+    return VM_RESTART_STARTED;
+}
+
+/* Run by the last vCPU to park: no vCPU of m runs, so its RAM and devices are the
+ * caller's alone.  Then every vCPU goes on from its own pre_entry: vCPU 0 into the
+ * new boot, the others into waiting for a start-up IPI. */
+static void vm_reboot_parked(struct vmm_vcpu *c)
+{
+    struct vmm_vm *m = c->vm;
+    core_vm_ram_clear(m->vm);
+    if (!vm_boot(m)) {
+        vm_stop_now(c, "restart failed (see above)");
+        core_vcpu_stop(c->h);
+        return;
+    }
+    uint64_t flags = spin_lock_irqsave(&m->lock);
+    for (unsigned i = 0; i < m->vcpu_count; i++) {
+        m->vcpus[i].parked = false;
+        __atomic_store_n(&m->vcpus[i].park, false, __ATOMIC_RELEASE);
+    }
+    m->parked = 0;
+    m->resetting = false;
+    spin_unlock_irqrestore(&m->lock, flags);
+    for (unsigned i = 0; i < m->vcpu_count; i++)
+        if (&m->vcpus[i] != c)
+            core_vcpu_kick(m->vcpus[i].h);
+}
+
+bool vmm_vm_pre_entry(struct vmm_vcpu *c)
+{
+    struct vmm_vm *m = c->vm;
+    if (__atomic_load_n(&c->park, __ATOMIC_ACQUIRE)) {
+        bool last = false;
+        uint64_t flags = spin_lock_irqsave(&m->lock);
+        if (c->park && !c->parked) {
+            c->parked = true;
+            last = ++m->parked == m->vcpu_count;
+        }
+        spin_unlock_irqrestore(&m->lock, flags);
+        if (last)
+            vm_reboot_parked(c);
+        if (__atomic_load_n(&c->park, __ATOMIC_ACQUIRE) || core_vcpu_stopped(c->h)) {
+            /* Woken early (an interrupt for it, a kick): it stays parked. */
+            core_vcpu_set_deadline(c->h, 0);
+            core_vcpu_block(c->h);
+            return false;
+        }
+    }
+    unsigned epoch = __atomic_load_n(&m->epoch, __ATOMIC_ACQUIRE);
+    if (c->epoch != epoch) {
+        c->epoch = epoch;
+        /* Nothing of the last run (FPU, debug registers, a queued event, NMI
+         * blocking) survives into the new boot. */
+        core_vcpu_reset_private(c->h);
+        core_vcpu_set_tsc_offset(c->h, m->tsc_offset);
+        if (c->index == 0)
+            core_vcpu_set_state(c->h, &m->boot_state);
+    }
+    return true;
+}
+
+enum vmm_action vmm_vm_reset(struct vmm_vcpu *c, const char *why)
+{
+    struct vmm_vm *m = c->vm;
+    switch (vm_restart(c)) {
+    case VM_RESTART_STARTED:
+        log_info("vm %s: %s; restarting (restart %u)", m->conf.name, why, m->restarts);
+        return VMM_CONTINUE;
+    case VM_RESTART_UNDER_WAY:
+        return m->state == VMM_VM_STOPPED ? VMM_STOP : VMM_CONTINUE;
+    case VM_RESTART_LOOP:
+        break;
+    }
+    char reason[200];
+    fmt_snprintf(reason, sizeof reason, "%s; reset %u times in a row soon after starting, not "
+                 "restarting again", why, m->quick_crashes);
+    vm_stop_now(c, reason);
+    return VMM_STOP;
+}
+
 enum vmm_action vmm_vm_stop(struct vmm_vcpu *c, bool crashed, const char *fmt, ...)
 {
     struct vmm_vm *m = c->vm;
@@ -318,40 +469,24 @@ enum vmm_action vmm_vm_stop(struct vmm_vcpu *c, bool crashed, const char *fmt, .
     fmt_vsnprintf(reason, sizeof reason, fmt, ap);
     va_end(ap);
 
-    if (crashed && m->conf.on_crash == CONFIG_CRASH_RESTART && m->vcpu_count == 1) {
-        /* Only crashes in a row, each soon after its (re)start, count as a loop: a
-         * guest that ran a while before crashing starts a fresh count. */
-        if (core_time_ns() - m->started_ns < VMM_RESTART_MIN_NS)
-            m->quick_crashes++;
-        else
-            m->quick_crashes = 0;
-        if (m->quick_crashes < VMM_RESTART_MAX) {
-            m->restarts++;
-            log_warn("vm %s: %s; restarting (on_crash = restart, restart %u)", m->conf.name, reason, m->restarts);
-            core_vm_ram_clear(m->vm);
-            if (vm_boot(m))
+    if (crashed && m->conf.on_crash == CONFIG_CRASH_RESTART) {
+        switch (vm_restart(c)) {
+        case VM_RESTART_STARTED:
+            log_warn("vm %s: %s; restarting (on_crash = restart, restart %u)", m->conf.name, reason,
+                     m->restarts);
+            return VMM_CONTINUE;
+        case VM_RESTART_UNDER_WAY:
+            /* Another vCPU's crash or reset got there first: this one parks. */
+            if (m->state != VMM_VM_STOPPED)
                 return VMM_CONTINUE;
-            fmt_snprintf(reason, sizeof reason, "restart failed");
-        } else {
+            break;
+        case VM_RESTART_LOOP:
             fmt_snprintf(reason + strlen(reason), sizeof reason - strlen(reason),
                          "; crashed %u times in a row, not restarting again", m->quick_crashes);
+            break;
         }
     }
-    uint64_t flags = spin_lock_irqsave(&m->lock);
-    bool first = m->state != VMM_VM_STOPPED;
-    m->state = VMM_VM_STOPPED;
-    if (first && m->line_len)
-        console_flush(m);
-    spin_unlock_irqrestore(&m->lock, flags);
-    if (!first)
-        return VMM_STOP;
-    for (unsigned i = 0; i < m->vcpu_count; i++)
-        if (&m->vcpus[i] != c)
-            core_vcpu_stop(m->vcpus[i].h);
-    log_info("vm %s: stopped (%s)", m->conf.name, reason);
-    log_exit_counts(m);
-    if (all_stopped())
-        core_all_vms_stopped();
+    vm_stop_now(c, reason);
     return VMM_STOP;
 }
 

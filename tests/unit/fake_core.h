@@ -65,6 +65,12 @@ bool core_vcpu_can_inject(core_vcpu_t v, enum hvm_event_type t) { (void)v; (void
 void core_vcpu_request_window(core_vcpu_t v, unsigned w) { (void)v; windows |= (int)w; }
 static int kicks;
 void core_vcpu_kick(core_vcpu_t v) { (void)v; kicks++; }
+/* vCPUs held back by their pre_entry; the VM lifecycle (vm.c) lets every vCPU enter. */
+static int blocks;
+void core_vcpu_block(core_vcpu_t v) { (void)v; blocks++; }
+void core_vcpu_reset_private(core_vcpu_t v) { (void)v; }
+bool vmm_vm_pre_entry(struct vmm_vcpu *c) { (void)c; return true; }
+enum vmm_action vmm_vm_reset(struct vmm_vcpu *c, const char *why) { (void)c; (void)why; return VMM_CONTINUE; }
 void core_wall_clock(uint64_t *sec, uint32_t *nsec) { *sec = 1795000000ull + now_ns / 1000000000ull; *nsec = (uint32_t)(now_ns % 1000000000ull); }
 /* The "host" CPUID: every feature bit set (fake_host_bits = ~0) shows what the
  * monitor hides, none set (0) what it adds; the maximum leaves stay plausible. */
@@ -118,6 +124,7 @@ static void fake_core_reset(void)
     can_inject = true;
     windows = 0;
     kicks = 0;
+    blocks = 0;
     fake_host_bits = ~0u;
 }
 
