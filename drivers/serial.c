@@ -1,6 +1,7 @@
 #include "drivers/serial.h"
 #include "arch/x86_64/cpu/cpu.h"
 #include "kernel/console.h"
+#include "kernel/spinlock.h"
 
 /* 16550 registers (offsets from the base port) and bits, per the 16550 data sheet. */
 enum { UART_THR = 0, UART_RBR = 0, UART_DLL = 0, UART_IER = 1, UART_DLM = 1, UART_FCR = 2,
@@ -12,6 +13,9 @@ enum { UART_THR = 0, UART_RBR = 0, UART_DLL = 0, UART_IER = 1, UART_DLM = 1, UAR
 
 static uint16_t base;
 static bool sink_registered;
+/* Between readers of RBR; writers keep to THR and LSR.THRE, which reading does not
+ * disturb. */
+static struct spinlock input_lock = SPINLOCK_INIT;
 
 static void serial_sink(void *ctx, const char *s, size_t n)
 {
@@ -66,7 +70,18 @@ void serial_write(const char *s, size_t n)
 
 int serial_getc(void)
 {
-    if (!base || !(inb(base + UART_LSR) & LSR_DR))
-        return -1;
-    return inb(base + UART_RBR);
+    char c;
+    return serial_read(&c, 1) ? (unsigned char)c : -1;
+}
+
+size_t serial_read(char *buf, size_t max)
+{
+    if (!base)
+        return 0;
+    size_t n = 0;
+    uint64_t flags = spin_lock_irqsave(&input_lock);
+    while (n < max && (inb(base + UART_LSR) & LSR_DR))
+        buf[n++] = (char)inb(base + UART_RBR);
+    spin_unlock_irqrestore(&input_lock, flags);
+    return n;
 }

@@ -14,5 +14,9 @@ uint16_t serial_port(void);
 void serial_write(const char *s, size_t n);
 /* -1 when no byte is waiting. */
 int  serial_getc(void);
+/* Takes up to max bytes that have arrived, without waiting: what the console VM's
+ * UART receives (plinth itself reads no input).  0 when none, or no UART.  Safe
+ * from any CPU: readers are serialised, so no byte goes to two of them. */
+size_t serial_read(char *buf, size_t max);
 
 #endif

@@ -2,6 +2,7 @@
 #include "kernel/core_api.h"
 #include "kernel/boot.h"
 #include "kernel/console.h"
+#include "drivers/serial.h"
 #include "kernel/idle.h"
 #include "kernel/string.h"
 #include "kernel/time.h"
@@ -33,6 +34,13 @@ bool core_file(const char *name, const void **data, size_t *size)
 void core_console_line(const char *s, size_t n)
 {
     console_write(s, n);
+}
+
+size_t core_console_read(char *buf, size_t max)
+{
+    if (!buf)
+        return 0;
+    return serial_read(buf, max);
 }
 
 bool core_nested_paging_2m(void)

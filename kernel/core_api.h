@@ -97,6 +97,10 @@ bool     core_file(const char *name, const void **data, size_t *size);
 
 /* The host console (serial and screen), one whole line at a time. */
 void     core_console_line(const char *s, size_t n);
+/* Up to max bytes typed on the host console (its serial line) since the last call,
+ * without waiting; 0 when none.  Only the console VM's monitor asks: plinth itself
+ * consumes no input. */
+size_t   core_console_read(char *buf, size_t max);
 
 /* Every VM has stopped: the core applies on_idle. */
 void     core_all_vms_stopped(void);

@@ -1,6 +1,7 @@
 /* VM lifecycle in the monitor: config -> guest RAM and image -> vCPUs running ->
  * stopped or restarted (DESIGN.md, "vmm/ vm, vcpu"). */
 #include "vmm/vm.h"
+#include "vmm/console.h"
 #include "vmm/vmm.h"
 #include "vmm/exit.h"
 #include "vmm/lapic.h"
@@ -45,11 +46,62 @@ static void uart_tx(void *ctx, uint8_t byte)
     spin_unlock_irqrestore(&m->lock, flags);
 }
 
+/* COM1's interrupt is ISA IRQ 4; called with the UART's lock held, which comes
+ * before the platform's. */
 static void uart_irq(void *ctx, bool level)
 {
-    /* No interrupt controller is modelled yet: the line goes nowhere. */
-    (void)ctx;
-    (void)level;
+    vmm_platform_set_irq(ctx, PLATFORM_UART_IRQ, level);
+}
+
+/* ---- console input: the host's keystrokes to the console VM's UART ---- */
+
+/* Bytes taken from the host but not yet by the guest's receiver (FIFOs off, full,
+ * or in loopback): kept rather than dropped.  Only the console VM uses them, under
+ * its uart_lock. */
+#define VMM_CONSOLE_BUF 256
+static char console_buf[VMM_CONSOLE_BUF];
+static unsigned console_head, console_count;
+static uint64_t console_next_ns;
+
+/* As many buffered bytes as the receiver takes; when all are in, the line has gone
+ * quiet, which a 16550 reports as a receive timeout for data below its trigger
+ * level.  Called with m->uart_lock held. */
+static void console_feed(struct vmm_vm *m)
+{
+    unsigned space = uart16550_rx_space(&m->uart);
+    for (; space && console_count; space--) {
+        uart16550_receive(&m->uart, (uint8_t)console_buf[console_head]);
+        console_head = (console_head + 1) % VMM_CONSOLE_BUF;
+        console_count--;
+    }
+    if (!console_count)
+        uart16550_rx_idle(&m->uart);
+}
+
+void vmm_console_poll(struct vmm_vm *m)
+{
+    if (!m->conf.console || m->state == VMM_VM_STOPPED)
+        return;
+    uint64_t now = core_time_ns();
+    if (now < __atomic_load_n(&console_next_ns, __ATOMIC_RELAXED))
+        return;
+    uint64_t flags = spin_lock_irqsave(&m->uart_lock);
+    char in[64];
+    size_t room = VMM_CONSOLE_BUF - console_count;
+    size_t n = core_console_read(in, room < sizeof in ? room : sizeof in);
+    for (size_t i = 0; i < n; i++)
+        console_buf[(console_head + console_count++) % VMM_CONSOLE_BUF] = in[i];
+    console_feed(m);
+    __atomic_store_n(&console_next_ns, now + VMM_CONSOLE_POLL_NS, __ATOMIC_RELAXED);
+    spin_unlock_irqrestore(&m->uart_lock, flags);
+}
+
+uint64_t vmm_console_next_poll(const struct vmm_vm *m)
+{
+    if (!m->conf.console)
+        return 0;
+    uint64_t next = __atomic_load_n(&console_next_ns, __ATOMIC_RELAXED);
+    return next ? next : 1;
 }
 
 static uint8_t uart_port_read(void *ctx, uint16_t port)
@@ -57,6 +109,9 @@ static uint8_t uart_port_read(void *ctx, uint16_t port)
     struct vmm_vm *m = ctx;
     uint64_t flags = spin_lock_irqsave(&m->uart_lock);
     uint8_t v = uart16550_read(&m->uart, port - 0x3f8);
+    /* The guest is reading on: buffered input keeps arriving as on a busy line. */
+    if (port == 0x3f8 && console_count && m->conf.console)
+        console_feed(m);
     spin_unlock_irqrestore(&m->uart_lock, flags);
     return v;
 }

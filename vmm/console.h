@@ -1,0 +1,26 @@
+/* The host console's input to the one VM that has the console ([plinth] console in
+ * plinth.cfg, else the first VM): bytes typed on plinth's serial line reach that
+ * VM's 16550 receiver, polled from its vCPU 0 (defined in vmm/vm.c). */
+#ifndef PLINTH_VMM_CONSOLE_H
+#define PLINTH_VMM_CONSOLE_H
+
+#include <stdint.h>
+
+struct vmm_vm;
+
+/* How often the console VM looks for input: quick enough for typing, and long
+ * against the four character times (350 us at 115200 baud) after which a 16550
+ * reports a receive timeout, which each poll that finds the line quiet raises. */
+#define VMM_CONSOLE_POLL_NS 20000000ull
+
+/* From vCPU 0's pre-entry path, without the platform lock held (the UART's lock
+ * comes first): once VMM_CONSOLE_POLL_NS has passed since the last poll, moves the
+ * host's bytes into the UART, as many as its receiver takes; the rest wait in a
+ * small monitor-side buffer for the guest to read on.  Does nothing for a VM
+ * without the console, or a stopped one. */
+void     vmm_console_poll(struct vmm_vm *m);
+/* When vmm_console_poll next has work (absolute core_time_ns), 0 for a VM without
+ * the console: the vCPU's wake-up deadline, so a halted guest still gets input. */
+uint64_t vmm_console_next_poll(const struct vmm_vm *m);
+
+#endif
