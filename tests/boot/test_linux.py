@@ -1,0 +1,329 @@
+"""Linux boot tests: Debian 12's own kernel with the busybox initramfs of guests/linux
+runs on plinth beside the counter test guest, on both backends:
+
+    Bochs (VT-x)      the vmlinux through PVH entry (guests/configs/linux-pvh*.cfg):
+                      no decompressor to emulate at Bochs' ~30 M instructions/s
+    QEMU TCG (AMD-V)  the bzImage through the x86 boot protocol
+                      (guests/configs/linux-bzimage*.cfg)
+
+each with one and with two vCPUs.  The guest's /init (guests/linux/init) prints
+
+    linux-guest: up cpus=<online> mem=<MemTotal MiB> clocksource=<name> date=<RTC date>
+    linux-guest: memory: <RAM in the memory map> MiB RAM in the memory map, MemTotal <MiB> MiB
+    linux-guest: selfcheck ok | linux-guest: selfcheck FAILED: <what>
+
+and checks itself what the command line says the VM has (linux-guest.cpus,
+linux-guest.mem, linux-guest.clocksource=tsc), its kernel log (no BUG, WARNING, soft
+lockup, timed out, clocksource marked unstable: each such line is echoed as
+"linux-guest: dmesg: ..."), the RTC and the local timer on every CPU; then it powers
+off (ACPI S5), which must stop its VM alone while counter runs on.  The reboot test
+adds linux-guest.reboot: the guest then ends every boot with `reboot -f`, plinth must
+restart the VM, and it must reach its marker again.
+
+Counter has rounds for far longer than Linux takes; each run ends when the test has
+seen what it needs (here, not in plinth: Linux's poweroff leaves counter running, and
+a guest that reboots every boot never stops), else at its timeout.  On a failure the
+serial log is printed with counter's round lines thinned out.
+"""
+import os
+import re
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+
+import pytest
+
+import plinthboot
+import test_guests
+from plinthboot import PANIC, POWEROFF, STATUS_NAMES
+
+CONFIGS = os.path.join(plinthboot.ROOT, "guests", "configs")
+LINUX_FILES = ("guests/linux/vmlinux", "guests/linux/bzImage", "guests/linux/initramfs.cpio.gz")
+
+# Emulator memory (MiB): plinth, the 66 MB vmlinux as a boot module, 128 MiB of
+# Linux and 16 MiB of counter.
+EMULATOR_MEMORY = 512
+# Upper bounds on a run; a healthy one ends well before (the PVH boot is ~2 G
+# instructions, about a minute of Bochs).
+TIMEOUT_BOCHS = 240
+TIMEOUT_QEMU = 180
+# The end of a test run that the test itself asked for.
+STOPPED_BY_TEST = "stopped by the test"
+
+MARKER_RE = re.compile(r"^linux-guest: up cpus=(\d+) mem=(\d+) clocksource=(\S+) date=(\S+)$")
+MEMORY_RE = re.compile(r"^linux-guest: memory: (\d+) MiB RAM in the memory map, MemTotal (\d+) MiB$")
+# What a sound platform never makes Linux print (the issue's list; Linux words a
+# clocksource it stops trusting "Marking clocksource 'x' as unstable" or "Marking
+# TSC unstable"), and what a dying kernel prints.
+BAD_RE = re.compile(r"BUG|WARNING|soft lockup|timed out|clocksource unstable|as unstable|TSC unstable|"
+                    r"Kernel panic|Oops")
+ROUND_RE = re.compile(r"^INFO counter: round \d+ ")
+# The memory map may hold less RAM than configured by the legacy hole (640K-1M) and a
+# few firmware pages; guests/linux/init allows 4 MiB.
+MEM_SLACK = 4
+
+
+def config(name, cmdline_extra=""):
+    """The text of guests/configs/NAME.cfg, with cmdline_extra added to Linux's cmdline."""
+    with open(os.path.join(CONFIGS, name + ".cfg")) as f:
+        text = f.read()
+    if cmdline_extra:
+        text, n = re.subn(r"^(cmdline = console=ttyS0 .*)$", rf"\1 {cmdline_extra}", text, flags=re.MULTILINE)
+        assert n == 1, f"{name}.cfg has no Linux cmdline line to extend"
+    return text
+
+
+def configured(text, vm, key):
+    """The value of key in [vm NAME] of a config text."""
+    section = re.search(rf"^\[vm {re.escape(vm)}\]\n(.*?)(?=^\[|\Z)", text, re.MULTILINE | re.DOTALL)
+    m = re.search(rf"^{key}\s*=\s*(.*?)\s*$", section.group(1), re.MULTILINE) if section else None
+    assert m, f"config has no {key} in [vm {vm}]"
+    return m.group(1)
+
+
+guest_build = test_guests.guest_build
+
+
+@pytest.fixture(scope="session")
+def linux_build(guest_build):
+    """The build directory, with the Linux guest built (`make all` builds it too)."""
+    missing = [f for f in LINUX_FILES if not os.path.isfile(os.path.join(guest_build, f))]
+    if missing:
+        pytest.fail(f"`make all` left no {', '.join(missing)} in {guest_build}; "
+                    "`make linux-guest` says why", pytrace=False)
+    return guest_build
+
+
+def boot_until(emulator, iso, smp, timeout, enough):
+    """Boots iso through tools/run and returns (status, log text).  Every half second
+    the log so far goes to enough(text); once it returns true the run is ended (tools/run
+    stops the emulator on SIGINT) and status is STOPPED_BY_TEST; otherwise status is
+    tools/run's (plinthboot's POWEROFF, OTHER, PANIC, TIMEOUT)."""
+    with tempfile.TemporaryDirectory(prefix="plinth-linux-") as tmp:
+        log_path = os.path.join(tmp, "serial.log")
+        err_path = os.path.join(tmp, "run.err")
+        cmd = [sys.executable, plinthboot.RUN, emulator, "--firmware", "bios", "--image", iso,
+               "--smp", str(smp), "--memory", str(EMULATOR_MEMORY), "--timeout", str(timeout),
+               "--log", log_path]
+        with open(err_path, "wb") as err:
+            proc = subprocess.Popen(cmd, cwd=plinthboot.ROOT, stdin=subprocess.DEVNULL,
+                                    stdout=subprocess.DEVNULL, stderr=err)
+            status = None
+            hard_deadline = time.monotonic() + timeout + 60
+            try:
+                while proc.poll() is None:
+                    time.sleep(0.5)
+                    text = read_log(log_path)
+                    if enough(text):
+                        proc.send_signal(signal.SIGINT)
+                        proc.wait(timeout=60)
+                        status = STOPPED_BY_TEST
+                        break
+                    if time.monotonic() > hard_deadline:
+                        raise subprocess.TimeoutExpired(cmd, timeout + 60)
+            finally:
+                if proc.poll() is None:
+                    proc.kill()
+                    proc.wait()
+        if status is None:
+            status = proc.returncode
+        with open(err_path, "rb") as f:
+            sys.stderr.write(f.read().decode(errors="replace"))
+        return status, read_log(log_path)
+
+
+def read_log(path):
+    try:
+        with open(path, "rb") as f:
+            data = f.read()
+    except FileNotFoundError:
+        return ""
+    # Only whole lines: the last one may still be arriving.
+    return data[:data.rfind(b"\n") + 1].decode(errors="replace")
+
+
+def make_image(build, tmp_path, cfg_text):
+    cfg = tmp_path / "plinth.cfg"
+    cfg.write_text(cfg_text)
+    iso = str(tmp_path / "linux.iso")
+    test_guests.make_iso(build, str(cfg), iso)
+    return iso
+
+
+def after(log, vm, pattern, index):
+    """Lines vm printed after log line index that match pattern."""
+    rx = re.compile(pattern)
+    return [i for i, t in log.guest(vm) if i > index and rx.search(t)]
+
+
+def thinned(text):
+    """The log without most of counter's round lines (thousands of them under TCG)."""
+    out, rounds = [], 0
+    for line in text.splitlines():
+        if "[counter] INFO counter: round " in line:
+            rounds += 1
+            if rounds % 50 != 1:
+                continue
+        out.append(line)
+    return "\n".join(out)
+
+
+def verdict(problems, text):
+    if problems:
+        pytest.fail("\n".join(problems) + "\n\n---- serial log (counter rounds thinned to one in 50) ----\n"
+                    + thinned(text), pytrace=False)
+
+
+def check_plinth(status, log, problems, backend):
+    if status == PANIC:
+        problems.append("plinth panicked")
+    elif status not in (STOPPED_BY_TEST, POWEROFF):
+        problems.append(f"the run ended in {STATUS_NAMES.get(status, status)} before the test saw what it "
+                        "needed")
+    for _, m in log.plinth(r"(error: .*|PANIC.*)$"):
+        problems.append(f"plinth: {m.group(1)}")
+    started = sorted(m.group(1) for _, m in log.plinth(r"vm (\S+): started \("))
+    if started != ["counter", "linux"]:
+        problems.append(f"plinth started {started}, expected counter and linux")
+    if backend == "svm" and not log.plinth(r"svm: backend svm in use"):
+        problems.append("plinth did not run its SVM backend (no 'svm: backend svm in use' line)")
+
+
+def check_boots(log, vcpus, mem_mib, boots, problems):
+    """Linux's own lines: `boots` markers with the configured CPUs and memory, each
+    followed by "selfcheck ok"; nothing on its console that a sound platform never
+    causes.  Returns the log line indexes of the markers."""
+    lines = log.guest("linux")
+    if not lines:
+        problems.append("linux printed nothing on its console")
+    markers = []
+    for i, t in lines:
+        m = MARKER_RE.match(t)
+        if not m:
+            continue
+        markers.append(i)
+        cpus, memtotal, _, date = m.groups()
+        if int(cpus) != vcpus:
+            problems.append(f"linux: {cpus} CPUs online, expected {vcpus}: {t}")
+        if int(memtotal) > mem_mib:
+            problems.append(f"linux: MemTotal {memtotal} MiB exceeds the VM's {mem_mib} MiB: {t}")
+        if not re.fullmatch(r"\d{4}-\d\d-\d\d", date):
+            problems.append(f"linux: no RTC date in its marker: {t}")
+    if len(markers) < boots:
+        problems.append(f"linux printed its marker {len(markers)} times, expected {boots}")
+    for i, t in lines:
+        m = MEMORY_RE.match(t)
+        if m and not mem_mib - MEM_SLACK <= int(m.group(1)) <= mem_mib:
+            problems.append(f"linux: its memory map holds {m.group(1)} MiB of RAM, expected {mem_mib} MiB "
+                            f"(less at most {MEM_SLACK} MiB of holes): {t}")
+    if sum(1 for _, t in lines if MEMORY_RE.match(t)) < boots:
+        problems.append("linux printed no 'linux-guest: memory:' line for each boot")
+    ok = [i for i, t in lines if t == "linux-guest: selfcheck ok"]
+    for i, t in lines:
+        if t.startswith("linux-guest: selfcheck FAILED") or t.startswith("linux-guest: dmesg:"):
+            problems.append(f"linux: {t}")
+        elif BAD_RE.search(t):
+            problems.append(f"linux console: {t}")
+    for b, at in enumerate(markers[:boots]):
+        end = markers[b + 1] if b + 1 < len(markers) else len(log.lines)
+        if not any(at < i < end for i in ok):
+            problems.append(f"linux: boot {b + 1} printed no 'linux-guest: selfcheck ok' after its marker")
+    return markers
+
+
+def poweroff_run(build, tmp_path, name, emulator, smp, timeout, backend):
+    """Linux boots, checks itself and powers off: plinth stops that VM alone, and
+    counter (which shares Linux's CPUs) prints rounds after it."""
+    text = config(name)
+    vcpus = int(configured(text, "linux", "vcpus"))
+    mem_mib = int(configured(text, "linux", "memory").rstrip("M"))
+    iso = make_image(build, tmp_path, text)
+
+    def enough(t):
+        log = test_guests.Log(t)
+        stops = log.plinth(r"vm (linux|counter): stopped \(")
+        if not stops:
+            return False
+        return len(after(log, "counter", ROUND_RE.pattern, stops[0][0])) >= 2
+
+    status, out = boot_until(emulator, iso, smp, timeout, enough)
+    log, problems = test_guests.Log(out), []
+    check_plinth(status, log, problems, backend)
+    check_boots(log, vcpus, mem_mib, 1, problems)
+    for _, t in log.guest("counter"):
+        if t.startswith("FAIL"):
+            problems.append(f"counter: {t}")
+    if log.plinth(r"vm counter: stopped \("):
+        problems.append("counter was stopped: it has rounds to run long after Linux")
+    stops = log.plinth(r"vm linux: stopped \((.*)\)$")
+    asked = [i for i, t in log.guest("linux") if t == "linux-guest: poweroff"]
+    if len(stops) != 1:
+        problems.append(f"plinth logged {len(stops)} 'vm linux: stopped' lines, expected 1 after Linux's poweroff")
+    elif not asked or stops[0][0] < asked[0]:
+        problems.append(f"linux was stopped ({stops[0][1].group(1)}) before it asked to power off")
+    else:
+        if log.plinth(r"vm linux: .*restarting"):
+            problems.append("plinth restarted linux: its poweroff must stop the VM")
+        if len(after(log, "counter", ROUND_RE.pattern, stops[0][0])) < 2:
+            problems.append("counter printed fewer than 2 rounds after linux stopped: poweroff must stop "
+                            "that VM only")
+    verdict(problems, out)
+
+
+# ---- Bochs: VT-x, PVH entry ----------------------------------------------------
+
+def test_linux_pvh_1vcpu_bochs(linux_build, tmp_path):
+    poweroff_run(linux_build, tmp_path, "linux-pvh", "bochs", 1, TIMEOUT_BOCHS, "vmx")
+
+
+def test_linux_pvh_2vcpu_bochs(linux_build, tmp_path):
+    poweroff_run(linux_build, tmp_path, "linux-pvh-smp2", "bochs", 2, TIMEOUT_BOCHS, "vmx")
+
+
+# ---- QEMU TCG: AMD-V, bzImage through the boot protocol ---------------------------
+
+def test_linux_bzimage_1vcpu_svm(linux_build, tmp_path):
+    poweroff_run(linux_build, tmp_path, "linux-bzimage", "qemu", 1, TIMEOUT_QEMU, "svm")
+
+
+def test_linux_bzimage_2vcpu_svm(linux_build, tmp_path):
+    poweroff_run(linux_build, tmp_path, "linux-bzimage-smp2", "qemu", 2, TIMEOUT_QEMU, "svm")
+
+
+def test_linux_reboot_svm(linux_build, tmp_path):
+    """With linux-guest.reboot the guest ends every boot with `reboot -f`: plinth
+    restarts that VM (never stops it), Linux reaches its marker and passes its
+    self-check again, and counter runs throughout."""
+    text = config("linux-bzimage", "linux-guest.reboot")
+    iso = make_image(linux_build, tmp_path, text)
+
+    def enough(t):
+        log = test_guests.Log(t)
+        if log.plinth(r"vm (linux|counter): stopped \("):
+            return True
+        done = [i for i, s in log.guest("linux") if s.startswith("linux-guest: selfcheck")]
+        return len(done) >= 2 and len(after(log, "counter", ROUND_RE.pattern, done[1])) >= 1
+
+    status, out = boot_until("qemu", iso, 1, TIMEOUT_QEMU, enough)
+    log, problems = test_guests.Log(out), []
+    check_plinth(status, log, problems, "svm")
+    markers = check_boots(log, 1, int(configured(text, "linux", "memory").rstrip("M")), 2, problems)
+    for _, t in log.guest("counter"):
+        if t.startswith("FAIL"):
+            problems.append(f"counter: {t}")
+    for _, m in log.plinth(r"vm (linux|counter): stopped \((.*)\)$"):
+        problems.append(f"{m.group(1)} was stopped ({m.group(2)}); a reboot must restart linux, and counter "
+                        "runs on")
+    restarts = log.plinth(r"vm linux: .*; restarting \(restart (\d+)\)$")
+    asked = [i for i, t in log.guest("linux") if t == "linux-guest: reboot (linux-guest.reboot)"]
+    if len(markers) >= 2:
+        if not any(markers[0] < i < markers[1] for i in asked):
+            problems.append("linux did not announce its reboot between its first and second marker")
+        if not any(markers[0] < i < markers[1] for i, _ in restarts):
+            problems.append("plinth logged no 'vm linux: ...; restarting' between linux's first and second "
+                            "marker")
+        if not after(log, "counter", ROUND_RE.pattern, markers[1]):
+            problems.append("counter printed no round after linux's second boot reached its marker")
+    verdict(problems, out)
