@@ -3,7 +3,7 @@
 # PASS/FAIL lines on COM1.  Included by the top Makefile; `make guests` builds them
 # into $(BUILD)/guests/, `make guest-isos` one plinth ISO per guests/configs/*.cfg.
 
-GUEST_C_NAMES := protmode cpuid msr io mmio pastram fetch hlt vmx counter filler checker tf vecregs debugregs msrstate lapictimer
+GUEST_C_NAMES := protmode cpuid msr io mmio pastram fetch hlt vmx counter filler checker tf vecregs debugregs msrstate lapictimer smp
 GUEST_DIR     := $(BUILD)/guests
 GUESTS        := $(GUEST_C_NAMES:%=$(GUEST_DIR)/%.elf) $(GUEST_DIR)/longmode.elf $(GUEST_DIR)/elf64.elf \
                  $(GUEST_DIR)/realmode.bin $(GUEST_DIR)/flat32.bin
