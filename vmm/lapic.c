@@ -155,7 +155,10 @@ static void lapic_deliver_mask(struct vmm_vm *m, uint32_t mask, uint8_t vector,
                 continue;
             struct vmm_vcpu *t = &m->vcpus[i];
             uint64_t f = lapic_lock(t);
-            uint32_t tpr = t->lapic.tpr & 0xf0;
+            /* One that is software-disabled or waiting for a SIPI would drop the
+             * interrupt: chosen only if no other matches. */
+            bool takes = !t->wait_sipi && (t->lapic.svr & (1u << 8));
+            uint32_t tpr = takes ? t->lapic.tpr & 0xf0 : 0x100;
             lapic_unlock(t, f);
             if (tpr < best_tpr) {
                 best_tpr = tpr;
@@ -319,9 +322,12 @@ bool vmm_lapic_set_base_mode(struct vmm_vcpu *c, bool enabled, bool x2apic)
 /* ---- before each entry ---- */
 
 /* When the core must run this vCPU again for its timer: the APIC timer's next expiry,
- * or a TSC deadline converted from guest TSC ticks to the core's nanoseconds. */
+ * or a TSC deadline converted from guest TSC ticks to the core's nanoseconds.  Called
+ * without lapic_lock (it takes it for the APIC's part only): what is merged in after
+ * may take the platform lock, which comes before any vlapic lock. */
 static uint64_t next_deadline(struct vmm_vcpu *c)
 {
+    uint64_t f = lapic_lock(c);
     /* While the timer's last interrupt still waits in the IRR, another expiry would
      * only merge into it (an APIC holds one request per vector): no need to wake the
      * vCPU for it, which would only steal the time the guest needs to take it. */
@@ -336,6 +342,7 @@ static uint64_t next_deadline(struct vmm_vcpu *c)
         if (at < d)
             d = at;
     }
+    lapic_unlock(c, f);
     /* vCPU 0 also runs the platform's timers (PIT, RTC, PM timer). */
     uint64_t p = vmm_platform_next_event(c);
     if (p && p < d)
@@ -445,8 +452,8 @@ bool vmm_lapic_pre_entry(struct vmm_vcpu *c)
             core_vcpu_request_window(c->h, HVM_WINDOW_INTR);
         }
     }
-    core_vcpu_set_deadline(c->h, next_deadline(c));
     lapic_unlock(c, f);
+    core_vcpu_set_deadline(c->h, next_deadline(c));
     return true;
 }
 
@@ -454,8 +461,8 @@ bool vmm_lapic_can_wake(struct vmm_vcpu *c)
 {
     uint64_t f = lapic_lock(c);
     vlapic_tick(&c->lapic, core_time_ns(), vmm_guest_tsc(c));
-    core_vcpu_set_deadline(c->h, next_deadline(c));
     bool wake = vlapic_pending(&c->lapic) >= 0 || c->nmi_pending || c->init_pending || c->sipi_pending;
     lapic_unlock(c, f);
+    core_vcpu_set_deadline(c->h, next_deadline(c));
     return wake || __atomic_load_n(&c->park, __ATOMIC_ACQUIRE);
 }
