@@ -159,7 +159,7 @@ static enum vmm_action exit_io(struct vmm_vcpu *c, const struct hvm_exit *x)
          * that the access is complete. */
         switch (vmm_platform_take_request(c->vm)) {
         case PLATFORM_REQ_RESET:
-            return vmm_vm_stop(c, true, "the guest reset its machine");  /* INTERIM: vmm_vm_reset */
+            return vmm_vm_reset(c, "the guest reset its machine");
         case PLATFORM_REQ_POWEROFF:
             return vmm_vm_stop(c, false, "the guest powered off (ACPI S5)");
         case PLATFORM_REQ_NONE:
@@ -225,8 +225,8 @@ void vmm_pre_entry(void *ctx, core_vcpu_t v)
     /* Devices first: their interrupts reach the local APIC, which then injects the
      * highest one; the PIC's ExtINT comes last, only if nothing else went in. */
     vmm_platform_tick(c);
-    vmm_lapic_pre_entry(c);
-    vmm_platform_extint(c);
+    if (vmm_lapic_pre_entry(c))
+        vmm_platform_extint(c);
 }
 
 enum vmm_action vmm_handle_exit(void *ctx, core_vcpu_t v, const struct hvm_exit *x)

@@ -3,6 +3,7 @@
 #include "vmm/platform.h"
 #include "vmm/vm.h"
 #include "vmm/lapic.h"
+#include "vmm/console.h"
 #include "vmm/acpi/acpi_build.h"
 #include "vmm/loader/loader.h"
 #include "kernel/log.h"
@@ -51,15 +52,8 @@ static void ioapic_deliver(void *ctx, const struct ioapic_msg *msg)
     /* ExtINT through the IOAPIC (virtual wire B) and SMI have no meaning here. */
     if (msg->delivery_mode == 7 || msg->delivery_mode == 2)
         return;
-    /* INTERIM until vmm_lapic_deliver (multi-vCPU routing) lands: physical
-     * destination, fixed or lowest priority, to the vCPU with that APIC ID. */
-    if (msg->logical || (msg->delivery_mode != 0 && msg->delivery_mode != 1))
-        return;
-    for (unsigned i = 0; i < m->vcpu_count; i++)
-        if (m->vcpus[i].lapic.id == msg->dest || msg->dest == 0xff) {
-            vlapic_accept(&m->vcpus[i].lapic, msg->vector, msg->level);
-            core_vcpu_kick(m->vcpus[i].h);
-        }
+    vmm_lapic_deliver(m, msg->vector, (enum vlapic_delivery)msg->delivery_mode, msg->logical,
+                      msg->dest, msg->level);
 }
 
 static void pit_irq0(void *ctx, bool level)
@@ -177,6 +171,15 @@ static void misc_write(void *ctx, uint16_t port, uint8_t value)
     spin_unlock_irqrestore(&m->platform.lock, f);
 }
 
+static bool pci_io(void *ctx, uint16_t port, unsigned size, bool write, uint32_t *value)
+{
+    struct vmm_vm *m = ctx;
+    uint64_t f = spin_lock_irqsave(&m->platform.lock);
+    bool taken = pci_host_io(&m->platform.pci, port, size, write, value);
+    spin_unlock_irqrestore(&m->platform.lock, f);
+    return taken;
+}
+
 static int ioapic_mmio_read(void *ctx, uint64_t offset, unsigned size, uint64_t *val)
 {
     struct vmm_vm *m = ctx;
@@ -215,6 +218,7 @@ static void models_reset(struct vmm_vm *m)
     ioapic_init(&p->ioapic, (uint8_t)m->vcpu_count, ioapic_deliver, m);
     mc146818_reset(&p->rtc);
     misc_init(m);
+    pci_host_init(&p->pci);
     p->pic_intr = false;
     p->next_event_ns = 0;
     p->request = PLATFORM_REQ_NONE;
@@ -240,6 +244,10 @@ bool vmm_platform_attach(struct vmm_vm *m)
               io_bus_claim(&m->io, PC_MISC_PORT_I8042_DATA, PC_MISC_PORT_I8042_DATA, misc_read, misc_write, m) &&
               io_bus_claim(&m->io, PC_MISC_PORT_I8042_STATUS, PC_MISC_PORT_I8042_STATUS, misc_read, misc_write, m) &&
               io_bus_claim(&m->io, PC_MISC_PORT_SYSCTL_A, PC_MISC_PORT_SYSCTL_A, misc_read, misc_write, m) &&
+              /* 0xcf9 inside the bridge's ports: the bytes the bridge declines. */
+              io_bus_claim(&m->io, PC_MISC_PORT_RESET_CONTROL, PC_MISC_PORT_RESET_CONTROL, misc_read,
+                           misc_write, m) &&
+              io_bus_claim_wide(&m->io, PCI_HOST_PORT_FIRST, PCI_HOST_PORT_LAST, pci_io, m) &&
               io_bus_claim(&m->io, PLATFORM_PM_BASE, PLATFORM_PM_BASE + PC_MISC_PM_BLOCK_LEN - 1,
                            misc_read, misc_write, m) &&
               mmio_bus_claim(&m->mmio, PLATFORM_IOAPIC_BASE, IOAPIC_MMIO_SIZE, ioapic_mmio_read,
@@ -251,17 +259,6 @@ bool vmm_platform_attach(struct vmm_vm *m)
     }
     models_reset(m);
     return true;
-}
-
-/* The 0xcf9 reset register, for the PCI host bridge which decodes 0xcf8-0xcff. */
-uint8_t vmm_platform_reset_reg_read(struct vmm_vm *m)
-{
-    return misc_read(m, PC_MISC_PORT_RESET_CONTROL);
-}
-
-void vmm_platform_reset_reg_write(struct vmm_vm *m, uint8_t value)
-{
-    misc_write(m, PC_MISC_PORT_RESET_CONTROL, value);
 }
 
 static void write_acpi(struct vmm_vm *m)
@@ -319,6 +316,9 @@ void vmm_platform_tick(struct vmm_vcpu *c)
 {
     if (c->index != 0)
         return;
+    /* Host console input for the VM that has the console (the UART's lock comes
+     * before the platform's, so not under it). */
+    vmm_console_poll(c->vm);
     struct vmm_platform *p = plat(c->vm);
     uint64_t f = spin_lock_irqsave(&p->lock);
     i8254_update(&p->pit);
@@ -331,6 +331,9 @@ void vmm_platform_tick(struct vmm_vcpu *c)
         next = earliest(next, now + rtc);
     if (pm != PC_MISC_NO_EVENT)
         next = earliest(next, now + pm);
+    uint64_t input = vmm_console_next_poll(c->vm);
+    if (input)
+        next = earliest(next, input);
     if (next != UINT64_MAX && next < now + PLATFORM_MIN_INTERVAL_NS)
         next = now + PLATFORM_MIN_INTERVAL_NS;
     p->next_event_ns = next == UINT64_MAX ? 0 : next;

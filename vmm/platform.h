@@ -1,6 +1,7 @@
 /* A VM's PC platform around its CPUs: the 8259A pair, the 8254 PIT, the MC146818
  * RTC, the IOAPIC, the reset/power pieces with the ACPI PM block (vmm/dev/pc_misc),
- * and the ISA interrupt lines between them; plus the ACPI tables that describe it.
+ * the PCI host bridge of an otherwise empty bus 0, and the ISA interrupt lines
+ * between them; plus the ACPI tables that describe it.
  *
  * One lock per VM guards these models: any vCPU may touch them (port and MMIO
  * exits), and vCPU 0 moves their clocks on before each of its entries and takes
@@ -18,6 +19,7 @@
 #include "vmm/dev/ioapic.h"
 #include "vmm/dev/mc146818.h"
 #include "vmm/dev/pc_misc.h"
+#include "vmm/dev/pci_host.h"
 
 struct vmm_vm;
 struct vmm_vcpu;
@@ -39,6 +41,7 @@ struct vmm_platform {
     struct mc146818 rtc;
     struct ioapic   ioapic;
     struct pc_misc  misc;
+    struct pci_host pci;
     bool            pic_intr;        /* the master 8259's INT output */
     uint64_t        next_event_ns;   /* the models' next timer event, 0 for none */
     volatile enum platform_request request;
@@ -62,10 +65,6 @@ void vmm_platform_extint(struct vmm_vcpu *c);
 uint64_t vmm_platform_next_event(struct vmm_vcpu *c);
 /* At HLT: whether the PIC has an interrupt for this vCPU now. */
 bool vmm_platform_can_wake(struct vmm_vcpu *c);
-/* The reset control register at 0xcf9 (pc_misc), which the PCI host bridge's
- * 0xcf8-0xcff range passes byte accesses on to. */
-uint8_t vmm_platform_reset_reg_read(struct vmm_vm *m);
-void    vmm_platform_reset_reg_write(struct vmm_vm *m, uint8_t value);
 /* A reset or poweroff the guest asked for, taken once (PLATFORM_REQ_NONE if none). */
 enum platform_request vmm_platform_take_request(struct vmm_vm *m);
 

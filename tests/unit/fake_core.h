@@ -28,6 +28,7 @@
 #include "vmm/dev/ioapic.c"
 #include "vmm/dev/mc146818.c"
 #include "vmm/dev/pc_misc.c"
+#include "vmm/dev/pci_host.c"
 #include "vmm/acpi/acpi_build.c"
 #include "vmm/emulate/decode.c"
 #include "vmm/emulate/emulate.c"
@@ -47,6 +48,16 @@ void core_vcpu_set_state(core_vcpu_t v, const struct hvm_state *s) { (void)v; st
 uint64_t core_vcpu_get_gpr(core_vcpu_t v, enum hvm_gpr r) { (void)v; return st.gpr[r]; }
 void core_vcpu_set_gpr(core_vcpu_t v, enum hvm_gpr r, uint64_t x) { (void)v; st.gpr[r] = x; }
 uint64_t core_vcpu_get_rip(core_vcpu_t v) { (void)v; return st.rip; }
+uint64_t core_vcpu_get_cr4(core_vcpu_t v) { (void)v; return st.cr4; }
+void core_vcpu_finish_cpuid(core_vcpu_t v, const uint32_t r[4], uint8_t len)
+{
+    (void)v;
+    st.gpr[HVM_RAX] = r[0];
+    st.gpr[HVM_RBX] = r[1];
+    st.gpr[HVM_RCX] = r[2];
+    st.gpr[HVM_RDX] = r[3];
+    st.rip += len;
+}
 void core_vcpu_skip_insn(core_vcpu_t v, uint8_t len) { (void)v; st.rip += len; }
 bool core_vcpu_inject(core_vcpu_t v, const struct hvm_event *e) { (void)v; injected = *e; injections++; return true; }
 void core_vcpu_dump(core_vcpu_t v) { (void)v; }
@@ -71,6 +82,9 @@ void core_vcpu_block(core_vcpu_t v) { (void)v; blocks++; }
 void core_vcpu_reset_private(core_vcpu_t v) { (void)v; }
 bool vmm_vm_pre_entry(struct vmm_vcpu *c) { (void)c; return true; }
 enum vmm_action vmm_vm_reset(struct vmm_vcpu *c, const char *why) { (void)c; (void)why; return VMM_CONTINUE; }
+/* Host console input (vmm/vm.c): no console VM in the monitor tests. */
+void vmm_console_poll(struct vmm_vm *m) { (void)m; }
+uint64_t vmm_console_next_poll(const struct vmm_vm *m) { (void)m; return 0; }
 void core_wall_clock(uint64_t *sec, uint32_t *nsec) { *sec = 1795000000ull + now_ns / 1000000000ull; *nsec = (uint32_t)(now_ns % 1000000000ull); }
 /* The "host" CPUID: every feature bit set (fake_host_bits = ~0) shows what the
  * monitor hides, none set (0) what it adds; the maximum leaves stay plausible. */
