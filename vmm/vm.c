@@ -92,7 +92,8 @@ void vmm_console_poll(struct vmm_vm *m)
     for (size_t i = 0; i < n; i++)
         console_buf[(console_head + console_count++) % VMM_CONSOLE_BUF] = in[i];
     console_feed(m);
-    __atomic_store_n(&console_next_ns, now + VMM_CONSOLE_POLL_NS, __ATOMIC_RELAXED);
+    uint64_t wait = n ? VMM_CONSOLE_BUSY_POLL_NS : VMM_CONSOLE_POLL_NS;
+    __atomic_store_n(&console_next_ns, now + wait, __ATOMIC_RELAXED);
     spin_unlock_irqrestore(&m->uart_lock, flags);
 }
 
