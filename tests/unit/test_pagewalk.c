@@ -239,13 +239,39 @@ static void test_4level(void **state)
     /* A table outside guest memory, and unsupported modes. */
     pg.cr3 = 0x7ff000000ull;
     assert_int_equal(walk(&pg, lin4, 0), X86_WALK_READ_FAILED);
-    pg.cr4 |= X86_CR4_LA57;
-    assert_int_equal(walk(&pg, lin4, 0), X86_WALK_UNSUPPORTED);
     pg.cr4 = 0;
     assert_int_equal(walk(&pg, lin4, 0), X86_WALK_UNSUPPORTED);   /* LMA without PAE */
     pg.cr4 = X86_CR4_PAE;
     pg.maxphyaddr = 60;
     assert_int_equal(walk(&pg, lin4, 0), X86_WALK_UNSUPPORTED);
+}
+
+/* 5-level paging (CR4.LA57): the PML5 above the PML4, 57-bit canonical addresses,
+ * PML5E bit 7 reserved. */
+static void test_5level(void **state)
+{
+    (void)state;
+    memset(gmem, 0, GMEM_SIZE);
+    struct x86_paging pg = { .cr0 = X86_CR0_PG | 1, .cr3 = 0x30000, .cr4 = X86_CR4_PAE | X86_CR4_LA57,
+                             .efer = X86_EFER_LMA, .maxphyaddr = 46 };
+    /* linear 0xff00_8000_0000_1000 (bits 56:48 = 0x100 -> PML5 index 256, bits
+     * 63:57 ones): PML5[256] -> PML4[0] -> PDPT[0] -> PD[0] -> PT[1]. */
+    uint64_t lin = 0xff00000000001000ull;
+    put64(0x30000 + 256 * 8, 0x31000 | P | RW);
+    put64(0x31000, 0x32000 | P | RW);
+    put64(0x32000, 0x33000 | P | RW);
+    put64(0x33000, 0x34000 | P | RW);
+    put64(0x34000 + 8, 0x40000 | P | RW);
+    WALK_OK(&pg, lin + 0x123, 0, 0x40123);
+    /* 4-level rules would call it non-canonical; without LA57 it is. */
+    pg.cr4 = X86_CR4_PAE;
+    assert_int_equal(walk(&pg, lin, 0), X86_WALK_NONCANONICAL);
+    pg.cr4 = X86_CR4_PAE | X86_CR4_LA57;
+    /* 57-bit canonical: bit 56 set needs bits 63:57 set. */
+    assert_int_equal(walk(&pg, 0x0100000000001000ull, 0), X86_WALK_NONCANONICAL);
+    /* PS in a PML5E is reserved. */
+    put64(0x30000 + 256 * 8, 0x31000 | P | RW | (1ull << 7));
+    WALK_PF(&pg, lin, 0, X86_PF_P | X86_PF_RSVD);
 }
 
 /* Reading an instruction that straddles two pages with different frames. */
@@ -293,6 +319,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_32bit_pse, setup, teardown),
         cmocka_unit_test_setup_teardown(test_pae, setup, teardown),
         cmocka_unit_test_setup_teardown(test_4level, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_5level, setup, teardown),
         cmocka_unit_test_setup_teardown(test_read_linear, setup, teardown),
         cmocka_unit_test_setup_teardown(test_status_names, setup, teardown),
     };

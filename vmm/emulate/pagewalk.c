@@ -134,6 +134,9 @@ static int x86_walk_long(const struct x86_paging *pg, struct x86_walk_state *st,
                          uint64_t *gpa, uint32_t *pf_error)
 {
     bool four_level = pg->efer & X86_EFER_LMA;
+    /* 5-level paging (CR4.LA57): one more table above the PML4, and 57-bit
+     * canonical addresses (SDM Vol. 3A §4.5.1). */
+    bool five_level = four_level && (pg->cr4 & X86_CR4_LA57);
     bool nxe = pg->efer & X86_EFER_NXE;
     unsigned m = pg->maxphyaddr;
     uint64_t addr_mask = x86_bits(m - 1, 12);
@@ -142,10 +145,11 @@ static int x86_walk_long(const struct x86_paging *pg, struct x86_walk_state *st,
     int level, rc;
 
     if (four_level) {
-        if (((int64_t)(linear << 16) >> 16) != (int64_t)linear)
+        unsigned unused = five_level ? 7 : 16;
+        if (((int64_t)(linear << unused) >> unused) != (int64_t)linear)
             return X86_WALK_NONCANONICAL;
         table = pg->cr3 & addr_mask;
-        level = 4;
+        level = five_level ? 5 : 4;
     } else {
         /* PDPTE: CR3 bits 31:5 locate the four entries; bits 2:1 and 8:5 reserved, and
          * no R/W, U/S or XD (SDM Vol. 3A Table 4-8). */
@@ -169,8 +173,8 @@ static int x86_walk_long(const struct x86_paging *pg, struct x86_walk_state *st,
             return rc;
         bool large = level <= 3 && level >= 2 && (entry & X86_PTE_PS);
         uint64_t reserved = rsvd_high;
-        if (level == 4)
-            reserved |= X86_PTE_PS;                  /* PML4E bit 7 is reserved */
+        if (level >= 4)
+            reserved |= X86_PTE_PS;                  /* PML5E/PML4E bit 7 is reserved */
         if (large)
             reserved |= x86_bits(shift - 1, 13);     /* below the page frame, above PAT */
         rc = x86_walk_entry(st, entry, reserved, pf_error);
@@ -200,7 +204,7 @@ int x86_walk(const struct x86_paging *pg, uint64_t linear, unsigned access,
         return X86_WALK_UNSUPPORTED;
     bool pae = pg->cr4 & X86_CR4_PAE;
     bool lma = pg->efer & X86_EFER_LMA;
-    if ((lma && !pae) || (lma && (pg->cr4 & X86_CR4_LA57)))
+    if (lma && !pae)
         return X86_WALK_UNSUPPORTED;
 
     struct x86_walk_state st = { .rw_all = true, .us_all = true, .xd_any = false };
