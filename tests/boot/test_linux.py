@@ -56,8 +56,10 @@ MARKER_RE = re.compile(r"^linux-guest: up cpus=(\d+) mem=(\d+) clocksource=(\S+)
 MEMORY_RE = re.compile(r"^linux-guest: memory: (\d+) MiB RAM in the memory map, MemTotal (\d+) MiB$")
 # What a sound platform never makes Linux print (the issue's list; Linux words a
 # clocksource it stops trusting "Marking clocksource 'x' as unstable" or "Marking
-# TSC unstable"), and what a dying kernel prints.
+# TSC unstable"; an MSR that CPUID promises but that faults is an "unchecked MSR
+# access error"), and what a dying kernel prints.
 BAD_RE = re.compile(r"BUG|WARNING|soft lockup|timed out|clocksource unstable|as unstable|TSC unstable|"
+                    r"unchecked MSR access|"
                     r"Kernel panic|Oops")
 ROUND_RE = re.compile(r"^INFO counter: round \d+ ")
 # The memory map may hold less RAM than configured by the legacy hole (640K-1M) and a
