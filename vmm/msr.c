@@ -25,6 +25,11 @@
 #define MSR_PAT              0x277
 #define MSR_MTRR_DEF_TYPE    0x2ff
 #define MSR_EFER             0xc0000080
+/* AMD's system configuration and hardware configuration registers (APM Vol. 2
+ * §7.9.1, BKDG "MSRC001_0010/0015"): Linux reads SYSCFG unconditionally on AMD
+ * while setting up MTRRs.  Guests see them with every optional behaviour off. */
+#define MSR_AMD_SYSCFG       0xc0010010
+#define MSR_AMD_HWCR         0xc0010015
 
 #define APIC_BASE_DEFAULT    0xfee00000ull
 #define APIC_BASE_BSP        (1ull << 8)
@@ -96,6 +101,8 @@ static enum msr_result msr_read(struct vmm_vcpu *c, uint32_t msr, uint64_t *v)
         return MSR_OK;
     case MSR_PLATFORM_ID:
     case MSR_BIOS_SIGN_ID:
+    case MSR_AMD_SYSCFG:
+    case MSR_AMD_HWCR:
         *v = 0;
         return MSR_OK;
     case MSR_APIC_BASE:
@@ -150,6 +157,10 @@ static enum msr_result msr_write(struct vmm_vcpu *c, uint32_t msr, uint64_t v)
     switch (msr) {
     case MSR_BIOS_SIGN_ID:
         return MSR_OK; /* microcode revision query: accepted, nothing to load */
+    case MSR_AMD_SYSCFG:
+    case MSR_AMD_HWCR:
+        /* Nothing to turn on: writing back what was read is all that is valid. */
+        return v == 0 ? MSR_OK : MSR_BAD_VALUE;
     case MSR_TSC:
         c->tsc_offset = (int64_t)(v - core_tsc());
         core_vcpu_set_tsc_offset(c->h, c->tsc_offset);
