@@ -32,7 +32,11 @@ int vmm_fetch_insn(struct vmm_vcpu *c, const struct hvm_state *s, struct x86_ins
     uint64_t at = mode == X86_MODE_LONG64 ? s->rip : s->seg[HVM_CS].base + s->rip;
     uint32_t pf = 0;
     f->got = 0;
-    f->walk = x86_read_linear(&pg, at, X86_WALK_FETCH, vmm_read_guest_phys, c->vm, f->bytes,
+    /* A fetch at CPL 3 is a user-mode access: as a supervisor fetch, SMEP would fault
+     * it on the user page it came from (SDM Vol. 3A §4.6). */
+    unsigned cpl = (s->seg[HVM_SS].ar >> 5) & 3;
+    unsigned access = X86_WALK_FETCH | (cpl == 3 ? X86_WALK_USER : 0);
+    f->walk = x86_read_linear(&pg, at, access, vmm_read_guest_phys, c->vm, f->bytes,
                               sizeof f->bytes, &f->got, &pf);
     return x86_decode(f->bytes, f->got, mode, insn);
 }

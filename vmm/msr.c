@@ -3,6 +3,7 @@
  * per VM so a guest that probes many does not flood the console. */
 #include "vmm/exit.h"
 #include "vmm/lapic.h"
+#include "vmm/pvclock.h"
 #include "kernel/log.h"
 
 #define VEC_GP 13
@@ -12,6 +13,9 @@
 #define MSR_PLATFORM_ID      0x17
 #define MSR_APIC_BASE        0x1b
 #define MSR_FEATURE_CONTROL  0x3a
+/* Machine-check global registers (SDM Vol. 3B §17.3.1): no banks, nothing to report. */
+#define MSR_MCG_CAP          0x179
+#define MSR_MCG_STATUS       0x17a
 #define MSR_BIOS_SIGN_ID     0x8b
 #define MSR_MTRRCAP          0xfe
 #define MSR_MISC_ENABLE      0x1a0
@@ -30,6 +34,9 @@
  * while setting up MTRRs.  Guests see them with every optional behaviour off. */
 #define MSR_AMD_SYSCFG       0xc0010010
 #define MSR_AMD_HWCR         0xc0010015
+/* K8's interrupt-pending message register: Linux reads it on family 0xf parts to
+ * see whether C1E is enabled (none here). */
+#define MSR_AMD_INT_PENDING  0xc0010055
 
 #define APIC_BASE_DEFAULT    0xfee00000ull
 #define APIC_BASE_BSP        (1ull << 8)
@@ -48,6 +55,9 @@ void vmm_vcpu_reset_msrs(struct vmm_vcpu *c)
         c->mtrr_fixed[i] = 0;
     c->mtrr_def = 0;
     c->apic_base = APIC_BASE_DEFAULT | APIC_BASE_ENABLE | (c->index == 0 ? APIC_BASE_BSP : 0);
+    c->pvclock_msr = 0;
+    if (c->index == 0)
+        c->vm->pvclock_wall_msr = 0;
 }
 
 static int fixed_index(uint32_t msr)
@@ -103,6 +113,9 @@ static enum msr_result msr_read(struct vmm_vcpu *c, uint32_t msr, uint64_t *v)
     case MSR_BIOS_SIGN_ID:
     case MSR_AMD_SYSCFG:
     case MSR_AMD_HWCR:
+    case MSR_AMD_INT_PENDING:
+    case MSR_MCG_CAP:
+    case MSR_MCG_STATUS:
         *v = 0;
         return MSR_OK;
     case MSR_APIC_BASE:
@@ -144,6 +157,8 @@ static enum msr_result msr_read(struct vmm_vcpu *c, uint32_t msr, uint64_t *v)
         }
         bool handled;
         bool ok = vmm_lapic_msr_read(c, msr, v, &handled);
+        if (!handled)
+            ok = pvclock_msr_read(c, msr, v, &handled);
         if (handled)
             return ok ? MSR_OK : MSR_BAD_VALUE;
         return MSR_UNKNOWN;
@@ -159,6 +174,8 @@ static enum msr_result msr_write(struct vmm_vcpu *c, uint32_t msr, uint64_t v)
         return MSR_OK; /* microcode revision query: accepted, nothing to load */
     case MSR_AMD_SYSCFG:
     case MSR_AMD_HWCR:
+    case MSR_AMD_INT_PENDING:
+    case MSR_MCG_STATUS:
         /* Nothing to turn on: writing back what was read is all that is valid. */
         return v == 0 ? MSR_OK : MSR_BAD_VALUE;
     case MSR_TSC:
@@ -211,6 +228,8 @@ static enum msr_result msr_write(struct vmm_vcpu *c, uint32_t msr, uint64_t v)
         }
         bool handled;
         bool ok = vmm_lapic_msr_write(c, msr, v, &handled);
+        if (!handled)
+            ok = pvclock_msr_write(c, msr, v, &handled);
         if (handled)
             return ok ? MSR_OK : MSR_BAD_VALUE;
         return MSR_UNKNOWN;

@@ -25,6 +25,7 @@ struct vmm_vcpu {
     uint64_t mtrr_def, mtrr_var[16], mtrr_fixed[11];
     uint64_t apic_base;
     int64_t  tsc_offset;                  /* guest TSC = host TSC + offset */
+    uint64_t pvclock_msr;                 /* the pvclock's time-info MSR (vmm/pvclock) */
     struct vlapic lapic;
     /* Guards lapic and the delivery state below: the vCPU itself (APIC page, MSRs,
      * pre_entry, HLT) and whoever delivers to it (another vCPU's IPI, the IOAPIC)
@@ -47,6 +48,7 @@ struct vmm_vcpu {
     bool     park;
     bool     parked;
     unsigned epoch;
+    volatile bool halted_for_good;        /* HLT with interrupts off; cleared when it runs again */
 };
 
 enum vmm_vm_state { VMM_VM_RUNNING, VMM_VM_STOPPED };
@@ -82,6 +84,7 @@ struct vmm_vm {
     unsigned quick_crashes;               /* crashes in a row, each soon after its start */
     uint64_t emulated;                    /* instructions emulated on device memory */
     uint64_t started_ns;
+    uint64_t pvclock_wall_msr;            /* the pvclock's wall-clock MSR */
 };
 
 /* The vCPU's TSC as the guest reads it (RDTSC and MSR 0x10): host TSC + its offset. */
@@ -106,6 +109,11 @@ enum vmm_action vmm_vm_reset(struct vmm_vcpu *c, const char *why);
  * applies a new boot's state.  False: the vCPU must not enter (it was told to
  * block, core_vcpu_block). */
 bool vmm_vm_pre_entry(struct vmm_vcpu *c);
+/* vCPU c executed HLT with interrupts disabled at rip: only an NMI, INIT or SIPI
+ * wakes it.  With every other vCPU of the VM halted so too (or waiting for a SIPI)
+ * the guest has ended and the VM stops; until then c sleeps (an OS parks its other
+ * CPUs this way before a reset or poweroff).  For exit_hlt. */
+enum vmm_action vmm_vm_halted(struct vmm_vcpu *c, uint64_t rip);
 
 /* The event every exception injection uses. */
 void vmm_inject_exception(struct vmm_vcpu *c, uint8_t vector, bool has_error, uint32_t error);

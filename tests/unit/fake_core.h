@@ -23,6 +23,7 @@
 #include "vmm/lapic.c"
 #include "vmm/dev/vlapic.c"
 #include "vmm/platform.c"
+#include "vmm/pvclock.c"
 #include "vmm/dev/i8259.c"
 #include "vmm/dev/i8254.c"
 #include "vmm/dev/ioapic.c"

@@ -233,6 +233,78 @@ static void test_amd_config_msrs(void **state)
     assert_int_equal(warnings, 0);
 }
 
+/* The pvclock's scale turns TSC ticks into ns the way Linux's pvclock_tsc_khz
+ * inverts it: the frequency comes back exact to a few parts per million. */
+static void test_pvclock_scale(void **state)
+{
+    (void)state;
+    const uint64_t khz[] = { 33000, 999999, 1000000, 2096174, 3500000, 5000000 };
+    for (size_t i = 0; i < sizeof khz / sizeof khz[0]; i++) {
+        struct pvclock_scale sc = pvclock_scale_for_khz(khz[i]);
+        assert_true(sc.mul >= (1u << 31));
+        uint64_t back = (1000000ull << 32) / sc.mul;
+        back = sc.shift < 0 ? back << -sc.shift : back >> sc.shift;
+        assert_true(back + 2 >= khz[i] && back <= khz[i] + 2);
+    }
+}
+
+static void test_pvclock_msrs_and_cpuid(void **state)
+{
+    (void)state;
+    uint32_t r[4];
+    assert_true(pvclock_cpuid(0x40000100, r));
+    assert_int_equal(r[0], 0x40000101);
+    assert_memory_equal(&r[1], "KVMKVMKVM\0\0\0", 12);
+    assert_true(pvclock_cpuid(0x40000101, r));
+    assert_int_equal(r[0], (1u << 3) | (1u << 24));
+    assert_false(pvclock_cpuid(0x40000000, r));
+    /* System time: the structure at 0x3000 gets an even version, the guest TSC,
+     * the time since the VM's boot, the scale for 1 GHz (fake core) and the
+     * stable flag. */
+    vm.started_ns = 400;
+    struct hvm_exit w = { .reason = HVM_EXIT_WRMSR, .insn_len = 2, .msr.msr = 0x4b564d01 };
+    st.gpr[HVM_RAX] = 0x3000 | 1;
+    st.gpr[HVM_RDX] = 0;
+    assert_int_equal(vmm_handle_exit(bsp(), 0, &w), VMM_CONTINUE);
+    assert_int_equal(injections, 0);
+    uint32_t version, mul;
+    uint64_t tsc, sys;
+    memcpy(&version, ram + 0x3000, 4);
+    memcpy(&tsc, ram + 0x3008, 8);
+    memcpy(&sys, ram + 0x3010, 8);
+    memcpy(&mul, ram + 0x3018, 4);
+    assert_int_equal(version & 1, 0);
+    assert_true(version != 0);
+    assert_int_equal(tsc, vmm_guest_tsc(bsp()));
+    assert_int_equal(sys, now_ns - 400);
+    assert_int_equal(mul, 0x80000000u);
+    assert_int_equal((int8_t)ram[0x301c], 1);
+    assert_int_equal(ram[0x301d], 1);
+    /* Reads back as written; unaligned or outside RAM: #GP. */
+    struct hvm_exit rd = { .reason = HVM_EXIT_RDMSR, .insn_len = 2, .msr.msr = 0x4b564d01 };
+    assert_int_equal(vmm_handle_exit(bsp(), 0, &rd), VMM_CONTINUE);
+    assert_int_equal(st.gpr[HVM_RAX], 0x3001);
+    st.rip = 0x1000;
+    st.gpr[HVM_RAX] = 0x3008 | 1;
+    assert_int_equal(vmm_handle_exit(bsp(), 0, &w), VMM_CONTINUE);
+    assert_int_equal(injections, 1);
+    assert_int_equal(injected.vector, 13);
+    st.rip = 0x1000;
+    st.gpr[HVM_RAX] = (sizeof ram) | 1;
+    assert_int_equal(vmm_handle_exit(bsp(), 0, &w), VMM_CONTINUE);
+    assert_int_equal(injections, 2);
+    /* Wall clock: the fake wall time at the VM's boot. */
+    struct hvm_exit wc = { .reason = HVM_EXIT_WRMSR, .insn_len = 2, .msr.msr = 0x4b564d00 };
+    st.gpr[HVM_RAX] = 0x4000;
+    assert_int_equal(vmm_handle_exit(bsp(), 0, &wc), VMM_CONTINUE);
+    uint32_t sec, nsec;
+    memcpy(&sec, ram + 0x4004, 4);
+    memcpy(&nsec, ram + 0x4008, 4);
+    assert_int_equal(sec, 1795000000u);       /* the fake wall clock: 1795000000 s + now_ns */
+    assert_int_equal(nsec, 1000 - 600);       /* minus the 600 ns since the VM's boot */
+    assert_int_equal(warnings, 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -244,6 +316,8 @@ int main(void)
         cmocka_unit_test_setup(test_guest_reset_and_poweroff, setup),
         cmocka_unit_test_setup(test_acpi_tables_in_guest_ram, setup),
         cmocka_unit_test_setup(test_amd_config_msrs, setup),
+        cmocka_unit_test(test_pvclock_scale),
+        cmocka_unit_test_setup(test_pvclock_msrs_and_cpuid, setup),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
