@@ -20,14 +20,19 @@ off (ACPI S5), which must stop its VM alone while counter runs on.  The reboot t
 adds linux-guest.reboot: the guest then ends every boot with `reboot -f`, plinth must
 restart the VM, and it must reach its marker again.
 
+Two more check the recipe without plinth: its outputs (pinned versions, the PVH note,
+the initramfs' entries) and a straight QEMU boot of the same kernel and initramfs.
+
 Counter has rounds for far longer than Linux takes; each run ends when the test has
 seen what it needs (here, not in plinth: Linux's poweroff leaves counter running, and
 a guest that reboots every boot never stops), else at its timeout.  On a failure the
 serial log is printed with counter's round lines thinned out.
 """
+import gzip
 import os
 import re
 import signal
+import stat
 import subprocess
 import sys
 import tempfile
@@ -345,3 +350,79 @@ def test_linux_reboot_svm(linux_build, tmp_path):
         if not after(log, "counter", ROUND_RE.pattern, markers[1]):
             problems.append("counter printed no round after linux's second boot reached its marker")
     verdict(problems, out)
+
+
+# ---- the recipe itself, without plinth ---------------------------------------------
+
+def read_newc(path):
+    """{name: (mode, rdevmajor, rdevminor, data)} of a gzip-compressed newc cpio archive;
+    fails the test on a malformed one."""
+    with gzip.open(path, "rb") as f:
+        data = f.read()
+    entries, pos = {}, 0
+    while True:
+        assert data[pos:pos + 6] == b"070701", f"{path}: no newc header at offset {pos}"
+        fields = [int(data[pos + 6 + 8 * i:pos + 14 + 8 * i], 16) for i in range(13)]
+        mode, filesize, rmajor, rminor, namesize = fields[1], fields[6], fields[9], fields[10], fields[11]
+        name_at = pos + 110
+        name = data[name_at:name_at + namesize - 1].decode()
+        body_at = (name_at + namesize + 3) & ~3
+        body = data[body_at:body_at + filesize]
+        assert len(body) == filesize, f"{path}: {name} is truncated"
+        pos = (body_at + filesize + 3) & ~3
+        if name == "TRAILER!!!":
+            return entries
+        entries[name] = (mode, rmajor, rminor, body)
+
+
+def test_linux_recipe_outputs(linux_build):
+    """What `make` built: the pinned package versions recorded, a vmlinux that is an
+    x86-64 executable with the PVH entry note, an initramfs holding /init, busybox and
+    the /dev/console node."""
+    d = os.path.join(linux_build, "guests", "linux")
+    problems = []
+    with open(os.path.join(d, "packages")) as f:
+        pinned = dict(line.split() for line in f if line.strip())
+    if not any(re.fullmatch(r"linux-image-\d+\.\d+\.\d+-\d+-amd64", p) for p in pinned) or \
+            "busybox-static" not in pinned:
+        problems.append(f"packages records {pinned}; expected linux-image-<abi>-amd64 and busybox-static")
+    proc = subprocess.run(["readelf", "-h", "-n", os.path.join(d, "vmlinux")], stdout=subprocess.PIPE,
+                          stderr=subprocess.STDOUT)
+    text = proc.stdout.decode(errors="replace")
+    if "EXEC (Executable file)" not in text or "Advanced Micro Devices X86-64" not in text:
+        problems.append("vmlinux is not an x86-64 executable:\n" + text[:2000])
+    if not re.search(r"^\s*Xen\s+0x[0-9a-f]+\s+Unknown note type: \(0x00000012\)", text, re.MULTILINE):
+        problems.append("vmlinux has no Xen note of type 0x12 (XEN_ELFNOTE_PHYS32_ENTRY)")
+    entries = read_newc(os.path.join(d, "initramfs.cpio.gz"))
+    want = {"init": stat.S_IFREG, "bin/busybox": stat.S_IFREG, "bin/sh": stat.S_IFLNK,
+            "dev/console": stat.S_IFCHR, "proc": stat.S_IFDIR, "sys": stat.S_IFDIR, "dev": stat.S_IFDIR}
+    for name, kind in want.items():
+        if name not in entries or stat.S_IFMT(entries[name][0]) != kind:
+            problems.append(f"initramfs: no {name} of type {kind:o}")
+    if "dev/console" in entries and entries["dev/console"][1:3] != (5, 1):
+        problems.append(f"initramfs: dev/console is {entries['dev/console'][1:3]}, expected char 5:1")
+    if "init" in entries and (not entries["init"][3].startswith(b"#!/bin/sh\n") or not entries["init"][0] & 0o100):
+        problems.append("initramfs: init is not an executable #!/bin/sh script")
+    if "bin/sh" in entries and entries["bin/sh"][3] != b"busybox":
+        problems.append(f"initramfs: bin/sh points to {entries['bin/sh'][3]!r}, expected busybox")
+    if problems:
+        pytest.fail("\n".join(problems), pytrace=False)
+
+
+def test_linux_direct_qemu(linux_build):
+    """The same kernel and initramfs booted straight by QEMU (guests/linux/qemu-direct,
+    the bench's baseline): the recipe works on a known platform, marker and self-check
+    included, and powers off."""
+    env = dict(os.environ, PLINTH_BUILD=linux_build)
+    proc = subprocess.run([os.path.join(plinthboot.ROOT, "guests", "linux", "qemu-direct"), "--smp", "1",
+                           "--timeout", str(TIMEOUT_QEMU)], cwd=plinthboot.ROOT, env=env,
+                          stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                          timeout=TIMEOUT_QEMU + 60)
+    # The guest's tty ends its lines with CR LF.
+    out = "\n".join(proc.stdout.decode(errors="replace").splitlines())
+    if proc.returncode != 0 or not re.search(r"^qemu-direct: marker [\d.]+ s, selfcheck ok, end [\d.]+ s$",
+                                             out, re.MULTILINE):
+        pytest.fail(f"qemu-direct failed (status {proc.returncode}):\n{out[-6000:]}", pytrace=False)
+    if not re.search(r"^linux-guest: up cpus=1 mem=\d+ clocksource=\S+ date=\d{4}-\d\d-\d\d$", out,
+                     re.MULTILINE):
+        pytest.fail(f"no well-formed marker line:\n{out[-6000:]}", pytrace=False)
