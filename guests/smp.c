@@ -59,7 +59,7 @@ void ap_main(uint32_t id);
 
 static volatile uint32_t ticks, replies, aps_up, print_lock;
 static volatile uint32_t up[MAX_CPUS], cpuid_id[MAX_CPUS], ipis[MAX_CPUS], nmis[MAX_CPUS], replied[MAX_CPUS];
-static volatile uint32_t tsc_go[MAX_CPUS];
+static volatile uint32_t tsc_go[MAX_CPUS], finished;
 static volatile uint64_t tsc_seen[MAX_CPUS];
 
 /* Real mode at TRAMPOLINE:0 with CS = SIPI_VECTOR << 8: load a flat GDT, enter
@@ -202,6 +202,9 @@ void ap_main(uint32_t id)
     __atomic_add_fetch(&aps_up, 1, __ATOMIC_RELEASE);
     for (;;) {
         __asm__ volatile("sti; hlt; cli" ::: "memory");
+        /* The end: halted with interrupts off, as an OS parks its CPUs. */
+        while (finished)
+            __asm__ volatile("hlt");
         if (tsc_go[id] && !tsc_seen[id])
             tsc_seen[id] = rdtsc();
         /* Every IPI and NMI this AP took is answered with one fixed IPI to the BSP
@@ -380,6 +383,9 @@ void guest_main(uint32_t magic, const struct mb1_info *mbi)
     if (second)
         cmos_write(CMOS_BOOT_MARK, 0);
     gprintf("DONE smp\n");
+    /* Every vCPU ends halted with interrupts off: then the VM has ended. */
+    finished = 1;
+    send_ipi(0, IPI_VECTOR | ICR_FIXED | ICR_ASSERT | ICR_ALL_BUT_SELF);
     for (;;)
         __asm__ volatile("cli; hlt");
 }

@@ -457,6 +457,14 @@ bool vmm_lapic_pre_entry(struct vmm_vcpu *c)
     return true;
 }
 
+bool vmm_lapic_can_wake_masked(struct vmm_vcpu *c)
+{
+    uint64_t f = lapic_lock(c);
+    bool wake = c->nmi_pending || c->init_pending || c->sipi_pending;
+    lapic_unlock(c, f);
+    return wake || __atomic_load_n(&c->park, __ATOMIC_ACQUIRE);
+}
+
 bool vmm_lapic_can_wake(struct vmm_vcpu *c)
 {
     uint64_t f = lapic_lock(c);

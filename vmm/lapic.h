@@ -29,6 +29,9 @@ bool vmm_lapic_pre_entry(struct vmm_vcpu *c);
 /* At HLT: whether an interrupt, NMI, INIT or SIPI is ready now (then the vCPU does
  * not sleep). */
 bool vmm_lapic_can_wake(struct vmm_vcpu *c);
+/* The same with the guest's interrupts disabled: only an NMI, INIT or SIPI (or a VM
+ * reset) ends such a halt. */
+bool vmm_lapic_can_wake_masked(struct vmm_vcpu *c);
 
 /* An interrupt message (from the IOAPIC or an IPI) to the vCPUs of m it names:
  * physical (APIC ID == dest, 0xff or 0xffffffff for all) or logical (each APIC's

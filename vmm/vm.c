@@ -484,6 +484,7 @@ bool vmm_vm_pre_entry(struct vmm_vcpu *c)
             return false;
         }
     }
+    c->halted_for_good = false;
     unsigned epoch = __atomic_load_n(&m->epoch, __ATOMIC_ACQUIRE);
     if (c->epoch != epoch) {
         c->epoch = epoch;
@@ -495,6 +496,25 @@ bool vmm_vm_pre_entry(struct vmm_vcpu *c)
             core_vcpu_set_state(c->h, &m->boot_state);
     }
     return true;
+}
+
+enum vmm_action vmm_vm_halted(struct vmm_vcpu *c, uint64_t rip)
+{
+    struct vmm_vm *m = c->vm;
+    if (m->vcpu_count == 1)
+        return vmm_vm_stop(c, false, "halted with interrupts disabled at rip %#lx", (unsigned long)rip);
+    c->halted_for_good = true;
+    __atomic_thread_fence(__ATOMIC_SEQ_CST);
+    bool all = true;
+    for (unsigned i = 0; i < m->vcpu_count && all; i++) {
+        struct vmm_vcpu *t = &m->vcpus[i];
+        all = t->halted_for_good || __atomic_load_n(&t->wait_sipi, __ATOMIC_ACQUIRE) ||
+              core_vcpu_stopped(t->h);
+    }
+    if (all)
+        return vmm_vm_stop(c, false, "every vCPU halted with interrupts disabled (the last: vCPU %u at rip %#lx)",
+                           c->index, (unsigned long)rip);
+    return vmm_lapic_can_wake_masked(c) ? VMM_CONTINUE : VMM_BLOCK;
 }
 
 enum vmm_action vmm_vm_reset(struct vmm_vcpu *c, const char *why)
