@@ -35,7 +35,7 @@ struct uart16550 {
     void            *irq_ctx;
 };
 
-/* The part after a master reset (data sheet table IV), line low. */
+/* The part after a master reset (data sheet, "UART Reset Configuration"), line low. */
 void     uart16550_init(struct uart16550 *u, uart16550_tx_fn tx, void *tx_ctx,
                         uart16550_irq_fn irq, void *irq_ctx);
 /* Register access at offset 0..7 from the base port; byte-wide (the 16550 has no
