@@ -116,10 +116,11 @@ static enum vmm_action exit_hlt(struct vmm_vcpu *c, const struct hvm_exit *x)
     core_vcpu_skip_insn(c->h, vmm_insn_len(c, x));
     struct hvm_state s;
     core_vcpu_get_state(c->h, &s);
-    /* With interrupts off nothing can ever wake it: the guest has ended (the test
-     * guests end so; a real OS does it when it has died). */
+    /* With interrupts off only an NMI, INIT or SIPI wakes it: once every vCPU of the
+     * VM is so, the guest has ended (the test guests end so; a real OS does it when
+     * it has died, or parks its other CPUs so before it powers off). */
     if (!(s.rflags & (1u << 9)))
-        return vmm_vm_stop(c, false, "halted with interrupts disabled at rip %#lx", (unsigned long)s.rip);
+        return vmm_vm_halted(c, s.rip);
     /* An interrupt already waiting ends the halt at once; else sleep until the core
      * wakes the vCPU (its APIC timer's deadline, or a device). */
     return vmm_lapic_can_wake(c) || vmm_platform_can_wake(c) ? VMM_CONTINUE : VMM_BLOCK;

@@ -60,6 +60,17 @@ void core_vcpu_finish_cpuid(core_vcpu_t v, const uint32_t r[4], uint8_t len)
     st.rip += len;
 }
 void core_vcpu_skip_insn(core_vcpu_t v, uint8_t len) { (void)v; st.rip += len; }
+/* CPUID answers the monitor left with the core: how many, and the last leaf. */
+static int cpuid_cached;
+static uint32_t cpuid_cached_leaf;
+void core_vcpu_cache_cpuid(core_vcpu_t v, uint32_t leaf, uint32_t sub, const uint32_t r[4])
+{
+    (void)v;
+    (void)sub;
+    (void)r;
+    cpuid_cached++;
+    cpuid_cached_leaf = leaf;
+}
 bool core_vcpu_inject(core_vcpu_t v, const struct hvm_event *e) { (void)v; injected = *e; injections++; return true; }
 void core_vcpu_dump(core_vcpu_t v) { (void)v; }
 void core_vcpu_set_tsc_offset(core_vcpu_t v, int64_t o) { (void)v; (void)o; }
@@ -119,6 +130,11 @@ enum vmm_action vmm_vm_stop(struct vmm_vcpu *c, bool crashed, const char *fmt, .
     va_end(ap);
     stops++;
     return VMM_STOP;
+}
+/* A one-vCPU VM: HLT with interrupts off ends it (vm.c waits for every vCPU). */
+enum vmm_action vmm_vm_halted(struct vmm_vcpu *c, uint64_t rip)
+{
+    return vmm_vm_stop(c, false, "halted with interrupts disabled at rip %#lx", (unsigned long)rip);
 }
 void vmm_inject_exception(struct vmm_vcpu *c, uint8_t vector, bool has_error, uint32_t error)
 {
