@@ -45,7 +45,21 @@ void guest_main(uint32_t magic, const struct mb1_info *mbi)
         if (sig[i] < 0x20 || sig[i] > 0x7e)
             sig[i] = '?';
     check(memcmp(sig, "plinthplinth", 12) == 0, "cpuid-hv-signature", "leaf 0x40000000 signature '%s'", sig);
-    check(r[0] == 0x40000001u, "cpuid-hv-max-leaf", "leaf 0x40000000 EAX = %#x, expected 0x40000001", r[0]);
+    check(r[0] == 0x40000010u, "cpuid-hv-max-leaf", "leaf 0x40000000 EAX = %#x, expected 0x40000010", r[0]);
+
+    /* The TSC: invariant, and its frequency in the timing leaf 0x40000010 (kHz) equal
+     * to what leaf 0x15 gives (crystal Hz / 1000 * EBX / EAX, when it has a ratio),
+     * with the crystal = the APIC timer's 1 GHz (vmm/cpuid.c). */
+    cpuid(0x80000007u, 0, r);
+    check(r[3] & (1u << 8), "cpuid-invariant-tsc", "CPUID.80000007:EDX = %#x, bit 8 clear", r[3]);
+    uint32_t hv[4];
+    cpuid(0x40000010u, 0, hv);
+    cpuid(0x15, 0, r);
+    /* In 32 bits, as Linux's native_calibrate_tsc computes it. */
+    uint32_t khz15 = r[0] ? r[2] / 1000 * r[1] / r[0] : hv[0];
+    check(hv[0] && hv[1] == 1000000 && r[2] == 1000000000u && khz15 == hv[0], "cpuid-tsc-frequency",
+          "TSC %u kHz, APIC %u kHz (leaf 0x40000010); leaf 0x15 EAX %#x EBX %#x ECX %u", hv[0], hv[1],
+          r[0], r[1], r[2]);
 
     cpuid(1, 0, r);
     if (!(r[2] & (1u << 26))) {

@@ -20,6 +20,10 @@ enum vmm_action {
     VMM_CONTINUE,          /* re-enter the guest */
     VMM_BLOCK,             /* the vCPU halted: run it again after core_vcpu_kick */
     VMM_STOP,              /* the vCPU is done (its VM stopped): never run it again */
+    /* Re-enter the guest; the exit changed nothing pre_entry acts on (no interrupt,
+     * timer or device state), so the core may enter without calling pre_entry, unless
+     * a kick came or the vCPU's deadline is due.  The fast path of CPUID. */
+    VMM_RESUME,
 };
 
 struct vmm_vcpu_ops {
@@ -66,6 +70,16 @@ void     core_vcpu_set_state(core_vcpu_t v, const struct hvm_state *s);
 uint64_t core_vcpu_get_gpr(core_vcpu_t v, enum hvm_gpr r);
 void     core_vcpu_set_gpr(core_vcpu_t v, enum hvm_gpr r, uint64_t value);
 uint64_t core_vcpu_get_rip(core_vcpu_t v);
+/* CR4 as the guest reads it (one field, not the whole state: CPUID's OSXSAVE). */
+uint64_t core_vcpu_get_cr4(core_vcpu_t v);
+/* The reply to a CPUID exit in one call: EAX, EBX, ECX, EDX = r[0..3] (bits 63:32
+ * zeroed, as CPUID does) and RIP past the instruction's len bytes. */
+void     core_vcpu_finish_cpuid(core_vcpu_t v, const uint32_t r[4], uint8_t len);
+/* Leaves r as the answer to every later CPUID (leaf, subleaf) of this vCPU: the core
+ * then completes those exits itself, without a round trip through the monitor (as
+ * KVM answers CPUID from the table its VMM sets).  Only for answers that stay the
+ * same for the vCPU's life; a newer answer for the same leaf replaces the older. */
+void     core_vcpu_cache_cpuid(core_vcpu_t v, uint32_t leaf, uint32_t subleaf, const uint32_t r[4]);
 void     core_vcpu_skip_insn(core_vcpu_t v, uint8_t len);
 bool     core_vcpu_inject(core_vcpu_t v, const struct hvm_event *e);
 bool     core_vcpu_can_inject(core_vcpu_t v, enum hvm_event_type t);

@@ -202,22 +202,33 @@ static void run_vcpu(core_vcpu_t h, uint64_t slice_ns)
      * timer's: its interrupt makes the guest exit like any host interrupt. */
     uint64_t slice_end = slice_ns ? time_since_boot_ns() + slice_ns : UINT64_MAX;
     bool apic_armed = false;
+    bool resume = false;           /* the last exit was answered with VMM_RESUME */
     for (;;) {
         if (v->state != VCPU_RUNNABLE)
             break;
+        bool kicked = v->wake_pending;
         v->wake_pending = false;
-        v->ops->pre_entry(v->ctx, h);
-        if (v->block_requested) {
-            /* The monitor holds the vCPU back (core_vcpu_block): block it, unless a
-             * kick came meanwhile; then pre_entry looks again. */
-            v->block_requested = false;
-            set_state_after_exit(v, VMM_BLOCK);
-            if (v->state != VCPU_RUNNABLE || smp_stopping())
-                goto out;
-            continue;
-        }
         uint64_t now = time_since_boot_ns();
-        uint64_t end = slice_end, d = __atomic_load_n(&v->deadline, __ATOMIC_ACQUIRE);
+        uint64_t d = __atomic_load_n(&v->deadline, __ATOMIC_ACQUIRE);
+        /* After VMM_RESUME nothing pre_entry acts on has changed, except what a kick
+         * (an interrupt sent from elsewhere) or the deadline (a timer) says. */
+        if (!resume || kicked || (d && d <= now)) {
+            v->ops->pre_entry(v->ctx, h);
+            if (v->block_requested) {
+                /* The monitor holds the vCPU back (core_vcpu_block): block it, unless
+                 * a kick came meanwhile; then pre_entry looks again. */
+                v->block_requested = false;
+                set_state_after_exit(v, VMM_BLOCK);
+                if (v->state != VCPU_RUNNABLE || smp_stopping())
+                    goto out;
+                resume = false;
+                continue;
+            }
+            now = time_since_boot_ns();
+            d = __atomic_load_n(&v->deadline, __ATOMIC_ACQUIRE);
+        }
+        resume = false;
+        uint64_t end = slice_end;
         if (d && d < end)
             end = d;
         uint64_t limit = end == UINT64_MAX ? 0 : end > now + SCHED_MIN_RUN_NS ? end - now : SCHED_MIN_RUN_NS;
@@ -241,12 +252,26 @@ static void run_vcpu(core_vcpu_t h, uint64_t slice_ns)
             goto out;
         case HVM_EXIT_PREEMPT:
             goto out;
+        case HVM_EXIT_CPUID: {
+            /* A leaf the monitor left with the core: answered here, and nothing
+             * pre_entry acts on has changed (VMM_RESUME). */
+            const uint32_t *r = vcpu_cpuid_cached(v, &x);
+            if (r) {
+                be->finish_cpuid(v->hw, r, x.insn_len);
+                resume = true;
+                if (smp_stopping())
+                    goto out;
+                continue;
+            }
+        }
+            /* fall through */
         default: {
             enum vmm_action a = v->ops->exit(v->ctx, h, &x);
-            if (a != VMM_CONTINUE) {
+            if (a != VMM_CONTINUE && a != VMM_RESUME) {
                 set_state_after_exit(v, a);
                 goto out;
             }
+            resume = a == VMM_RESUME;
             if (smp_stopping())
                 goto out;
         }

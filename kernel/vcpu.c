@@ -176,6 +176,32 @@ uint64_t core_vcpu_get_rip(core_vcpu_t h)
     return v->hw ? hvm_backend()->get_rip(v->hw) : v->initial.rip;
 }
 
+uint64_t core_vcpu_get_cr4(core_vcpu_t h)
+{
+    struct vcpu *v = vcpu_get(h);
+    if (!v)
+        return 0;
+    return v->hw ? hvm_backend()->get_cr4(v->hw) : v->initial.cr4;
+}
+
+void core_vcpu_finish_cpuid(core_vcpu_t h, const uint32_t r[4], uint8_t len)
+{
+    struct vcpu *v = vcpu_get(h);
+    if (!v || !v->hw)
+        return;
+    hvm_backend()->finish_cpuid(v->hw, r, len);
+}
+
+void core_vcpu_cache_cpuid(core_vcpu_t h, uint32_t leaf, uint32_t subleaf, const uint32_t r[4])
+{
+    struct vcpu *v = vcpu_get(h);
+    if (!v)
+        return;
+    struct vcpu_cpuid *e = vcpu_cpuid_slot(v, leaf, subleaf);
+    *e = (struct vcpu_cpuid){ .valid = true, .leaf = leaf, .subleaf = subleaf,
+                              .r = { r[0], r[1], r[2], r[3] } };
+}
+
 void core_vcpu_skip_insn(core_vcpu_t h, uint8_t len)
 {
     struct vcpu *v = vcpu_get(h);

@@ -6,6 +6,7 @@
 #include "kernel/spinlock.h"
 
 #define CORE_MAX_VCPUS 64
+#define VCPU_CPUID_CACHE 32
 
 enum vcpu_state { VCPU_RUNNABLE, VCPU_BLOCKED, VCPU_STOPPED };
 
@@ -27,8 +28,29 @@ struct vcpu {
     const struct vmm_vcpu_ops *ops;
     void    *ctx;
     uint64_t exits[HVM_EXIT_REASON_COUNT];
+    /* CPUID answers the monitor left with the core (core_vcpu_cache_cpuid),
+     * direct-mapped by leaf and subleaf. */
+    struct vcpu_cpuid {
+        bool     valid;
+        uint32_t leaf, subleaf, r[4];
+    } cpuid_cache[VCPU_CPUID_CACHE];
 };
 
 struct vcpu *vcpu_get(core_vcpu_t h);
+/* The slot of a CPUID leaf in the vCPU's cache (core_vcpu_cache_cpuid). */
+static inline struct vcpu_cpuid *vcpu_cpuid_slot(struct vcpu *v, uint32_t leaf, uint32_t subleaf)
+{
+    return &v->cpuid_cache[(leaf ^ (leaf >> 25) ^ (subleaf * 5)) % VCPU_CPUID_CACHE];
+}
+
+/* The monitor's cached answer to a CPUID exit, or NULL: not cached, or the length is
+ * not known (it must be decoded, which the monitor does). */
+static inline const uint32_t *vcpu_cpuid_cached(struct vcpu *v, const struct hvm_exit *x)
+{
+    const struct vcpu_cpuid *e = vcpu_cpuid_slot(v, x->cpuid.leaf, x->cpuid.subleaf);
+    if (!e->valid || e->leaf != x->cpuid.leaf || e->subleaf != x->cpuid.subleaf || !x->insn_len)
+        return NULL;
+    return e->r;
+}
 
 #endif

@@ -4,14 +4,22 @@
 #include "arch/x86_64/vmx/vmx.h"
 #include "arch/x86_64/svm/svm.h"
 
+/* Looked up on every exit (kernel/vcpu.c): the choice is kept after the first call. */
+static const struct hvm_backend *chosen;
+
 const struct hvm_backend *hvm_backend(void)
 {
+    const struct hvm_backend *be = __atomic_load_n(&chosen, __ATOMIC_ACQUIRE);
+    if (be)
+        return be;
     const struct hvm_info *info = hvm_detect();
     if (info->vendor == HVM_VMX && info->caps.nested_paging)
-        return &vmx_backend;
-    if (info->vendor == HVM_SVM && info->caps.nested_paging)
-        return &svm_backend;
-    return NULL;
+        be = &vmx_backend;
+    else if (info->vendor == HVM_SVM && info->caps.nested_paging)
+        be = &svm_backend;
+    if (be)
+        __atomic_store_n(&chosen, be, __ATOMIC_RELEASE);
+    return be;
 }
 
 const char *hvm_exit_reason_name(enum hvm_exit_reason r)

@@ -90,6 +90,7 @@ struct hvm_exit {
         struct { uint8_t cr, gpr; enum hvm_cr_access type; uint16_t lmsw_value; } cr;
         struct { uint8_t vector; bool has_error; uint32_t error_code; uint64_t cr2; } exception;
         struct { uint8_t vector; } sipi;
+        struct { uint32_t leaf, subleaf; } cpuid;   /* EAX and ECX at the exit */
     };
 };
 
@@ -122,9 +123,13 @@ struct hvm_backend {
     uint64_t (*get_gpr)(struct hvm_vcpu *v, enum hvm_gpr r);
     void (*set_gpr)(struct hvm_vcpu *v, enum hvm_gpr r, uint64_t value);
     uint64_t (*get_rip)(struct hvm_vcpu *v);
+    /* CR4 as the guest sees it (VT-x: the read shadow for host-owned bits). */
+    uint64_t (*get_cr4)(struct hvm_vcpu *v);
     /* Moves past the exiting instruction: rip += len, and clears the STI / MOV SS
      * interrupt shadow as completing an instruction would. */
     void (*skip_insn)(struct hvm_vcpu *v, uint8_t len);
+    /* Completes a CPUID: EAX..EDX = r[0..3] zero-extended, then skip_insn(len). */
+    void (*finish_cpuid)(struct hvm_vcpu *v, const uint32_t r[4], uint8_t len);
     /* Queues an event for the next entry.  False if one is queued already. */
     bool (*inject)(struct hvm_vcpu *v, const struct hvm_event *e);
     /* Whether an external interrupt (or NMI) could be delivered right now. */

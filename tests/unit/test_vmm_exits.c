@@ -23,6 +23,7 @@ static int setup(void **state)
     st.rflags = 2;
     st.cr0 = 0x11;
     st.seg[HVM_CS].ar = 0xc09b;
+    host_max_ext = 0;   /* vmm/cpuid.c snapshots the fake host's leaves anew */
     return 0;
 }
 
@@ -31,6 +32,11 @@ static struct vmm_vcpu *cpu1(void) { return &vm.vcpus[1]; }
 static enum vmm_action run(enum hvm_exit_reason r, uint8_t len)
 {
     struct hvm_exit x = { .reason = r, .insn_len = len };
+    /* The backends put CPUID's EAX and ECX in the exit record. */
+    if (r == HVM_EXIT_CPUID) {
+        x.cpuid.leaf = (uint32_t)st.gpr[HVM_RAX];
+        x.cpuid.subleaf = (uint32_t)st.gpr[HVM_RCX];
+    }
     return vmm_handle_exit(cpu1(), 0, &x);
 }
 
@@ -46,13 +52,13 @@ static void test_cpuid_hypervisor_leaf_and_hidden_vmx(void **state)
 {
     (void)state;
     st.gpr[HVM_RAX] = 0x40000000;
-    assert_int_equal(run(HVM_EXIT_CPUID, 2), VMM_CONTINUE);
+    assert_int_equal(run(HVM_EXIT_CPUID, 2), VMM_RESUME);
     char sig[13] = { 0 };
     memcpy(sig, &st.gpr[HVM_RBX], 4);
     memcpy(sig + 4, &st.gpr[HVM_RCX], 4);
     memcpy(sig + 8, &st.gpr[HVM_RDX], 4);
     assert_string_equal(sig, "plinthplinth");
-    assert_int_equal(st.gpr[HVM_RAX], 0x40000001);
+    assert_int_equal(st.gpr[HVM_RAX], 0x40000010);          /* up to the timing leaf */
     assert_int_equal(st.rip, 0x1002);
 
     /* A host with every feature: what plinth does not provide is hidden. */
@@ -69,6 +75,7 @@ static void test_cpuid_hypervisor_leaf_and_hidden_vmx(void **state)
 
     /* A host with no features: what plinth provides itself is shown. */
     fake_host_bits = 0;
+    host_max_ext = 0;   /* vmm/cpuid.c snapshots the host's leaves anew */
     st.gpr[HVM_RAX] = 1;
     run(HVM_EXIT_CPUID, 2);
     assert_int_not_equal(st.gpr[HVM_RCX] & (1u << 31), 0);   /* hypervisor present */
@@ -345,6 +352,196 @@ static void test_x2apic_msrs_and_cpuid(void **state)
     assert_int_equal(warnings, 0);                           /* a bad value, not an unknown MSR */
 }
 
+/* ---- CPUID: topology, TSC and APIC frequencies ---- */
+
+/* CPUID leaf/subleaf on vCPU 1; returns EAX..EDX. */
+static void cpuid(uint32_t leaf, uint32_t sub, uint32_t r[4])
+{
+    st.gpr[HVM_RAX] = leaf | 0xdead000000000000ull;   /* bits 63:32 are ignored and cleared */
+    st.gpr[HVM_RCX] = sub;
+    st.rip = 0x1000;
+    assert_int_equal(run(HVM_EXIT_CPUID, 2), VMM_RESUME);
+    assert_int_equal(st.rip, 0x1002);
+    for (int i = 0; i < 4; i++) {
+        static const enum hvm_gpr regs[4] = { HVM_RAX, HVM_RBX, HVM_RCX, HVM_RDX };
+        assert_true(st.gpr[regs[i]] <= 0xffffffffull);
+        r[i] = (uint32_t)st.gpr[regs[i]];
+    }
+}
+
+/* The host vendor the monitor's CPUID view is built for: the snapshot vmm/cpuid.c
+ * keeps of the fake host's leaves, taken again, with the vendor forced. */
+static void cpuid_host(bool amd)
+{
+    host_max_ext = 0;
+    host_leaves();
+    host_amd = amd;
+}
+
+static void test_cpuid_topology(void **state)
+{
+    (void)state;
+    uint32_t r[4];
+    cpuid_host(false);
+    /* vCPU 1 of 2: x2APIC ID 1; SMT level of one thread, core level of 2 cores. */
+    for (uint32_t leaf = 0xb; leaf <= 0x1f; leaf += 0x1f - 0xb) {
+        cpuid(leaf, 0, r);
+        assert_int_equal(r[0], 0);
+        assert_int_equal(r[1], 1);
+        assert_int_equal(r[2], 0x100);
+        assert_int_equal(r[3], 1);
+        cpuid(leaf, 1, r);
+        assert_int_equal(r[0], 1);
+        assert_int_equal(r[1], 2);
+        assert_int_equal(r[2], 0x201);
+        assert_int_equal(r[3], 1);
+        cpuid(leaf, 2, r);                                  /* level type 0: the end */
+        assert_int_equal(r[0], 0);
+        assert_int_equal(r[1], 0);
+        assert_int_equal(r[2], 2);
+        assert_int_equal(r[3], 1);
+    }
+    cpuid(1, 0, r);
+    assert_int_equal(r[1] >> 24, 1);
+    assert_int_equal((r[1] >> 16) & 0xff, 2);
+    assert_int_not_equal(r[3] & (1u << 28), 0);            /* HTT */
+    /* Leaf 4 on a host whose every bit is set: L3 shared by the 2 cores, 2 cores. */
+    cpuid(4, 0, r);
+    assert_int_equal(r[0] >> 26, 1);
+    assert_int_equal((r[0] >> 14) & 0xfff, 1);
+    assert_int_equal(r[0] & 0x3fff, 0x3fff);
+    cpuid(0x80000008u, 0, r);
+    assert_int_equal(r[2], 0);                             /* reserved on Intel */
+
+    /* Three vCPUs: IDs need 2 bits. */
+    vm.vcpu_count = 3;
+    cpuid(0xb, 1, r);
+    assert_int_equal(r[0], 2);
+    assert_int_equal(r[1], 3);
+    cpuid(1, 0, r);
+    assert_int_equal((r[1] >> 16) & 0xff, 4);
+    cpuid(4, 0, r);
+    assert_int_equal(r[0] >> 26, 3);
+
+    /* One vCPU: no HTT, one logical processor. */
+    vm.vcpu_count = 1;
+    cpuid(1, 0, r);
+    assert_int_equal(r[3] & (1u << 28), 0);
+    assert_int_equal((r[1] >> 16) & 0xff, 1);
+    cpuid(0xb, 1, r);
+    assert_int_equal(r[0], 0);
+    assert_int_equal(r[1], 1);
+    cpuid(4, 0, r);
+    assert_int_equal(r[0] >> 14, 0);
+
+    /* A null cache entry stays null (the end of leaf 4's list). */
+    vm.vcpu_count = 2;
+    fake_host_bits = 0;
+    cpuid(4, 3, r);
+    assert_int_equal(r[0], 0);
+
+    /* AMD: NC = cores - 1 and ApicIdSize in 0x80000008 ECX, CmpLegacy with HTT; no
+     * TopologyExtensions (its leaves are past the maximum), no SVM. */
+    fake_host_bits = ~0u;
+    cpuid_host(true);
+    cpuid(0x80000008u, 0, r);
+    assert_int_equal(r[2], (1u << 12) | 1);
+    assert_int_equal(r[1] & ~((1u << 0) | (1u << 2) | (1u << 9)), 0);
+    cpuid(0x80000001u, 0, r);
+    assert_int_not_equal(r[2] & (1u << 1), 0);
+    assert_int_equal(r[2] & ((1u << 2) | (1u << 22)), 0);
+    vm.vcpu_count = 1;
+    cpuid(0x80000001u, 0, r);
+    assert_int_equal(r[2] & (1u << 1), 0);
+    cpuid(0x80000008u, 0, r);
+    assert_int_equal(r[2], 0);
+    cpuid_host(false);
+}
+
+/* What Linux's native_calibrate_tsc computes from leaf 0x15: unsigned int arithmetic. */
+static uint32_t linux_tsc_khz(uint32_t eax, uint32_t ebx, uint32_t ecx)
+{
+    uint64_t product = (uint64_t)(ecx / 1000) * ebx;
+    assert_true(product <= 0xffffffffull);                 /* no 32-bit overflow there */
+    return eax ? (uint32_t)product / eax : 0;
+}
+
+static void test_cpuid_tsc_and_apic_frequency(void **state)
+{
+    (void)state;
+    uint32_t r[4];
+    cpuid_host(false);
+    cpuid(0, 0, r);
+    assert_int_equal(r[0], 0x1f);                          /* covers 0x15, 0x16, 0x1f */
+    /* The fake core's TSC runs at 1 GHz. */
+    cpuid(0x15, 0, r);
+    assert_int_equal(r[2], LAPIC_TIMER_HZ);                /* crystal = the APIC timer clock */
+    assert_int_equal(linux_tsc_khz(r[0], r[1], r[2]), core_tsc_khz());
+    cpuid(0x16, 0, r);
+    assert_int_equal(r[0], 1000);
+    assert_int_equal(r[1], 1000);
+    assert_int_equal(r[2], LAPIC_TIMER_HZ / 1000000);
+    assert_int_equal(r[3], 0);
+    cpuid(0x40000010u, 0, r);
+    assert_int_equal(r[0], core_tsc_khz());
+    assert_int_equal(r[1], LAPIC_TIMER_HZ / 1000);
+    assert_int_equal(r[2] | r[3], 0);
+    cpuid(0x40000005u, 0, r);                              /* between: nothing */
+    assert_int_equal(r[0] | r[1] | r[2] | r[3], 0);
+    cpuid(0x80000007u, 0, r);                              /* invariant TSC, nothing else */
+    assert_int_equal(r[0] | r[1] | r[2], 0);
+    assert_int_equal(r[3], 1u << 8);
+    /* Leaves past the host's (0xd here) that plinth does not build read as zero. */
+    cpuid(0x12, 0, r);
+    assert_int_equal(r[0] | r[1] | r[2] | r[3], 0);
+    cpuid(0x20, 0, r);
+    assert_int_equal(r[0] | r[1] | r[2] | r[3], 0);
+
+    /* Ratios for other TSC rates: exact through Linux's formula, or none at all. */
+    static const uint64_t khz[] = { 1, 999, 3999, 4000, 1000000, 2112345, 2993456, 3600000,
+                                    4294000, 4295000 };
+    for (size_t i = 0; i < sizeof khz / sizeof khz[0]; i++) {
+        uint32_t num, den;
+        assert_true(vmm_cpuid_tsc_ratio(khz[i], &num, &den));
+        assert_true(num >= 1 && num <= 4294 && den >= 1);
+        assert_int_equal(linux_tsc_khz(den, num, LAPIC_TIMER_HZ), khz[i]);
+    }
+    uint32_t num = 7, den = 7;
+    assert_false(vmm_cpuid_tsc_ratio(0, &num, &den));
+    assert_false(vmm_cpuid_tsc_ratio(3999999, &num, &den)); /* no fraction within 1 kHz */
+    assert_false(vmm_cpuid_tsc_ratio(1ull << 40, &num, &den));
+}
+
+static void test_cpuid_mirrors_and_hidden_state(void **state)
+{
+    (void)state;
+    uint32_t r[4];
+    cpuid_host(false);
+    /* Static answers go to the core's cache; leaf 1 (CR4, APIC_BASE) and 0xD (XCR0)
+     * change with the guest's state and are asked anew every time. */
+    cpuid_cached = 0;
+    cpuid(0xb, 1, r);
+    assert_int_equal(cpuid_cached, 1);
+    assert_int_equal(cpuid_cached_leaf, 0xb);
+    cpuid(1, 0, r);
+    cpuid(0xd, 0, r);
+    assert_int_equal(cpuid_cached, 1);
+    st.cr4 = 0;
+    cpuid(1, 0, r);
+    assert_int_equal(r[2] & (1u << 27), 0);                /* OSXSAVE follows CR4 */
+    st.cr4 = 1u << 18;
+    cpuid(1, 0, r);
+    assert_int_not_equal(r[2] & (1u << 27), 0);
+    /* XCR0 may hold x87/SSE/AVX only: AVX-512, PKU and AMX are not shown. */
+    cpuid(7, 0, r);
+    assert_int_equal(r[1] & (1u << 16), 0);
+    assert_int_equal(r[2] & ((1u << 3) | (1u << 4)), 0);
+    assert_int_equal(r[3] & ((1u << 22) | (1u << 24) | (1u << 25)), 0);
+    assert_int_not_equal(r[1] & (1u << 5), 0);             /* AVX2 is */
+    cpuid(0xd, 5, r);
+    assert_int_equal(r[0] | r[1] | r[2] | r[3], 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -358,6 +555,9 @@ int main(void)
         cmocka_unit_test_setup(test_xsetbv_and_virt_insns, setup),
         cmocka_unit_test_setup(test_lapic_timer_interrupt_and_hlt, setup),
         cmocka_unit_test_setup(test_x2apic_msrs_and_cpuid, setup),
+        cmocka_unit_test_setup(test_cpuid_topology, setup),
+        cmocka_unit_test_setup(test_cpuid_tsc_and_apic_frequency, setup),
+        cmocka_unit_test_setup(test_cpuid_mirrors_and_hidden_state, setup),
     };
     return cmocka_run_group_tests_name("vmm_exits", tests, NULL, NULL);
 }

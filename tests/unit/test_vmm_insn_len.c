@@ -62,7 +62,7 @@ static void test_length_decoded_in_protected_mode(void **state)
     /* A prefixed CPUID (2E 0F A2: 3 bytes) */
     put_bytes(0x1003, "\x2e\x0f\xa2", 3);
     x = (struct hvm_exit){ .reason = HVM_EXIT_CPUID };
-    assert_int_equal(vmm_handle_exit(cpu1(), 0, &x), VMM_CONTINUE);
+    assert_int_equal(vmm_handle_exit(cpu1(), 0, &x), VMM_RESUME);
     assert_int_equal(st.rip, 0x1006);
     assert_int_equal(stops, 0);
 }
@@ -77,7 +77,7 @@ static void test_length_decoded_in_real_mode(void **state)
     st.rip = 0x20;
     put_bytes(0x7c20, "\x66\x0f\xa2", 3);
     struct hvm_exit x = { .reason = HVM_EXIT_CPUID };
-    assert_int_equal(vmm_handle_exit(cpu1(), 0, &x), VMM_CONTINUE);
+    assert_int_equal(vmm_handle_exit(cpu1(), 0, &x), VMM_RESUME);
     assert_int_equal(st.rip, 0x23);
 }
 

@@ -278,12 +278,26 @@ static uint64_t svm_get_rip(struct hvm_vcpu *v)
     return v->vmcb->save.rip;
 }
 
+static uint64_t svm_get_cr4(struct hvm_vcpu *v)
+{
+    return v->vmcb->save.cr4;
+}
+
 static void svm_skip_insn(struct hvm_vcpu *v, uint8_t len)
 {
     v->vmcb->save.rip += len;
     /* Completing an instruction ends an STI or MOV SS shadow (APM Vol. 2, "Interrupt
      * Shadows"). */
     v->vmcb->control.interrupt_shadow &= ~VMCB_INT_SHADOW;
+}
+
+static void svm_finish_cpuid(struct hvm_vcpu *v, const uint32_t r[4], uint8_t len)
+{
+    v->vmcb->save.rax = r[0];
+    v->gpr[HVM_RBX] = r[1];
+    v->gpr[HVM_RCX] = r[2];
+    v->gpr[HVM_RDX] = r[3];
+    svm_skip_insn(v, len);
 }
 
 static bool deliverable(struct hvm_vcpu *v, enum hvm_event_type t)
@@ -414,7 +428,11 @@ static void decode_exit(struct hvm_vcpu *v, struct hvm_exit *x)
             x->reason = HVM_EXIT_NONE;
         }
         return;
-    case SVM_EXIT_CPUID:    x->reason = HVM_EXIT_CPUID; return;
+    case SVM_EXIT_CPUID:
+        x->reason = HVM_EXIT_CPUID;
+        x->cpuid.leaf = (uint32_t)v->vmcb->save.rax;
+        x->cpuid.subleaf = (uint32_t)v->gpr[HVM_RCX];
+        return;
     case SVM_EXIT_HLT:      x->reason = HVM_EXIT_HLT; return;
     case SVM_EXIT_INVD:     x->reason = HVM_EXIT_INVD; return;
     case SVM_EXIT_WBINVD:   x->reason = HVM_EXIT_WBINVD; return;
@@ -572,7 +590,9 @@ const struct hvm_backend svm_backend = {
     .get_gpr = svm_get_gpr,
     .set_gpr = svm_set_gpr,
     .get_rip = svm_get_rip,
+    .get_cr4 = svm_get_cr4,
     .skip_insn = svm_skip_insn,
+    .finish_cpuid = svm_finish_cpuid,
     .inject = svm_inject,
     .can_inject = svm_can_inject,
     .request_window = svm_request_window,

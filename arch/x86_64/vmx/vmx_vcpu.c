@@ -157,12 +157,10 @@ static void debugregs_load(const struct hvm_vcpu *v)
     write_dr6(v->dr6);
 }
 
-/* Makes v's VMCS current on this CPU, and its SYSCALL MSRs live. */
-static bool make_current(struct hvm_vcpu *v)
+/* The switch from another vCPU (or none) to v on this CPU: out of line, so that the
+ * check every accessor makes stays a few instructions. */
+static __attribute__((noinline)) bool switch_to(struct hvm_vcpu *v, uint32_t cpu)
 {
-    uint32_t cpu = this_cpu()->index;
-    if (loaded[cpu] == v)
-        return true;
     if (v->cpu >= 0 && v->cpu != (int)cpu) {
         /* A VMCS active on another CPU must be VMCLEARed there first (§25.11.1);
          * plinth keeps each vCPU on the CPU it first ran on. */
@@ -187,6 +185,13 @@ static bool make_current(struct hvm_vcpu *v)
     v->cpu = (int)cpu;
     write_host_state();
     return true;
+}
+
+/* Makes v's VMCS current on this CPU, and its SYSCALL MSRs live. */
+static inline bool make_current(struct hvm_vcpu *v)
+{
+    uint32_t cpu = this_cpu()->index;
+    return __builtin_expect(loaded[cpu] == v, 1) || switch_to(v, cpu);
 }
 
 static struct hvm_vcpu *vmx_vcpu_create(const struct gpt *nested)
@@ -414,6 +419,13 @@ static uint64_t vmx_get_rip(struct hvm_vcpu *v)
     return make_current(v) ? vmcs_read(VMCS_GUEST_RIP) : 0;
 }
 
+static uint64_t vmx_get_cr4(struct hvm_vcpu *v)
+{
+    if (!make_current(v))
+        return 0;
+    return guest_view(vmcs_read(VMCS_GUEST_CR4), vmcs_read(VMCS_CR4_READ_SHADOW), v->cr4_mask);
+}
+
 static void vmx_skip_insn(struct hvm_vcpu *v, uint8_t len)
 {
     if (!make_current(v))
@@ -424,6 +436,15 @@ static void vmx_skip_insn(struct hvm_vcpu *v, uint8_t len)
     if (intr & (VMX_INTERRUPTIBILITY_STI | VMX_INTERRUPTIBILITY_MOV_SS))
         vmcs_write(VMCS_GUEST_INTERRUPTIBILITY,
                    intr & ~(uint64_t)(VMX_INTERRUPTIBILITY_STI | VMX_INTERRUPTIBILITY_MOV_SS));
+}
+
+static void vmx_finish_cpuid(struct hvm_vcpu *v, const uint32_t r[4], uint8_t len)
+{
+    v->gpr[HVM_RAX] = r[0];
+    v->gpr[HVM_RBX] = r[1];
+    v->gpr[HVM_RCX] = r[2];
+    v->gpr[HVM_RDX] = r[3];
+    vmx_skip_insn(v, len);
 }
 
 static bool vmx_can_inject(struct hvm_vcpu *v, enum hvm_event_type t)
@@ -567,7 +588,11 @@ static void decode_exit(struct hvm_vcpu *v, uint32_t raw, struct hvm_exit *x)
         set_proc(v, v->proc & ~CPU_BASED_NMI_WINDOW_EXITING);
         x->reason = HVM_EXIT_NMI_WINDOW;
         return;
-    case VMX_EXIT_CPUID:   x->reason = HVM_EXIT_CPUID; return;
+    case VMX_EXIT_CPUID:
+        x->reason = HVM_EXIT_CPUID;
+        x->cpuid.leaf = (uint32_t)v->gpr[HVM_RAX];
+        x->cpuid.subleaf = (uint32_t)v->gpr[HVM_RCX];
+        return;
     case VMX_EXIT_HLT:     x->reason = HVM_EXIT_HLT; return;
     case VMX_EXIT_INVD:    x->reason = HVM_EXIT_INVD; return;
     case VMX_EXIT_WBINVD:  x->reason = HVM_EXIT_WBINVD; return;
@@ -628,9 +653,9 @@ static void decode_exit(struct hvm_vcpu *v, uint32_t raw, struct hvm_exit *x)
 
 static void vmx_vcpu_run(struct hvm_vcpu *v, uint64_t preempt_ns, struct hvm_exit *x)
 {
-    *x = (struct hvm_exit){ .reason = HVM_EXIT_NONE };
+    /* *x is filled by decode_exit after an exit, here only when there is none. */
     if (!make_current(v)) {
-        x->reason = HVM_EXIT_ENTRY_FAILED;
+        *x = (struct hvm_exit){ .reason = HVM_EXIT_ENTRY_FAILED };
         return;
     }
     inject_for_entry(v);
@@ -645,8 +670,7 @@ static void vmx_vcpu_run(struct hvm_vcpu *v, uint64_t preempt_ns, struct hvm_exi
     int rc = vmx_enter(v, v->launched);
     v->cr2 = read_cr2();
     if (rc != 0) {
-        x->reason = HVM_EXIT_ENTRY_FAILED;
-        x->raw_reason = ~0u;
+        *x = (struct hvm_exit){ .reason = HVM_EXIT_ENTRY_FAILED, .raw_reason = ~0u };
         uint32_t err = rc == 2 ? (uint32_t)vmcs_read(VMCS_INSTRUCTION_ERROR) : 0;
         log_error("vmx: %s failed: %s (VM-instruction error %u: %s)", v->launched ? "VMRESUME" : "VMLAUNCH",
                   rc == 1 ? "no current VMCS" : "the CPU refused the controls or host state",
@@ -749,7 +773,9 @@ const struct hvm_backend vmx_backend = {
     .get_gpr = vmx_get_gpr,
     .set_gpr = vmx_set_gpr,
     .get_rip = vmx_get_rip,
+    .get_cr4 = vmx_get_cr4,
     .skip_insn = vmx_skip_insn,
+    .finish_cpuid = vmx_finish_cpuid,
     .inject = vmx_inject,
     .can_inject = vmx_can_inject,
     .request_window = vmx_request_window,
