@@ -6,8 +6,9 @@ runs on plinth, on both backends:
     QEMU TCG (AMD-V)  the bzImage through the x86 boot protocol
                       (guests/configs/linux-bzimage*.cfg)
 
-each with one and with two vCPUs, beside the counter test guest (but for Bochs with
-two vCPUs, where a busy neighbour would double the run).  The guest's /init
+each with one and with two vCPUs, beside the counter test guest on a CPU of its own
+(but for Bochs with two vCPUs, which runs Linux alone: Bochs executes its CPUs one
+after the other, so a busy neighbour doubles the run).  The guest's /init
 (guests/linux/init) prints
 
     linux-guest: up cpus=<online> mem=<MemTotal MiB> clocksource=<name> date=<RTC date>
@@ -55,7 +56,7 @@ EMULATOR_MEMORY = 512
 # Upper bounds on a run; a healthy one ends well before.  Booting to poweroff takes
 # Linux 1.57 G instructions through PVH and 6.07 G from the bzImage (counted under
 # QEMU with tools/bench's insncount plugin): about 50 s of Bochs for the first, twice
-# that with counter sharing the CPU.
+# that with counter on the second CPU.
 TIMEOUT_BOCHS = 300
 TIMEOUT_QEMU = 240
 # Bochs counts emulated time in instructions: 4 M per second by default, at which
@@ -98,6 +99,14 @@ def configured(text, vm, key):
     m = re.search(rf"^{key}\s*=\s*(.*?)\s*$", section.group(1), re.MULTILINE) if section else None
     assert m, f"config has no {key} in [vm {vm}]"
     return m.group(1)
+
+
+def machine_cpus(text):
+    """How many CPUs the emulator needs: one past the highest CPU any VM names."""
+    top = 0
+    for value in re.findall(r"^cpus\s*=\s*(\S+)", text, re.MULTILINE):
+        top = max([top] + [int(n) for n in re.findall(r"\d+", value)])
+    return top + 1
 
 
 guest_build = test_guests.guest_build
@@ -258,11 +267,12 @@ def check_boots(log, vcpus, mem_mib, boots, problems):
     return markers
 
 
-def poweroff_run(build, tmp_path, name, emulator, smp, timeout, backend):
+def poweroff_run(build, tmp_path, name, emulator, timeout, backend):
     """Linux boots, checks itself and powers off: plinth stops that VM alone, and
-    counter (which shares Linux's CPUs) prints rounds after it.  Without counter in
-    the config, plinth must then power off (on_idle)."""
+    counter (on a CPU of its own) prints rounds after it.  Without counter in the
+    config, plinth must then power off (on_idle)."""
     text = config(name)
+    smp = machine_cpus(text)
     vcpus = int(configured(text, "linux", "vcpus"))
     mem_mib = int(configured(text, "linux", "memory").rstrip("M"))
     witness = "[vm counter]" in text
@@ -306,21 +316,21 @@ def poweroff_run(build, tmp_path, name, emulator, smp, timeout, backend):
 # ---- Bochs: VT-x, PVH entry ----------------------------------------------------
 
 def test_linux_pvh_1vcpu_bochs(linux_build, tmp_path):
-    poweroff_run(linux_build, tmp_path, "linux-pvh", "bochs", 1, TIMEOUT_BOCHS, "vmx")
+    poweroff_run(linux_build, tmp_path, "linux-pvh", "bochs", TIMEOUT_BOCHS, "vmx")
 
 
 def test_linux_pvh_2vcpu_bochs(linux_build, tmp_path):
-    poweroff_run(linux_build, tmp_path, "linux-pvh-smp2", "bochs", 2, TIMEOUT_BOCHS, "vmx")
+    poweroff_run(linux_build, tmp_path, "linux-pvh-smp2", "bochs", TIMEOUT_BOCHS, "vmx")
 
 
 # ---- QEMU TCG: AMD-V, bzImage through the boot protocol ---------------------------
 
 def test_linux_bzimage_1vcpu_svm(linux_build, tmp_path):
-    poweroff_run(linux_build, tmp_path, "linux-bzimage", "qemu", 1, TIMEOUT_QEMU, "svm")
+    poweroff_run(linux_build, tmp_path, "linux-bzimage", "qemu", TIMEOUT_QEMU, "svm")
 
 
 def test_linux_bzimage_2vcpu_svm(linux_build, tmp_path):
-    poweroff_run(linux_build, tmp_path, "linux-bzimage-smp2", "qemu", 2, TIMEOUT_QEMU, "svm")
+    poweroff_run(linux_build, tmp_path, "linux-bzimage-smp2", "qemu", TIMEOUT_QEMU, "svm")
 
 
 def test_linux_reboot_svm(linux_build, tmp_path):
@@ -338,7 +348,7 @@ def test_linux_reboot_svm(linux_build, tmp_path):
         done = [i for i, s in log.guest("linux") if s.startswith("linux-guest: selfcheck")]
         return len(done) >= 2 and len(after(log, "counter", ROUND_RE.pattern, done[1])) >= 1
 
-    status, out = boot_until("qemu", iso, 1, TIMEOUT_QEMU, enough)
+    status, out = boot_until("qemu", iso, machine_cpus(text), TIMEOUT_QEMU, enough)
     log, problems = test_guests.Log(out), []
     check_plinth(status, log, problems, "svm", ["counter", "linux"])
     markers = check_boots(log, 1, int(configured(text, "linux", "memory").rstrip("M")), 2, problems)
