@@ -46,7 +46,8 @@ EFI_LDS    := /usr/lib/elf_x86_64_efi.lds
 EFI_CRT0   := /usr/lib/crt0-efi-x86_64.o
 
 .PHONY: all deps run debug test unit boot-test bench image clean
-all: $(BUILD)/plinth.elf $(BUILD)/BOOTX64.EFI $(BUILD)/plinth.iso $(BUILD)/plinth-usb.img guests
+all: $(BUILD)/plinth.elf $(BUILD)/BOOTX64.EFI $(BUILD)/plinth.iso $(BUILD)/plinth-usb.img guests \
+     $(BUILD)/test/plinth.iso $(BUILD)/test/plinth-usb.img
 
 deps:
 	@tools/deps
@@ -98,6 +99,17 @@ $(BUILD)/plinth.iso: $(BUILD)/plinth.elf $(CONFIG) tools/mkiso $(GUESTS)
 
 $(BUILD)/plinth-usb.img: $(BUILD)/plinth.elf $(BUILD)/BOOTX64.EFI $(CONFIG) tools/mkusb $(GUESTS)
 	PLINTH_BUILD=$(abspath $(BUILD)) tools/mkusb $(BUILD)/BOOTX64.EFI $(BUILD)/plinth.elf $(CONFIG) $@
+
+# The boot tests' banner images: the quick test guests of $(TEST_CONFIG) rather than
+# the default config's Linux guest, so each emulator's banner test stays short.
+TEST_CONFIG := guests/configs/banner.cfg
+$(BUILD)/test/plinth.iso: $(BUILD)/plinth.elf $(TEST_CONFIG) tools/mkiso $(GUESTS)
+	@mkdir -p $(dir $@)
+	PLINTH_BUILD=$(abspath $(BUILD)) tools/mkiso $(BUILD)/plinth.elf $(TEST_CONFIG) $@
+
+$(BUILD)/test/plinth-usb.img: $(BUILD)/plinth.elf $(BUILD)/BOOTX64.EFI $(TEST_CONFIG) tools/mkusb $(GUESTS)
+	@mkdir -p $(dir $@)
+	PLINTH_BUILD=$(abspath $(BUILD)) tools/mkusb $(BUILD)/BOOTX64.EFI $(BUILD)/plinth.elf $(TEST_CONFIG) $@
 
 image: all
 

@@ -28,8 +28,10 @@ def build_dir():
 
 
 def default_image(firmware):
+    """The banner image (guests/configs/banner.cfg: two quick test guests), which the
+    Makefile builds beside the default config's images."""
     name = "plinth-usb.img" if firmware == "uefi" else "plinth.iso"
-    return os.path.join(build_dir(), name)
+    return os.path.join(build_dir(), "test", name)
 
 
 def boot(emulator, firmware, smp=1, image=None, timeout=120, memory=None, extra=()):

@@ -160,6 +160,28 @@ def make_iso(plinth_build, tmp_path, config, cmdline=""):
     return str(iso)
 
 
+def test_default_config_runs_linux_beside_a_test_guest(plinth_build, tmp_path):
+    """The default plinth.cfg (what `make run` boots): Debian's kernel on two vCPUs
+    reaches its userspace and passes its self-check while the counter test guest runs
+    beside it.  The config is used as shipped but for `linux-guest.stay` (an
+    interactive shell), so that Linux powers off and plinth after it."""
+    with open(os.path.join(plinthboot.ROOT, "plinth.cfg")) as f:
+        config = f.read()
+    assert " linux-guest.stay" in config, "plinth.cfg no longer gives a shell: update this test"
+    iso = make_iso(plinth_build, tmp_path, config.replace(" linux-guest.stay", ""))
+    status, log = plinthboot.boot("qemu", "bios", smp=2, image=iso, timeout=300)
+    print(log)
+    assert status == POWEROFF, f"expected a clean poweroff, got {STATUS_NAMES.get(status, status)}"
+    up = plinthboot.find(r"^\[linux\] linux-guest: up cpus=(\d+) mem=\d+ clocksource=(\S+) date=\S+", log)
+    assert up, "Linux did not reach its marker line"
+    assert up.group(1) == "2" and up.group(2) == "tsc", f"unexpected marker: {up.group(0)}"
+    assert plinthboot.find(r"^\[linux\] linux-guest: selfcheck ok", log), "Linux's self-check did not pass"
+    assert plinthboot.find(r"^\[counter\] DONE counter", log), "the test guest beside Linux did not finish"
+    assert plinthboot.find(r"vm linux: stopped \(the guest powered off", log), \
+        "Linux's poweroff did not stop its VM"
+    assert not plinthboot.find(r"^\[counter\] FAIL", log), "the test guest failed a check"
+
+
 def test_panic_is_reported(plinth_build, tmp_path):
     """A real panic (the core's deliberate-panic self-test): tools/run says so at once,
     with the report that follows the PANIC line in the log."""
