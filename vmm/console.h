@@ -22,8 +22,10 @@ struct vmm_vm;
  * small monitor-side buffer for the guest to read on.  Does nothing for a VM
  * without the console, or a stopped one. */
 void     vmm_console_poll(struct vmm_vm *m);
-/* When vmm_console_poll next has work (absolute core_time_ns), 0 for a VM without
- * the console: the vCPU's wake-up deadline, so a halted guest still gets input. */
+/* When vmm_console_poll next has work (absolute core_time_ns): the vCPU's wake-up
+ * deadline, so a guest halted waiting for a receive interrupt still gets input.  0
+ * for a VM without the console, and for one whose guest has the UART's receive
+ * interrupt off: it polls the UART, and each of its exits polls the host. */
 uint64_t vmm_console_next_poll(const struct vmm_vm *m);
 
 #endif

@@ -62,6 +62,9 @@ static void uart_irq(void *ctx, bool level)
 static char console_buf[VMM_CONSOLE_BUF];
 static unsigned console_head, console_count;
 static uint64_t console_next_ns;
+/* The guest takes input by interrupt (uart16550_rx_irq_armed), so a halted vCPU 0
+ * must be woken for it; kept where the UART's lock is held, read without it. */
+static bool console_wake;
 
 /* As many buffered bytes as the receiver takes; when all are in, the line has gone
  * quiet, which a 16550 reports as a receive timeout for data below its trigger
@@ -92,6 +95,7 @@ void vmm_console_poll(struct vmm_vm *m)
     for (size_t i = 0; i < n; i++)
         console_buf[(console_head + console_count++) % VMM_CONSOLE_BUF] = in[i];
     console_feed(m);
+    __atomic_store_n(&console_wake, uart16550_rx_irq_armed(&m->uart), __ATOMIC_RELAXED);
     uint64_t wait = n ? VMM_CONSOLE_BUSY_POLL_NS : VMM_CONSOLE_POLL_NS;
     __atomic_store_n(&console_next_ns, now + wait, __ATOMIC_RELAXED);
     spin_unlock_irqrestore(&m->uart_lock, flags);
@@ -99,7 +103,10 @@ void vmm_console_poll(struct vmm_vm *m)
 
 uint64_t vmm_console_next_poll(const struct vmm_vm *m)
 {
-    if (!m->conf.console)
+    /* A guest that polls the UART exits to read it, and every exit of vCPU 0 polls:
+     * only one waiting for an interrupt needs a wake-up (and a deadline that passes
+     * while the vCPU waits for its turn shortens its neighbours' time slices). */
+    if (!m->conf.console || !__atomic_load_n(&console_wake, __ATOMIC_RELAXED))
         return 0;
     uint64_t next = __atomic_load_n(&console_next_ns, __ATOMIC_RELAXED);
     return next ? next : 1;
@@ -122,6 +129,8 @@ static void uart_port_write(void *ctx, uint16_t port, uint8_t value)
     struct vmm_vm *m = ctx;
     uint64_t flags = spin_lock_irqsave(&m->uart_lock);
     uart16550_write(&m->uart, port - 0x3f8, value);
+    if (m->conf.console)
+        __atomic_store_n(&console_wake, uart16550_rx_irq_armed(&m->uart), __ATOMIC_RELAXED);
     spin_unlock_irqrestore(&m->uart_lock, flags);
 }
 

@@ -242,6 +242,24 @@ static void test_rx_interrupt_needs_out2(void **state)
     assert_int_equal(iir(), IIR_NONE);
 }
 
+static void test_rx_irq_armed(void **state)
+{
+    (void)state;
+    assert_false(uart16550_rx_irq_armed(&u));
+    uart16550_write(&u, REG_IER, IER_RDA);
+    assert_false(uart16550_rx_irq_armed(&u));            /* OUT2 low */
+    uart16550_write(&u, REG_MCR, MCR_OUT2);
+    assert_true(uart16550_rx_irq_armed(&u));
+    uart16550_write(&u, REG_MCR, MCR_OUT2 | MCR_LOOP);
+    assert_false(uart16550_rx_irq_armed(&u));            /* loopback */
+    uart16550_write(&u, REG_MCR, MCR_OUT2);
+    uart16550_write(&u, REG_IER, IER_THRE | IER_RLS);
+    assert_false(uart16550_rx_irq_armed(&u));            /* ERBFI clear */
+    uart16550_write(&u, REG_LCR, LCR_DLAB);
+    uart16550_write(&u, REG_IER, IER_RDA);                /* that was DLM */
+    assert_false(uart16550_rx_irq_armed(&u));
+}
+
 static void test_thre_interrupt_cycle(void **state)
 {
     (void)state;
@@ -524,6 +542,7 @@ int main(void)
         cmocka_unit_test_setup(test_trigger_levels, setup),
         cmocka_unit_test_setup(test_character_timeout, setup),
         cmocka_unit_test_setup(test_rx_interrupt_needs_out2, setup),
+        cmocka_unit_test_setup(test_rx_irq_armed, setup),
         cmocka_unit_test_setup(test_thre_interrupt_cycle, setup),
         cmocka_unit_test_setup(test_fifo_enable_interrupts_thre, setup),
         cmocka_unit_test_setup(test_priorities, setup),

@@ -195,6 +195,11 @@ void uart16550_rx_idle(struct uart16550 *u)
     }
 }
 
+bool uart16550_rx_irq_armed(const struct uart16550 *u)
+{
+    return (u->ier & IER_RDA) && (u->mcr & (MCR_OUT2 | MCR_LOOP)) == MCR_OUT2;
+}
+
 static uint8_t rx_pop(struct uart16550 *u)
 {
     /* An empty receiver reads as 0: the data sheet leaves it undefined. */

@@ -54,5 +54,9 @@ bool     uart16550_receive(struct uart16550 *u, uint8_t byte);
  * poll interval): with FIFOs on and data waiting, the character timeout indication
  * is raised, as the part does for data below the trigger level. */
 void     uart16550_rx_idle(struct uart16550 *u);
+/* Whether received data would interrupt: ERBFI enabled and the line reaching the
+ * PIC (OUT2 set, not in loopback).  A guest with it clear reads the UART by polling,
+ * so its monitor need not wake it for input. */
+bool     uart16550_rx_irq_armed(const struct uart16550 *u);
 
 #endif
