@@ -72,6 +72,22 @@ static uint8_t *guest_struct(struct vmm_vm *m, uint64_t gpa, uint64_t size)
     return m->ram + gpa;
 }
 
+/* Guest TSC ticks to nanoseconds, as the guest computes it from the time info. */
+static uint64_t scale_ticks(uint64_t ticks, struct pvclock_scale s)
+{
+    ticks = s.shift < 0 ? ticks >> -s.shift : ticks << s.shift;
+    return (uint64_t)(((unsigned __int128)ticks * s.mul) >> 32);
+}
+
+/* The VM's boot-relative time at guest TSC tsc: the host ticks since the boot
+ * (the VM's TSC offset was minus the host TSC then), scaled.  Computed from the TSC
+ * alone, every vCPU's time info agrees exactly (they share one TSC), even after a
+ * guest moved its own TSC with a write to IA32_TSC. */
+static uint64_t system_time(struct vmm_vcpu *c, uint64_t tsc, struct pvclock_scale s)
+{
+    return scale_ticks(tsc - (uint64_t)c->tsc_offset + (uint64_t)c->vm->tsc_offset, s);
+}
+
 /* The vCPU's time info: the boot-relative time now and the guest TSC it
  * corresponds to.  The TSC is invariant and the same on every vCPU of the VM, so one
  * snapshot stays valid; the version is bumped odd-then-even around the update as
@@ -82,9 +98,9 @@ static void write_time_info(struct vmm_vcpu *c, uint8_t *p)
     uint32_t version = pv_get32(p);
     pv_put32(p, version | 1);
     __atomic_thread_fence(__ATOMIC_RELEASE);
-    uint64_t now = core_time_ns();
-    pv_put64(p + 8, vmm_guest_tsc(c));
-    pv_put64(p + 16, now - c->vm->started_ns);
+    uint64_t tsc = vmm_guest_tsc(c);
+    pv_put64(p + 8, tsc);
+    pv_put64(p + 16, system_time(c, tsc, s));
     pv_put32(p + 24, s.mul);
     p[28] = (uint8_t)s.shift;
     p[29] = PVCLOCK_TSC_STABLE;
@@ -99,7 +115,7 @@ static void write_wall_clock(struct vmm_vcpu *c, uint8_t *p)
     uint64_t sec;
     uint32_t nsec;
     core_wall_clock(&sec, &nsec);
-    uint64_t since = core_time_ns() - c->vm->started_ns;
+    uint64_t since = system_time(c, vmm_guest_tsc(c), pvclock_scale_for_khz(core_tsc_khz()));
     uint64_t wall = sec * 1000000000ull + nsec - since;
     uint32_t version = pv_get32(p);
     pv_put32(p, (version | 1));

@@ -261,7 +261,8 @@ static void test_pvclock_msrs_and_cpuid(void **state)
     /* System time: the structure at 0x3000 gets an even version, the guest TSC,
      * the time since the VM's boot, the scale for 1 GHz (fake core) and the
      * stable flag. */
-    vm.started_ns = 400;
+    /* The VM booted when the host TSC read 400000: its TSC started at zero then. */
+    vm.tsc_offset = bsp()->tsc_offset = -400000;
     struct hvm_exit w = { .reason = HVM_EXIT_WRMSR, .insn_len = 2, .msr.msr = 0x4b564d01 };
     st.gpr[HVM_RAX] = 0x3000 | 1;
     st.gpr[HVM_RDX] = 0;
@@ -275,8 +276,8 @@ static void test_pvclock_msrs_and_cpuid(void **state)
     memcpy(&mul, ram + 0x3018, 4);
     assert_int_equal(version & 1, 0);
     assert_true(version != 0);
-    assert_int_equal(tsc, vmm_guest_tsc(bsp()));
-    assert_int_equal(sys, now_ns - 400);
+    assert_int_equal(tsc, 600000);
+    assert_int_equal(sys, 600000);                  /* 600000 ticks at 1 GHz */
     assert_int_equal(mul, 0x80000000u);
     assert_int_equal((int8_t)ram[0x301c], 1);
     assert_int_equal(ram[0x301d], 1);
@@ -300,8 +301,15 @@ static void test_pvclock_msrs_and_cpuid(void **state)
     uint32_t sec, nsec;
     memcpy(&sec, ram + 0x4004, 4);
     memcpy(&nsec, ram + 0x4008, 4);
-    assert_int_equal(sec, 1795000000u);       /* the fake wall clock: 1795000000 s + now_ns */
-    assert_int_equal(nsec, 1000 - 600);       /* minus the 600 ns since the VM's boot */
+    /* The fake wall clock (1795000000 s + 1000 ns) less the 600 us since the boot. */
+    assert_int_equal(sec, 1794999999u);
+    assert_int_equal(nsec, 1000000000u + 1000 - 600000);
+    /* A guest that moves its own TSC does not move the time. */
+    bsp()->tsc_offset += 5000000;
+    st.gpr[HVM_RAX] = 0x3000 | 1;
+    assert_int_equal(vmm_handle_exit(bsp(), 0, &w), VMM_CONTINUE);
+    memcpy(&sys, ram + 0x3010, 8);
+    assert_int_equal(sys, 600000);
     assert_int_equal(warnings, 0);
 }
 
