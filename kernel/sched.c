@@ -127,7 +127,7 @@ static void wake_due(struct vcpu *v, uint64_t now)
 }
 
 /* The next runnable vCPU after the last one run, how many are runnable, and the
- * earliest deadline of any vCPU of this CPU (UINT64_MAX: none). */
+ * earliest deadline of a blocked vCPU of this CPU (UINT64_MAX: none). */
 static core_vcpu_t pick(struct runq *q, unsigned *runnable, uint64_t *earliest)
 {
     core_vcpu_t chosen = -1;
@@ -142,7 +142,10 @@ static core_vcpu_t pick(struct runq *q, unsigned *runnable, uint64_t *earliest)
             continue;
         wake_due(v, now);
         uint64_t d = __atomic_load_n(&v->deadline, __ATOMIC_ACQUIRE);
-        if (d && v->state != VCPU_STOPPED && d < *earliest)
+        /* Only a blocked vCPU's deadline (its timer while it sleeps) ends another's
+         * slice early: a runnable one takes its timer at its own next entry, and
+         * counting it would cut every slice to SCHED_MIN_RUN_NS once it has passed. */
+        if (d && v->state == VCPU_BLOCKED && d < *earliest)
             *earliest = d;
         if (v->state != VCPU_RUNNABLE)
             continue;

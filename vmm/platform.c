@@ -122,6 +122,7 @@ static uint8_t pit_read(void *ctx, uint16_t port)
     struct vmm_vm *m = ctx;
     uint64_t f = spin_lock_irqsave(&m->platform.lock);
     uint8_t v = i8254_read(&m->platform.pit, port);
+    m->platform.dirty = true;
     spin_unlock_irqrestore(&m->platform.lock, f);
     return v;
 }
@@ -131,6 +132,7 @@ static void pit_write(void *ctx, uint16_t port, uint8_t value)
     struct vmm_vm *m = ctx;
     uint64_t f = spin_lock_irqsave(&m->platform.lock);
     i8254_write(&m->platform.pit, port, value);
+    m->platform.dirty = true;
     spin_unlock_irqrestore(&m->platform.lock, f);
     /* A new count may fire sooner than vCPU 0's deadline says. */
     core_vcpu_kick(m->vcpus[0].h);
@@ -141,6 +143,7 @@ static uint8_t rtc_read(void *ctx, uint16_t port)
     struct vmm_vm *m = ctx;
     uint64_t f = spin_lock_irqsave(&m->platform.lock);
     uint8_t v = mc146818_read(&m->platform.rtc, port);
+    m->platform.dirty = true;
     spin_unlock_irqrestore(&m->platform.lock, f);
     return v;
 }
@@ -150,6 +153,7 @@ static void rtc_write(void *ctx, uint16_t port, uint8_t value)
     struct vmm_vm *m = ctx;
     uint64_t f = spin_lock_irqsave(&m->platform.lock);
     mc146818_write(&m->platform.rtc, port, value);
+    m->platform.dirty = true;
     spin_unlock_irqrestore(&m->platform.lock, f);
     core_vcpu_kick(m->vcpus[0].h);
 }
@@ -159,6 +163,7 @@ static uint8_t misc_read(void *ctx, uint16_t port)
     struct vmm_vm *m = ctx;
     uint64_t f = spin_lock_irqsave(&m->platform.lock);
     uint8_t v = pc_misc_read(&m->platform.misc, port);
+    m->platform.dirty = true;
     spin_unlock_irqrestore(&m->platform.lock, f);
     return v;
 }
@@ -168,6 +173,7 @@ static void misc_write(void *ctx, uint16_t port, uint8_t value)
     struct vmm_vm *m = ctx;
     uint64_t f = spin_lock_irqsave(&m->platform.lock);
     pc_misc_write(&m->platform.misc, port, value);
+    m->platform.dirty = true;
     spin_unlock_irqrestore(&m->platform.lock, f);
 }
 
@@ -221,6 +227,8 @@ static void models_reset(struct vmm_vm *m)
     pci_host_init(&p->pci);
     p->pic_intr = false;
     p->next_event_ns = 0;
+    p->models_due_ns = 0;
+    p->dirty = true;
     p->request = PLATFORM_REQ_NONE;
 }
 
@@ -316,28 +324,33 @@ void vmm_platform_tick(struct vmm_vcpu *c)
 {
     if (c->index != 0)
         return;
+    struct vmm_vm *m = c->vm;
+    struct vmm_platform *p = plat(m);
     /* Host console input for the VM that has the console (the UART's lock comes
      * before the platform's, so not under it). */
-    vmm_console_poll(c->vm);
-    struct vmm_platform *p = plat(c->vm);
-    uint64_t f = spin_lock_irqsave(&p->lock);
-    i8254_update(&p->pit);
+    vmm_console_poll(m);
     uint64_t now = core_time_ns();
-    uint64_t next = i8254_next_event_ns(&p->pit);
-    uint64_t rtc = mc146818_next_event_ns(&p->rtc);
-    uint64_t pm = pc_misc_next_event_ns(&p->misc);
-    /* The RTC and PM timer give intervals from now; the PIT an absolute time. */
-    if (rtc != MC146818_NO_EVENT)
-        next = earliest(next, now + rtc);
-    if (pm != PC_MISC_NO_EVENT)
-        next = earliest(next, now + pm);
-    uint64_t input = vmm_console_next_poll(c->vm);
+    if (__atomic_exchange_n(&p->dirty, false, __ATOMIC_ACQ_REL) || now >= p->models_due_ns) {
+        uint64_t f = spin_lock_irqsave(&p->lock);
+        i8254_update(&p->pit);
+        uint64_t next = i8254_next_event_ns(&p->pit);
+        uint64_t rtc = mc146818_next_event_ns(&p->rtc);
+        uint64_t pm = pc_misc_next_event_ns(&p->misc);
+        /* The RTC and PM timer give intervals from now; the PIT an absolute time. */
+        if (rtc != MC146818_NO_EVENT)
+            next = earliest(next, now + rtc);
+        if (pm != PC_MISC_NO_EVENT)
+            next = earliest(next, now + pm);
+        if (next != UINT64_MAX && next < now + PLATFORM_MIN_INTERVAL_NS)
+            next = now + PLATFORM_MIN_INTERVAL_NS;
+        p->models_due_ns = next;
+        spin_unlock_irqrestore(&p->lock, f);
+    }
+    uint64_t next = p->models_due_ns;
+    uint64_t input = vmm_console_next_poll(m);
     if (input)
-        next = earliest(next, input);
-    if (next != UINT64_MAX && next < now + PLATFORM_MIN_INTERVAL_NS)
-        next = now + PLATFORM_MIN_INTERVAL_NS;
+        next = earliest(next, input > now + PLATFORM_MIN_INTERVAL_NS ? input : now + PLATFORM_MIN_INTERVAL_NS);
     p->next_event_ns = next == UINT64_MAX ? 0 : next;
-    spin_unlock_irqrestore(&p->lock, f);
 }
 
 /* Whether vCPU 0's local APIC passes the PIC's INTR on: LINT0 programmed for

@@ -43,7 +43,11 @@ struct vmm_platform {
     struct pc_misc  misc;
     struct pci_host pci;
     bool            pic_intr;        /* the master 8259's INT output */
-    uint64_t        next_event_ns;   /* the models' next timer event, 0 for none */
+    uint64_t        next_event_ns;   /* vCPU 0's next platform deadline, 0 for none */
+    /* The timer models are looked at again only when due or after the guest touched
+     * one of them: going through them costs more than a VM exit itself. */
+    uint64_t        models_due_ns;   /* UINT64_MAX: nothing scheduled */
+    volatile bool   dirty;           /* a PIT, RTC or PM access since the last look */
     volatile enum platform_request request;
 };
 
