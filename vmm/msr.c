@@ -186,7 +186,7 @@ static enum msr_result msr_write(struct vmm_vcpu *c, uint32_t msr, uint64_t v)
         /* The BSP flag is read-only; the base may not move (no APIC relocation); EN
          * and EXTD change mode only along the legal transitions. */
         if ((v & ~(APIC_BASE_BSP | APIC_BASE_ENABLE | APIC_BASE_EXTD)) != APIC_BASE_DEFAULT ||
-            !vlapic_set_base_mode(&c->lapic, v & APIC_BASE_ENABLE, v & APIC_BASE_EXTD))
+            !vmm_lapic_set_base_mode(c, v & APIC_BASE_ENABLE, v & APIC_BASE_EXTD))
             return MSR_BAD_VALUE;
         c->apic_base = (v & ~APIC_BASE_BSP) | (c->apic_base & APIC_BASE_BSP);
         return MSR_OK;
