@@ -206,8 +206,14 @@ static void run_vcpu(core_vcpu_t h, uint64_t slice_ns)
     uint64_t slice_end = slice_ns ? time_since_boot_ns() + slice_ns : UINT64_MAX;
     bool apic_armed = false;
     bool resume = false;           /* the last exit was answered with VMM_RESUME */
+    bool entered = false;
     for (;;) {
         if (v->state != VCPU_RUNNABLE)
+            break;
+        /* The slice ends here too, not only at a preemption-timer exit: a guest that
+         * exits more often than SCHED_MIN_RUN_NS never lets that timer expire, and
+         * would keep the CPU from every other vCPU on it. */
+        if (entered && slice_ns && time_since_boot_ns() >= slice_end)
             break;
         bool kicked = v->wake_pending;
         v->wake_pending = false;
@@ -244,6 +250,7 @@ static void run_vcpu(core_vcpu_t h, uint64_t slice_ns)
         }
         struct hvm_exit x;
         be->vcpu_run(v->hw, apic_slices ? 0 : limit, &x);
+        entered = true;
         v->exits[x.reason < HVM_EXIT_REASON_COUNT ? x.reason : HVM_EXIT_UNHANDLED]++;
         switch (x.reason) {
         case HVM_EXIT_NONE:

@@ -336,8 +336,10 @@ static uint64_t next_deadline(struct vmm_vcpu *c)
     uint64_t d = timer_waiting ? UINT64_MAX : vlapic_next_timer_ns(&c->lapic);
     if (!timer_waiting && c->lapic.tsc_deadline && !(c->lapic.lvt[1] & (1u << 16))) {
         uint64_t tsc = vmm_guest_tsc(c), khz = core_tsc_khz();
-        uint64_t ns = c->lapic.tsc_deadline > tsc && khz
-                      ? (c->lapic.tsc_deadline - tsc) * 1000000ull / khz : 0;
+        /* 128-bit: a deadline far in the future must not wrap to a near one. */
+        unsigned __int128 wide = c->lapic.tsc_deadline > tsc && khz
+                                 ? (unsigned __int128)(c->lapic.tsc_deadline - tsc) * 1000000u / khz : 0;
+        uint64_t ns = wide > (unsigned __int128)(UINT64_MAX / 2) ? UINT64_MAX / 2 : (uint64_t)wide;
         uint64_t at = core_time_ns() + (ns ? ns : 1);
         if (at < d)
             d = at;
@@ -408,7 +410,12 @@ bool vmm_lapic_pre_entry(struct vmm_vcpu *c)
     nmi = c->nmi_pending && !waiting;
     lapic_unlock(c, f);
     if (reset_bsp) {
-        vmm_vm_reset(c, "INIT to the bootstrap processor");
+        /* A VM stopped instead (the reset loops): this vCPU must not enter again. */
+        if (vmm_vm_reset(c, "INIT to the bootstrap processor") == VMM_STOP) {
+            core_vcpu_stop(c->h);
+            core_vcpu_block(c->h);
+            return false;
+        }
         if (!vmm_vm_pre_entry(c))
             return false;
     }

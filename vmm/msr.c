@@ -181,6 +181,7 @@ static enum msr_result msr_write(struct vmm_vcpu *c, uint32_t msr, uint64_t v)
     case MSR_TSC:
         c->tsc_offset = (int64_t)(v - core_tsc());
         core_vcpu_set_tsc_offset(c->h, c->tsc_offset);
+        pvclock_tsc_written(c);
         return MSR_OK;
     case MSR_APIC_BASE:
         /* The BSP flag is read-only; the base may not move (no APIC relocation); EN

@@ -142,9 +142,14 @@ static uint8_t rtc_read(void *ctx, uint16_t port)
 {
     struct vmm_vm *m = ctx;
     uint64_t f = spin_lock_irqsave(&m->platform.lock);
+    bool reg_c = port == MC146818_PORT_DATA && (m->platform.rtc.index & 0x7f) == 0x0c;
     uint8_t v = mc146818_read(&m->platform.rtc, port);
     m->platform.dirty = true;
     spin_unlock_irqrestore(&m->platform.lock, f);
+    /* Reading register C lowers the line: the next interrupt needs vCPU 0 to
+     * schedule it, which may be halted while another vCPU ran the handler. */
+    if (reg_c)
+        core_vcpu_kick(m->vcpus[0].h);
     return v;
 }
 
@@ -175,6 +180,8 @@ static void misc_write(void *ctx, uint16_t port, uint8_t value)
     pc_misc_write(&m->platform.misc, port, value);
     m->platform.dirty = true;
     spin_unlock_irqrestore(&m->platform.lock, f);
+    /* An SCI enabled or acknowledged: vCPU 0 schedules the next one. */
+    core_vcpu_kick(m->vcpus[0].h);
 }
 
 static bool pci_io(void *ctx, uint16_t port, unsigned size, bool write, uint32_t *value)
@@ -322,7 +329,9 @@ static uint64_t earliest(uint64_t a, uint64_t b)
 
 void vmm_platform_tick(struct vmm_vcpu *c)
 {
-    if (c->index != 0)
+    /* A vCPU 0 parked for a VM reset leaves the devices alone: the vCPU that
+     * re-boots the VM is resetting them. */
+    if (c->index != 0 || __atomic_load_n(&c->park, __ATOMIC_ACQUIRE))
         return;
     struct vmm_vm *m = c->vm;
     struct vmm_platform *p = plat(m);

@@ -88,19 +88,20 @@ static uint64_t system_time(struct vmm_vcpu *c, uint64_t tsc, struct pvclock_sca
     return scale_ticks(tsc - (uint64_t)c->tsc_offset + (uint64_t)c->vm->tsc_offset, s);
 }
 
-/* The vCPU's time info: the boot-relative time now and the guest TSC it
- * corresponds to.  The TSC is invariant and the same on every vCPU of the VM, so one
- * snapshot stays valid; the version is bumped odd-then-even around the update as
- * the ABI asks, though the vCPU that reads it is the one in this exit. */
+/* The vCPU's time info: system time 0 at the guest TSC the VM booted with.  The TSC
+ * is invariant, so this stays valid; the version is bumped odd-then-even around the
+ * update as the ABI asks. */
 static void write_time_info(struct vmm_vcpu *c, uint8_t *p)
 {
     struct pvclock_scale s = pvclock_scale_for_khz(core_tsc_khz());
     uint32_t version = pv_get32(p);
     pv_put32(p, version | 1);
     __atomic_thread_fence(__ATOMIC_RELEASE);
-    uint64_t tsc = vmm_guest_tsc(c);
-    pv_put64(p + 8, tsc);
-    pv_put64(p + 16, system_time(c, tsc, s));
+    /* One origin for the whole VM, its boot: every vCPU's structure holds the same
+     * values, so no rounding can make two vCPUs disagree (the stable flag tells
+     * Linux it need not guard against that). */
+    pv_put64(p + 8, (uint64_t)(c->tsc_offset - c->vm->tsc_offset));
+    pv_put64(p + 16, 0);
     pv_put32(p + 24, s.mul);
     p[28] = (uint8_t)s.shift;
     p[29] = PVCLOCK_TSC_STABLE;
@@ -166,4 +167,13 @@ bool pvclock_msr_write(struct vmm_vcpu *c, uint32_t msr, uint64_t v, bool *handl
     }
     *handled = false;
     return false;
+}
+
+void pvclock_tsc_written(struct vmm_vcpu *c)
+{
+    if (!(c->pvclock_msr & PVCLOCK_ENABLE))
+        return;
+    uint8_t *p = guest_struct(c->vm, c->pvclock_msr & ~PVCLOCK_ENABLE, PVCLOCK_TIME_INFO_SIZE);
+    if (p)
+        write_time_info(c, p);
 }

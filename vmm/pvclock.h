@@ -37,4 +37,7 @@ bool pvclock_cpuid(uint32_t leaf, uint32_t r[4]);
 bool pvclock_msr_read(struct vmm_vcpu *c, uint32_t msr, uint64_t *v, bool *handled);
 bool pvclock_msr_write(struct vmm_vcpu *c, uint32_t msr, uint64_t v, bool *handled);
 
+/* The guest moved this vCPU's TSC (IA32_TSC): its time info follows. */
+void pvclock_tsc_written(struct vmm_vcpu *c);
+
 #endif

@@ -493,6 +493,16 @@ bool vmm_vm_pre_entry(struct vmm_vcpu *c)
             return false;
         }
     }
+    bool new_boot = c->epoch != __atomic_load_n(&m->epoch, __ATOMIC_ACQUIRE);
+    if (c->halted_for_good && !new_boot) {
+        /* HLT with interrupts off: neither a maskable interrupt nor a timer ends it,
+         * only what vmm_lapic_can_wake_masked names (NMI, INIT, SIPI). */
+        if (m->state == VMM_VM_STOPPED || !vmm_lapic_can_wake_masked(c)) {
+            core_vcpu_set_deadline(c->h, 0);
+            core_vcpu_block(c->h);
+            return false;
+        }
+    }
     c->halted_for_good = false;
     unsigned epoch = __atomic_load_n(&m->epoch, __ATOMIC_ACQUIRE);
     if (c->epoch != epoch) {
@@ -513,11 +523,15 @@ enum vmm_action vmm_vm_halted(struct vmm_vcpu *c, uint64_t rip)
     if (m->vcpu_count == 1)
         return vmm_vm_stop(c, false, "halted with interrupts disabled at rip %#lx", (unsigned long)rip);
     c->halted_for_good = true;
+    /* No timer wakes it now: only an NMI, INIT or SIPI (vmm_vm_pre_entry). */
+    core_vcpu_set_deadline(c->h, 0);
     __atomic_thread_fence(__ATOMIC_SEQ_CST);
     bool all = true;
     for (unsigned i = 0; i < m->vcpu_count && all; i++) {
         struct vmm_vcpu *t = &m->vcpus[i];
-        all = t->halted_for_good || __atomic_load_n(&t->wait_sipi, __ATOMIC_ACQUIRE) ||
+        /* An AP with a start-up IPI on its way is about to run. */
+        bool starting = __atomic_load_n(&t->sipi_pending, __ATOMIC_ACQUIRE);
+        all = t->halted_for_good || (__atomic_load_n(&t->wait_sipi, __ATOMIC_ACQUIRE) && !starting) ||
               core_vcpu_stopped(t->h);
     }
     if (all)

@@ -276,8 +276,9 @@ static void test_pvclock_msrs_and_cpuid(void **state)
     memcpy(&mul, ram + 0x3018, 4);
     assert_int_equal(version & 1, 0);
     assert_true(version != 0);
-    assert_int_equal(tsc, 600000);
-    assert_int_equal(sys, 600000);                  /* 600000 ticks at 1 GHz */
+    /* One origin for the VM: system time 0 at the guest TSC of the boot (0). */
+    assert_int_equal(tsc, 0);
+    assert_int_equal(sys, 0);
     assert_int_equal(mul, 0x80000000u);
     assert_int_equal((int8_t)ram[0x301c], 1);
     assert_int_equal(ram[0x301d], 1);
@@ -304,12 +305,16 @@ static void test_pvclock_msrs_and_cpuid(void **state)
     /* The fake wall clock (1795000000 s + 1000 ns) less the 600 us since the boot. */
     assert_int_equal(sec, 1794999999u);
     assert_int_equal(nsec, 1000000000u + 1000 - 600000);
-    /* A guest that moves its own TSC does not move the time. */
-    bsp()->tsc_offset += 5000000;
-    st.gpr[HVM_RAX] = 0x3000 | 1;
-    assert_int_equal(vmm_handle_exit(bsp(), 0, &w), VMM_CONTINUE);
+    /* A guest that moves its own TSC (IA32_TSC) does not move the time: the origin
+     * moves with it. */
+    struct hvm_exit wt = { .reason = HVM_EXIT_WRMSR, .insn_len = 2, .msr.msr = 0x10 };
+    st.gpr[HVM_RAX] = 5600000;                      /* 5000000 ahead of the 600000 it read */
+    st.gpr[HVM_RDX] = 0;
+    assert_int_equal(vmm_handle_exit(bsp(), 0, &wt), VMM_CONTINUE);
+    memcpy(&tsc, ram + 0x3008, 8);
     memcpy(&sys, ram + 0x3010, 8);
-    assert_int_equal(sys, 600000);
+    assert_int_equal(tsc, 5000000);
+    assert_int_equal(sys, 0);
     assert_int_equal(warnings, 0);
 }
 
