@@ -129,9 +129,16 @@ static void uart_port_write(void *ctx, uint16_t port, uint8_t value)
     struct vmm_vm *m = ctx;
     uint64_t flags = spin_lock_irqsave(&m->uart_lock);
     uart16550_write(&m->uart, port - 0x3f8, value);
-    if (m->conf.console)
-        __atomic_store_n(&console_wake, uart16550_rx_irq_armed(&m->uart), __ATOMIC_RELAXED);
+    bool armed = false;
+    if (m->conf.console) {
+        bool now = uart16550_rx_irq_armed(&m->uart);
+        armed = now && !__atomic_exchange_n(&console_wake, now, __ATOMIC_RELAXED);
+    }
     spin_unlock_irqrestore(&m->uart_lock, flags);
+    /* Input by interrupt just began (maybe from another vCPU): vCPU 0, perhaps
+     * halted, must start polling for it now. */
+    if (armed)
+        core_vcpu_kick(m->vcpus[0].h);
 }
 
 /* ---- boot state ---- */
