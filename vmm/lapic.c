@@ -336,10 +336,12 @@ static uint64_t next_deadline(struct vmm_vcpu *c)
     uint64_t d = timer_waiting ? UINT64_MAX : vlapic_next_timer_ns(&c->lapic);
     if (!timer_waiting && c->lapic.tsc_deadline && !(c->lapic.lvt[1] & (1u << 16))) {
         uint64_t tsc = vmm_guest_tsc(c), khz = core_tsc_khz();
-        /* 128-bit: a deadline far in the future must not wrap to a near one. */
-        unsigned __int128 wide = c->lapic.tsc_deadline > tsc && khz
-                                 ? (unsigned __int128)(c->lapic.tsc_deadline - tsc) * 1000000u / khz : 0;
-        uint64_t ns = wide > (unsigned __int128)(UINT64_MAX / 2) ? UINT64_MAX / 2 : (uint64_t)wide;
+        /* Ticks to ns in two parts, so that a deadline far in the future cannot wrap
+         * to a near one (it is capped at centuries instead). */
+        uint64_t ticks = c->lapic.tsc_deadline > tsc && khz ? c->lapic.tsc_deadline - tsc : 0;
+        uint64_t whole = khz ? ticks / khz : 0;
+        uint64_t ns = whole >= UINT64_MAX / 4000000ull ? UINT64_MAX / 4
+                      : whole * 1000000ull + (ticks % (khz ? khz : 1)) * 1000000ull / (khz ? khz : 1);
         uint64_t at = core_time_ns() + (ns ? ns : 1);
         if (at < d)
             d = at;
