@@ -71,6 +71,16 @@ static void sci_irq(void *ctx, bool level)
     route_irq(ctx, PLATFORM_SCI_IRQ, level);
 }
 
+static void kbd_irq1(void *ctx, bool level)
+{
+    route_irq(ctx, 1, level);
+}
+
+static void aux_irq12(void *ctx, bool level)
+{
+    route_irq(ctx, 12, level);
+}
+
 static uint64_t clock_ns(void *ctx)
 {
     (void)ctx;
@@ -218,7 +228,7 @@ static bool misc_init(struct vmm_vm *m)
     const struct pc_misc_config cfg = {
         .pm_base = PLATFORM_PM_BASE, .s5_slp_typ = PLATFORM_S5_SLP_TYP, .pm_timer_32bit = true,
         .now_ns = clock_ns, .reset = guest_reset, .poweroff = guest_poweroff, .sci = sci_irq,
-        .ctx = m,
+        .kbd_irq = kbd_irq1, .aux_irq = aux_irq12, .ctx = m,
     };
     return pc_misc_init(&m->platform.misc, &cfg);
 }

@@ -15,7 +15,7 @@
 struct env {
     uint64_t now;
     int resets, poweroffs, sci_changes;
-    bool sci;
+    bool sci, irq1, irq12;
 };
 
 static struct env env;
@@ -44,6 +44,16 @@ static void on_sci(void *ctx, bool level)
     e->sci = level;
 }
 
+static void on_irq1(void *ctx, bool level)
+{
+    ((struct env *)ctx)->irq1 = level;
+}
+
+static void on_irq12(void *ctx, bool level)
+{
+    ((struct env *)ctx)->irq12 = level;
+}
+
 static uint8_t bus_read(void *ctx, uint16_t port)
 {
     return pc_misc_read(ctx, port);
@@ -58,7 +68,8 @@ static struct pc_misc_config config(bool tmr32)
 {
     return (struct pc_misc_config){
         .pm_base = PM_BASE, .s5_slp_typ = S5_TYP, .pm_timer_32bit = tmr32,
-        .now_ns = fake_now, .reset = on_reset, .poweroff = on_poweroff, .sci = on_sci, .ctx = &env,
+        .now_ns = fake_now, .reset = on_reset, .poweroff = on_poweroff, .sci = on_sci,
+        .kbd_irq = on_irq1, .aux_irq = on_irq12, .ctx = &env,
     };
 }
 
@@ -175,16 +186,60 @@ static void test_i8042_no_keyboard(void **state)
     pc_misc_write(&m, 0x60, 0xff);         /* "reset" to the keyboard: nobody answers */
     pc_misc_write(&m, 0x60, 0xf2);         /* "identify" */
     assert_int_equal(pc_misc_read(&m, 0x64) & KBC_STS_OBF, 0);
-    pc_misc_write(&m, 0x64, 0xa9);         /* an auxiliary-port command: no such port */
-    pc_misc_write(&m, 0x64, 0xa8);
+    pc_misc_write(&m, 0x64, KBC_CMD_WRITE_AUX);  /* a byte for the mouse: none either */
+    pc_misc_write(&m, 0x60, 0xf2);
     assert_int_equal(pc_misc_read(&m, 0x64) & KBC_STS_OBF, 0);
     pc_misc_write(&m, 0x64, KBC_CMD_READ_CTR);
-    assert_int_equal(pc_misc_read(&m, 0x60), 0x45); /* aux enable left the byte alone */
+    assert_int_equal(pc_misc_read(&m, 0x60), 0x45);
     assert_int_equal(env.resets, 0);
     /* A data byte after a command that takes none goes to the keyboard too. */
     pc_misc_write(&m, 0x64, KBC_CMD_READ_CTR);
     pc_misc_write(&m, 0x60, 0x00);
     assert_int_equal(pc_misc_read(&m, 0x60), 0x45);
+    assert_int_equal(env.resets, 0);
+}
+
+/* The auxiliary port exists (Linux's probe takes it through loopback, answered at
+ * once instead of after its 500 ms timeouts) and data in the output buffer raises
+ * IRQ 1 or 12 as the command byte enables them. */
+static void test_i8042_aux_port_loopback_and_irqs(void **state)
+{
+    (void)state;
+    pc_misc_write(&m, 0x64, KBC_CMD_AUX_TEST);
+    assert_int_equal(pc_misc_read(&m, 0x64) & (KBC_STS_OBF | KBC_STS_AUX_OBF), KBC_STS_OBF);
+    assert_int_equal(pc_misc_read(&m, 0x60), 0x00);      /* interface test: no error */
+    /* 0xd3: the byte comes back as auxiliary data; IRQ 12 only once enabled. */
+    pc_misc_write(&m, 0x64, KBC_CMD_WRITE_AUX_OUT);
+    pc_misc_write(&m, 0x60, 0x5a);
+    assert_int_equal(pc_misc_read(&m, 0x64) & (KBC_STS_OBF | KBC_STS_AUX_OBF), KBC_STS_OBF | KBC_STS_AUX_OBF);
+    assert_false(env.irq12);                             /* the BIOS byte 0x45: AUX int off */
+    assert_false(env.irq1);
+    pc_misc_write(&m, 0x64, KBC_CMD_WRITE_CTR);
+    pc_misc_write(&m, 0x60, 0x47);                       /* both interrupts on */
+    assert_true(env.irq12);
+    assert_false(env.irq1);
+    assert_int_equal(pc_misc_read(&m, 0x60), 0x5a);
+    assert_false(env.irq12);                             /* reading the data lowers it */
+    assert_int_equal(pc_misc_read(&m, 0x64) & (KBC_STS_OBF | KBC_STS_AUX_OBF), 0);
+    /* 0xd2: keyboard data, IRQ 1. */
+    pc_misc_write(&m, 0x64, KBC_CMD_WRITE_KBD_OUT);
+    pc_misc_write(&m, 0x60, 0xa5);
+    assert_true(env.irq1);
+    assert_false(env.irq12);
+    assert_int_equal(pc_misc_read(&m, 0x64) & KBC_STS_AUX_OBF, 0);
+    assert_int_equal(pc_misc_read(&m, 0x60), 0xa5);
+    assert_false(env.irq1);
+    /* Command results are keyboard-port data too. */
+    pc_misc_write(&m, 0x64, KBC_CMD_SELF_TEST);
+    assert_true(env.irq1);
+    assert_int_equal(pc_misc_read(&m, 0x60), KBC_SELF_TEST_OK);
+    /* 0xa7 / 0xa8 set and clear the AUX-disable bit of the command byte. */
+    pc_misc_write(&m, 0x64, KBC_CMD_AUX_DISABLE);
+    pc_misc_write(&m, 0x64, KBC_CMD_READ_CTR);
+    assert_int_equal(pc_misc_read(&m, 0x60) & KBC_CTR_AUX_DIS, KBC_CTR_AUX_DIS);
+    pc_misc_write(&m, 0x64, KBC_CMD_AUX_ENABLE);
+    pc_misc_write(&m, 0x64, KBC_CMD_READ_CTR);
+    assert_int_equal(pc_misc_read(&m, 0x60) & KBC_CTR_AUX_DIS, 0);
     assert_int_equal(env.resets, 0);
 }
 
@@ -393,6 +448,7 @@ int main(void)
         cmocka_unit_test_setup(test_i8042_status_and_self_test, setup),
         cmocka_unit_test_setup(test_i8042_command_byte, setup),
         cmocka_unit_test_setup(test_i8042_no_keyboard, setup),
+        cmocka_unit_test_setup(test_i8042_aux_port_loopback_and_irqs, setup),
         cmocka_unit_test_setup(test_i8042_reset_paths, setup),
         cmocka_unit_test_setup(test_port_92, setup),
         cmocka_unit_test_setup(test_reset_control_register, setup),

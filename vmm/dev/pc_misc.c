@@ -6,19 +6,29 @@
 #define KBC_STS_SYS     0x04  /* system flag: POST passed */
 #define KBC_STS_A2      0x08  /* last write was a command */
 #define KBC_STS_UNLOCK  0x10  /* keyboard not inhibited by the key lock */
+#define KBC_STS_AUX_OBF 0x20  /* the output buffer holds auxiliary-port data */
 
+#define KBC_CTR_KBD_INT 0x01  /* IRQ 1 when keyboard data arrives */
+#define KBC_CTR_AUX_INT 0x02  /* IRQ 12 when auxiliary data arrives */
 #define KBC_CTR_SYS     0x04
+#define KBC_CTR_AUX_DIS 0x20
 #define KBC_CTR_KBD_DIS 0x10
 #define KBC_CTR_MASK    0x7f  /* bit 7 is reserved, reads 0 */
 
 #define KBC_CMD_READ_CTR       0x20
 #define KBC_CMD_WRITE_CTR      0x60
+#define KBC_CMD_AUX_DISABLE    0xa7
+#define KBC_CMD_AUX_ENABLE     0xa8
+#define KBC_CMD_AUX_TEST       0xa9
 #define KBC_CMD_SELF_TEST      0xaa
 #define KBC_CMD_KBD_TEST       0xab
 #define KBC_CMD_KBD_DISABLE    0xad
 #define KBC_CMD_KBD_ENABLE     0xae
 #define KBC_CMD_READ_OUTPORT   0xd0
 #define KBC_CMD_WRITE_OUTPORT  0xd1
+#define KBC_CMD_WRITE_KBD_OUT  0xd2  /* the next data byte appears as keyboard data */
+#define KBC_CMD_WRITE_AUX_OUT  0xd3  /* ... as auxiliary data (the loopback test) */
+#define KBC_CMD_WRITE_AUX      0xd4  /* the next data byte goes to the mouse */
 #define KBC_CMD_PULSE_BASE     0xf0  /* 0xf0-0xff: pulse the output lines whose bit is 0 */
 
 #define KBC_SELF_TEST_OK  0x55
@@ -155,10 +165,32 @@ static void request_reset(struct pc_misc *m)
         m->cfg.reset(m->cfg.ctx);
 }
 
-static void kbc_output(struct pc_misc *m, uint8_t v)
+/* IRQ 1 and 12 follow the output buffer: high while it holds data of their port
+ * with that port's interrupt enabled in the command byte. */
+static void kbc_update_irqs(struct pc_misc *m)
+{
+    bool kbd = m->kbc_obf && !m->kbc_out_aux && (m->kbc_ctr & KBC_CTR_KBD_INT);
+    bool aux = m->kbc_obf && m->kbc_out_aux && (m->kbc_ctr & KBC_CTR_AUX_INT);
+    if (kbd != m->kbd_irq_level && m->cfg.kbd_irq)
+        m->cfg.kbd_irq(m->cfg.ctx, kbd);
+    if (aux != m->aux_irq_level && m->cfg.aux_irq)
+        m->cfg.aux_irq(m->cfg.ctx, aux);
+    m->kbd_irq_level = kbd;
+    m->aux_irq_level = aux;
+}
+
+static void kbc_output_port(struct pc_misc *m, uint8_t v, bool aux)
 {
     m->kbc_out = v;
     m->kbc_obf = true;
+    m->kbc_out_aux = aux;
+    kbc_update_irqs(m);
+}
+
+/* Controller responses (command results) come as keyboard-port data. */
+static void kbc_output(struct pc_misc *m, uint8_t v)
+{
+    kbc_output_port(m, v, false);
 }
 
 static void kbc_command(struct pc_misc *m, uint8_t cmd)
@@ -171,7 +203,20 @@ static void kbc_command(struct pc_misc *m, uint8_t cmd)
         break;
     case KBC_CMD_WRITE_CTR:
     case KBC_CMD_WRITE_OUTPORT:
+    case KBC_CMD_WRITE_KBD_OUT:
+    case KBC_CMD_WRITE_AUX_OUT:
+    case KBC_CMD_WRITE_AUX:
         m->kbc_pending = cmd;
+        break;
+    case KBC_CMD_AUX_TEST:
+        /* The auxiliary port's lines test good with nothing plugged in. */
+        kbc_output(m, KBC_KBD_TEST_OK);
+        break;
+    case KBC_CMD_AUX_DISABLE:
+        m->kbc_ctr |= KBC_CTR_AUX_DIS;
+        break;
+    case KBC_CMD_AUX_ENABLE:
+        m->kbc_ctr &= (uint8_t)~KBC_CTR_AUX_DIS;
         break;
     case KBC_CMD_SELF_TEST:
         kbc_output(m, KBC_SELF_TEST_OK);
@@ -194,7 +239,7 @@ static void kbc_command(struct pc_misc *m, uint8_t cmd)
          * line 0 is the CPU reset (0xfe is the usual reboot). */
         if (cmd >= KBC_CMD_PULSE_BASE && !(cmd & KBC_OUT_RESET))
             request_reset(m);
-        /* Other commands (the auxiliary port, passwords, ...) concern hardware this
+        /* Other commands (passwords, vendor diagnostics, ...) concern hardware this
          * controller does not have: ignored, as a controller without it does. */
         break;
     }
@@ -208,6 +253,13 @@ static void kbc_data(struct pc_misc *m, uint8_t v)
     switch (pending) {
     case KBC_CMD_WRITE_CTR:
         m->kbc_ctr = v & KBC_CTR_MASK;
+        kbc_update_irqs(m);
+        break;
+    case KBC_CMD_WRITE_KBD_OUT:
+        kbc_output_port(m, v, false);
+        break;
+    case KBC_CMD_WRITE_AUX_OUT:
+        kbc_output_port(m, v, true);
         break;
     case KBC_CMD_WRITE_OUTPORT:
         /* A20 cannot be turned off (guest memory is mapped without the wrap). */
@@ -215,7 +267,7 @@ static void kbc_data(struct pc_misc *m, uint8_t v)
             request_reset(m);
         break;
     default:
-        break; /* a byte for the keyboard: none is attached, nothing answers */
+        break; /* a byte for the keyboard or (0xd4) the mouse: neither is attached */
     }
 }
 
@@ -228,6 +280,8 @@ static uint8_t kbc_status(const struct pc_misc *m)
         s |= KBC_STS_SYS;
     if (m->kbc_last_cmd)
         s |= KBC_STS_A2;
+    if (m->kbc_obf && m->kbc_out_aux)
+        s |= KBC_STS_AUX_OBF;
     return s;
 }
 
@@ -316,6 +370,7 @@ uint8_t pc_misc_read(struct pc_misc *m, uint16_t port)
     case PC_MISC_PORT_I8042_DATA:
         /* An empty buffer still reads its last byte. */
         m->kbc_obf = false;
+        kbc_update_irqs(m);
         return m->kbc_out;
     case PC_MISC_PORT_I8042_STATUS:
         return kbc_status(m);

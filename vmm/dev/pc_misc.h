@@ -1,7 +1,9 @@
 /* The small PC platform pieces a guest uses to reset, power off and keep time
  * that belong to no bigger device model:
- *   0x60, 0x64   the i8042 keyboard controller, controller commands only (no
- *                keyboard or mouse attached; no IRQ 1 or 12);
+ *   0x60, 0x64   the i8042 keyboard controller with a keyboard and an auxiliary
+ *                port but nothing plugged into either: controller commands,
+ *                the output-buffer writes (0xd2, 0xd3: Linux's loopback tests),
+ *                IRQ 1 and 12 for data in the output buffer;
  *   0x92         System Control Port A (fast reset, A20 reported always on);
  *   0xcf9        the Reset Control Register;
  *   pm_base..+11 the ACPI fixed hardware this platform's FADT describes:
@@ -59,6 +61,8 @@ struct pc_misc_config {
     pc_misc_action_fn reset;    /* the guest asked for a system reset */
     pc_misc_action_fn poweroff; /* the guest entered S5 */
     pc_misc_irq_fn    sci;      /* the SCI line (may be null) */
+    pc_misc_irq_fn    kbd_irq;  /* IRQ 1: keyboard-port data waiting (may be null) */
+    pc_misc_irq_fn    aux_irq;  /* IRQ 12: auxiliary-port data waiting (may be null) */
     void *ctx;
 };
 
@@ -68,6 +72,8 @@ struct pc_misc {
     uint8_t kbc_ctr;         /* controller command byte */
     uint8_t kbc_out;         /* output buffer */
     bool    kbc_obf;
+    bool    kbc_out_aux;     /* the output byte came from the auxiliary port */
+    bool    kbd_irq_level, aux_irq_level;
     bool    kbc_last_cmd;    /* last write went to 0x64 (status bit A2) */
     uint8_t kbc_pending;     /* command waiting for its data byte at 0x60, or 0 */
     uint8_t sysctl_a;
