@@ -127,70 +127,56 @@ static void pic_write(void *ctx, uint16_t port, uint8_t value)
     spin_unlock_irqrestore(&m->platform.lock, f);
 }
 
-static uint8_t pit_read(void *ctx, uint16_t port)
+/* The models that keep time (PIT, RTC, the PM block with the i8042 and reset
+ * ports beside it): any access may change when they next fire, so vCPU 0 looks at
+ * them again before its next entry (dirty), and is kicked where it may be asleep
+ * past the new time: after a write, and after a read of RTC register C, which
+ * lowers the line another vCPU's handler acknowledged. */
+static bool is_pit_port(uint16_t port)
 {
-    struct vmm_vm *m = ctx;
-    uint64_t f = spin_lock_irqsave(&m->platform.lock);
-    uint8_t v = i8254_read(&m->platform.pit, port);
-    m->platform.dirty = true;
-    spin_unlock_irqrestore(&m->platform.lock, f);
-    return v;
+    return (port >= I8254_COUNTER0 && port <= I8254_CONTROL) || port == I8254_PORT_B;
 }
 
-static void pit_write(void *ctx, uint16_t port, uint8_t value)
+static bool is_rtc_port(uint16_t port)
 {
-    struct vmm_vm *m = ctx;
-    uint64_t f = spin_lock_irqsave(&m->platform.lock);
-    i8254_write(&m->platform.pit, port, value);
-    m->platform.dirty = true;
-    spin_unlock_irqrestore(&m->platform.lock, f);
-    /* A new count may fire sooner than vCPU 0's deadline says. */
-    core_vcpu_kick(m->vcpus[0].h);
+    return port == MC146818_PORT_INDEX || port == MC146818_PORT_DATA;
 }
 
-static uint8_t rtc_read(void *ctx, uint16_t port)
+static uint8_t timers_read(void *ctx, uint16_t port)
 {
     struct vmm_vm *m = ctx;
-    uint64_t f = spin_lock_irqsave(&m->platform.lock);
-    bool reg_c = port == MC146818_PORT_DATA && (m->platform.rtc.index & 0x7f) == 0x0c;
-    uint8_t v = mc146818_read(&m->platform.rtc, port);
-    m->platform.dirty = true;
-    spin_unlock_irqrestore(&m->platform.lock, f);
-    /* Reading register C lowers the line: the next interrupt needs vCPU 0 to
-     * schedule it, which may be halted while another vCPU ran the handler. */
-    if (reg_c)
+    struct vmm_platform *p = plat(m);
+    bool kick = false;
+    uint8_t v;
+    uint64_t f = spin_lock_irqsave(&p->lock);
+    if (is_pit_port(port)) {
+        v = i8254_read(&p->pit, port);
+    } else if (is_rtc_port(port)) {
+        kick = port == MC146818_PORT_DATA && (p->rtc.index & 0x7f) == 0x0c;
+        v = mc146818_read(&p->rtc, port);
+    } else {
+        v = pc_misc_read(&p->misc, port);
+    }
+    p->dirty = true;
+    spin_unlock_irqrestore(&p->lock, f);
+    if (kick)
         core_vcpu_kick(m->vcpus[0].h);
     return v;
 }
 
-static void rtc_write(void *ctx, uint16_t port, uint8_t value)
+static void timers_write(void *ctx, uint16_t port, uint8_t value)
 {
     struct vmm_vm *m = ctx;
-    uint64_t f = spin_lock_irqsave(&m->platform.lock);
-    mc146818_write(&m->platform.rtc, port, value);
-    m->platform.dirty = true;
-    spin_unlock_irqrestore(&m->platform.lock, f);
-    core_vcpu_kick(m->vcpus[0].h);
-}
-
-static uint8_t misc_read(void *ctx, uint16_t port)
-{
-    struct vmm_vm *m = ctx;
-    uint64_t f = spin_lock_irqsave(&m->platform.lock);
-    uint8_t v = pc_misc_read(&m->platform.misc, port);
-    m->platform.dirty = true;
-    spin_unlock_irqrestore(&m->platform.lock, f);
-    return v;
-}
-
-static void misc_write(void *ctx, uint16_t port, uint8_t value)
-{
-    struct vmm_vm *m = ctx;
-    uint64_t f = spin_lock_irqsave(&m->platform.lock);
-    pc_misc_write(&m->platform.misc, port, value);
-    m->platform.dirty = true;
-    spin_unlock_irqrestore(&m->platform.lock, f);
-    /* An SCI enabled or acknowledged: vCPU 0 schedules the next one. */
+    struct vmm_platform *p = plat(m);
+    uint64_t f = spin_lock_irqsave(&p->lock);
+    if (is_pit_port(port))
+        i8254_write(&p->pit, port, value);
+    else if (is_rtc_port(port))
+        mc146818_write(&p->rtc, port, value);
+    else
+        pc_misc_write(&p->misc, port, value);
+    p->dirty = true;
+    spin_unlock_irqrestore(&p->lock, f);
     core_vcpu_kick(m->vcpus[0].h);
 }
 
@@ -263,18 +249,18 @@ bool vmm_platform_attach(struct vmm_vm *m)
     bool ok = io_bus_claim(&m->io, I8259_MASTER_COMMAND, I8259_MASTER_DATA, pic_read, pic_write, m) &&
               io_bus_claim(&m->io, I8259_SLAVE_COMMAND, I8259_SLAVE_DATA, pic_read, pic_write, m) &&
               io_bus_claim(&m->io, I8259_ELCR_MASTER, I8259_ELCR_SLAVE, pic_read, pic_write, m) &&
-              io_bus_claim(&m->io, I8254_COUNTER0, I8254_CONTROL, pit_read, pit_write, m) &&
-              io_bus_claim(&m->io, I8254_PORT_B, I8254_PORT_B, pit_read, pit_write, m) &&
-              io_bus_claim(&m->io, MC146818_PORT_INDEX, MC146818_PORT_DATA, rtc_read, rtc_write, m) &&
-              io_bus_claim(&m->io, PC_MISC_PORT_I8042_DATA, PC_MISC_PORT_I8042_DATA, misc_read, misc_write, m) &&
-              io_bus_claim(&m->io, PC_MISC_PORT_I8042_STATUS, PC_MISC_PORT_I8042_STATUS, misc_read, misc_write, m) &&
-              io_bus_claim(&m->io, PC_MISC_PORT_SYSCTL_A, PC_MISC_PORT_SYSCTL_A, misc_read, misc_write, m) &&
+              io_bus_claim(&m->io, I8254_COUNTER0, I8254_CONTROL, timers_read, timers_write, m) &&
+              io_bus_claim(&m->io, I8254_PORT_B, I8254_PORT_B, timers_read, timers_write, m) &&
+              io_bus_claim(&m->io, MC146818_PORT_INDEX, MC146818_PORT_DATA, timers_read, timers_write, m) &&
+              io_bus_claim(&m->io, PC_MISC_PORT_I8042_DATA, PC_MISC_PORT_I8042_DATA, timers_read, timers_write, m) &&
+              io_bus_claim(&m->io, PC_MISC_PORT_I8042_STATUS, PC_MISC_PORT_I8042_STATUS, timers_read, timers_write, m) &&
+              io_bus_claim(&m->io, PC_MISC_PORT_SYSCTL_A, PC_MISC_PORT_SYSCTL_A, timers_read, timers_write, m) &&
               /* 0xcf9 inside the bridge's ports: the bytes the bridge declines. */
-              io_bus_claim(&m->io, PC_MISC_PORT_RESET_CONTROL, PC_MISC_PORT_RESET_CONTROL, misc_read,
-                           misc_write, m) &&
+              io_bus_claim(&m->io, PC_MISC_PORT_RESET_CONTROL, PC_MISC_PORT_RESET_CONTROL, timers_read,
+                           timers_write, m) &&
               io_bus_claim_wide(&m->io, PCI_HOST_PORT_FIRST, PCI_HOST_PORT_LAST, pci_io, m) &&
               io_bus_claim(&m->io, PLATFORM_PM_BASE, PLATFORM_PM_BASE + PC_MISC_PM_BLOCK_LEN - 1,
-                           misc_read, misc_write, m) &&
+                           timers_read, timers_write, m) &&
               mmio_bus_claim(&m->mmio, PLATFORM_IOAPIC_BASE, IOAPIC_MMIO_SIZE, ioapic_mmio_read,
                              ioapic_mmio_write, m);
     if (!ok) {
