@@ -13,6 +13,11 @@ import pytest
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import plinthboot  # noqa: E402
 
+# The testbeds are QEMU's TCG (AMD-V) and Bochs (VT-x): a machine with /dev/kvm must not
+# turn the QEMU runs into KVM runs, whose CPU (and whether it offers nested
+# virtualization at all) is the host's, not the tests'.  tools/run reads this.
+os.environ["PLINTH_ACCEL"] = "tcg"
+
 
 @pytest.fixture(scope="session")
 def plinth_build():

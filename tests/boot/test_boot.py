@@ -32,14 +32,6 @@ def plinth_version():
         return re.search(r"^VERSION\s*:=\s*(\S+)", f.read(), re.MULTILINE).group(1)
 
 
-def kvm_usable():
-    try:
-        os.close(os.open("/dev/kvm", os.O_RDWR))
-        return True
-    except OSError:
-        return False
-
-
 class Case:
     def __init__(self, emulator, firmware, smp, memory, timeout):
         self.emulator, self.firmware, self.smp = emulator, firmware, smp
@@ -66,8 +58,6 @@ def expected_virt(case):
     if case.emulator == "bochs":
         # The Haswell model: VT-x with EPT and unrestricted guest (DESIGN.md, Testbeds).
         return {"vmx": {"ept", "ug"}}
-    if kvm_usable():
-        return {"vmx": {"ept"}, "svm": {"npt"}}  # -cpu host: whatever this machine has
     return {"svm": {"npt"}}  # TCG -cpu max offers AMD SVM with nested paging
 
 
