@@ -5,7 +5,7 @@
 #include "arch/x86_64/cpu/cpu.h"
 #include "arch/x86_64/cpu/paging.h"
 #include "kernel/log.h"
-#include "kernel/time.h"
+#include "arch/x86_64/apic/timer.h"
 
 /* PM1 control register bits (ACPI 6.5 §4.8.3.2.1, Table 4.13). */
 #define PM1_SCI_EN            (1u << 0)
@@ -46,8 +46,12 @@ static void acpi_delay_ms(uint32_t ms)
     const struct acpi_info *ai = acpi_get();
     if (!pmtimer_ready() && ai->pm_tmr_port)
         pmtimer_init(ai->pm_tmr_port, ai->pm_tmr_32bit);
-    if (!pmtimer_delay_us((uint64_t)ms * 1000))
-        time_delay_us((uint64_t)ms * 1000);
+    if (pmtimer_delay_us((uint64_t)ms * 1000))
+        return;
+    uint64_t hz = timer_tsc_hz() ? timer_tsc_hz() : 3000000000ull;
+    uint64_t start = rdtsc(), ticks = hz / 1000 * ms;
+    while (rdtsc() - start < ticks)
+        cpu_relax();
 }
 
 /* Writes an 8-bit value to a GAS register: I/O, memory, or PCI configuration space

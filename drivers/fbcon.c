@@ -1,6 +1,5 @@
 #include "drivers/fbcon.h"
 #include "arch/x86_64/cpu/paging.h"
-#include "kernel/console.h"
 #include "kernel/log.h"
 
 #include <stddef.h>
@@ -172,37 +171,32 @@ static void fbcon_put(struct fbcon *con, const char *s, size_t n)
     }
 }
 
-static void fbcon_sink(void *ctx, const char *s, size_t n)
+void fbcon_write(struct fbcon *con, const char *s, size_t n)
 {
-    struct fbcon *con = ctx;
     fbcon_put(con, s, n);
     fbcon_flush(con);
 }
 
-bool fbcon_init(const struct bootinfo_framebuffer *bfb)
+struct fbcon *fbcon_init(const struct bootinfo_framebuffer *bfb)
 {
     if (!bfb->phys)
-        return false;
+        return NULL;
     struct bootinfo_framebuffer fb = *bfb;
     const char *why = fbcon_check(&fb);
     if (why) {
         log_warn("fbcon: framebuffer %ux%u %ubpp pitch %u at %#lx not used: %s; no screen console",
                  bfb->width, bfb->height, bfb->bpp, bfb->pitch, (unsigned long)bfb->phys, why);
-        return false;
+        return NULL;
     }
     size_t size = (size_t)fb.pitch * fb.height;
     void *mem = mmio_map(fb.phys, size);
     if (!mem) {
         log_warn("fbcon: cannot map the framebuffer at %#lx (%zu KiB): out of address space; "
                  "no screen console", (unsigned long)fb.phys, size >> 10);
-        return false;
+        return NULL;
     }
     fbcon_setup(&fbcon, mem, &fb);
-    if (console_register(fbcon_sink, &fbcon) != 0) {
-        log_warn("fbcon: no free console slot; raise CONSOLE_MAX_SINKS in kernel/console.c");
-        return false;
-    }
     log_info("fbcon: %ux%u at %#lx, %ux%u characters", bfb->width, bfb->height,
              (unsigned long)fb.phys, fbcon.cols, fbcon.rows);
-    return true;
+    return &fbcon;
 }

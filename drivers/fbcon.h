@@ -7,7 +7,10 @@
 #include "boot/bootinfo.h"
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
+
+struct fbcon;
 
 #define FBCON_GLYPH_WIDTH   8
 #define FBCON_GLYPH_HEIGHT  16
@@ -20,8 +23,11 @@
  * first, most significant bit leftmost; codes the font lacks hold its replacement. */
 extern const uint8_t fbcon_font[128][FBCON_GLYPH_HEIGHT];
 
-/* Maps the framebuffer, clears it and registers a console sink.  Returns false (and
- * logs why, unless there is simply no framebuffer) when it cannot be drawn on. */
-bool fbcon_init(const struct bootinfo_framebuffer *fb);
+/* Maps the framebuffer and clears it: the screen console, which the boot sequence
+ * registers as a sink of the host console.  NULL (logged why, unless there is simply
+ * no framebuffer) when it cannot be drawn on. */
+struct fbcon *fbcon_init(const struct bootinfo_framebuffer *fb);
+/* Draws s[0..n) (lines, '\n', '\r') and shows it. */
+void fbcon_write(struct fbcon *con, const char *s, size_t n);
 
 #endif

@@ -1,6 +1,5 @@
 #include "drivers/serial.h"
 #include "arch/x86_64/cpu/cpu.h"
-#include "kernel/console.h"
 #include "kernel/spinlock.h"
 
 /* 16550 registers (offsets from the base port) and bits, per the 16550 data sheet. */
@@ -12,16 +11,9 @@ enum { UART_THR = 0, UART_RBR = 0, UART_DLL = 0, UART_IER = 1, UART_DLM = 1, UAR
 #define LCR_8N1  0x03
 
 static uint16_t base;
-static bool sink_registered;
 /* Between readers of RBR; writers keep to THR and LSR.THRE, which reading does not
  * disturb. */
 static struct spinlock input_lock = SPINLOCK_INIT;
-
-static void serial_sink(void *ctx, const char *s, size_t n)
-{
-    (void)ctx;
-    serial_write(s, n);
-}
 
 bool serial_init(uint16_t port)
 {
@@ -37,10 +29,6 @@ bool serial_init(uint16_t port)
     outb(port + UART_FCR, 0x07);       /* enable and clear FIFOs */
     outb(port + UART_MCR, 0x03);       /* DTR, RTS */
     base = port;
-    if (!sink_registered) {
-        console_register(serial_sink, 0);
-        sink_registered = true;
-    }
     return true;
 }
 

@@ -3,15 +3,23 @@
 # PASS/FAIL lines on COM1.  Included by the top Makefile; `make guests` builds them
 # into $(BUILD)/guests/, `make guest-isos` one plinth ISO per guests/configs/*.cfg.
 
-GUEST_C_NAMES := protmode cpuid msr io mmio pastram fetch hlt vmx counter filler checker tf vecregs debugregs msrstate lapictimer smp
+GUEST_C_NAMES := protmode cpuid msr io mmio pastram fetch hlt vmx counter filler checker tf vecregs debugregs msrstate lapictimer smp debugtrap pmu miscenable tscaux hypercall xsaves strio movspf nmiiret lowload
+# 64-bit C guests: the same library built for x86_64, entered through start64.asm.
+GUEST64_C_NAMES := cr8
 GUEST_DIR     := $(BUILD)/guests
-GUESTS        := $(GUEST_C_NAMES:%=$(GUEST_DIR)/%.elf) $(GUEST_DIR)/longmode.elf $(GUEST_DIR)/elf64.elf \
+GUESTS        := $(GUEST_C_NAMES:%=$(GUEST_DIR)/%.elf) $(GUEST64_C_NAMES:%=$(GUEST_DIR)/%.elf) \
+                 $(GUEST_DIR)/longmode.elf $(GUEST_DIR)/elf64.elf \
                  $(GUEST_DIR)/realmode.bin $(GUEST_DIR)/flat32.bin
 GUEST_LIB     := $(GUEST_DIR)/lib/start.o $(GUEST_DIR)/lib/traps.o $(GUEST_DIR)/lib/guest.o
-GUEST_CFLAGS  := -m32 -march=i686 -std=gnu11 -ffreestanding -fno-builtin -fno-pic -fno-pie \
+GUEST64_LIB   := $(GUEST_DIR)/lib64/start64.o $(GUEST_DIR)/lib64/traps64.o $(GUEST_DIR)/lib64/guest.o
+GUEST_CFLAGS_COMMON := -std=gnu11 -ffreestanding -fno-builtin -fno-pic -fno-pie \
                  -fno-stack-protector -mgeneral-regs-only -fno-asynchronous-unwind-tables \
                  -O2 -g $(WARN) -Iguests/lib -MMD -MP
+GUEST_CFLAGS  := -m32 -march=i686 $(GUEST_CFLAGS_COMMON)
+# No red zone: the guests take interrupts on the stack they run on.
+GUEST64_CFLAGS := -m64 -mno-red-zone -mcmodel=small $(GUEST_CFLAGS_COMMON)
 GUEST_LDFLAGS := -m elf_i386 -nostdlib -static -z noexecstack --no-warn-rwx-segments
+GUEST64_LDFLAGS := -m elf_x86_64 -nostdlib -static -z noexecstack --no-warn-rwx-segments
 GUEST_CONFIGS := $(sort $(wildcard guests/configs/*.cfg))
 GUEST_ISOS    := $(patsubst guests/configs/%.cfg,$(GUEST_DIR)/%.iso,$(GUEST_CONFIGS))
 
@@ -20,7 +28,8 @@ include guests/linux/linux.mk
 
 .PHONY: guests guest-isos
 # Keep the objects: they are intermediate files of pattern rules.
-.SECONDARY: $(GUEST_LIB) $(GUEST_C_NAMES:%=$(GUEST_DIR)/obj/%.o) $(GUEST_DIR)/longmode.o $(GUEST_DIR)/elf64.o
+.SECONDARY: $(GUEST_LIB) $(GUEST64_LIB) $(GUEST_C_NAMES:%=$(GUEST_DIR)/obj/%.o) \
+            $(GUEST64_C_NAMES:%=$(GUEST_DIR)/obj64/%.o) $(GUEST_DIR)/longmode.o $(GUEST_DIR)/elf64.o
 guests: $(GUESTS)
 guest-isos: $(GUEST_ISOS)
 
@@ -36,8 +45,27 @@ $(GUEST_DIR)/obj/%.o: guests/%.c
 	@mkdir -p $(dir $@)
 	$(CC) $(GUEST_CFLAGS) -c $< -o $@
 
-$(GUEST_DIR)/%.elf: $(GUEST_DIR)/obj/%.o $(GUEST_LIB) guests/lib/guest.ld
+$(GUEST_DIR)/lib64/%.o: guests/lib/%.c
+	@mkdir -p $(dir $@)
+	$(CC) $(GUEST64_CFLAGS) -c $< -o $@
+
+$(GUEST_DIR)/lib64/%.o: guests/lib/%.asm
+	@mkdir -p $(dir $@)
+	$(NASM) -f elf64 -g -F dwarf $< -o $@
+
+$(GUEST_DIR)/obj64/%.o: guests/%.c
+	@mkdir -p $(dir $@)
+	$(CC) $(GUEST64_CFLAGS) -c $< -o $@
+
+$(GUEST64_C_NAMES:%=$(GUEST_DIR)/%.elf): $(GUEST_DIR)/%.elf: $(GUEST_DIR)/obj64/%.o $(GUEST64_LIB) guests/lib/guest.ld
+	$(LD) $(GUEST64_LDFLAGS) -T guests/lib/guest.ld -o $@ $< $(GUEST64_LIB)
+
+$(filter-out $(GUEST_DIR)/lowload.elf,$(GUEST_C_NAMES:%=$(GUEST_DIR)/%.elf)): $(GUEST_DIR)/%.elf: $(GUEST_DIR)/obj/%.o $(GUEST_LIB) guests/lib/guest.ld
 	$(LD) $(GUEST_LDFLAGS) -T guests/lib/guest.ld -o $@ $< $(GUEST_LIB)
+
+# lowload is linked below 1 MiB (guests/lib/guest-low.ld).
+$(GUEST_DIR)/lowload.elf: $(GUEST_DIR)/obj/lowload.o $(GUEST_LIB) guests/lib/guest-low.ld
+	$(LD) $(GUEST_LDFLAGS) -T guests/lib/guest-low.ld -o $@ $< $(GUEST_LIB)
 
 # longmode does everything itself (its own GDT, page tables and IDT): no library.
 $(GUEST_DIR)/longmode.o: guests/longmode.asm

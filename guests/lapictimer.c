@@ -21,18 +21,6 @@ static uint64_t idt[256] __attribute__((aligned(16)));
 static void apic_write(uint32_t reg, uint32_t v) { *(volatile uint32_t *)(APIC + reg) = v; }
 static uint32_t apic_read(uint32_t reg) { return *(volatile uint32_t *)(APIC + reg); }
 
-static void wrmsr(uint32_t msr, uint64_t v)
-{
-    __asm__ volatile("wrmsr" :: "c"(msr), "a"((uint32_t)v), "d"((uint32_t)(v >> 32)));
-}
-
-static uint64_t rdmsr(uint32_t msr)
-{
-    uint32_t lo, hi;
-    __asm__ volatile("rdmsr" : "=a"(lo), "=d"(hi) : "c"(msr));
-    return (uint64_t)hi << 32 | lo;
-}
-
 struct iframe;
 __attribute__((interrupt)) static void timer_isr(struct iframe *f)
 {

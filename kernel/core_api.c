@@ -48,6 +48,18 @@ bool core_nested_paging_2m(void)
     return hvm_detect()->caps.large_pages_2m;
 }
 
+bool core_guest_has(enum core_guest_feature f)
+{
+    const struct hvm_backend *be = hvm_backend();
+    if (!be)
+        return false;
+    switch (f) {
+    case CORE_GUEST_RDTSCP: return be->guest_has_rdtscp();
+    case CORE_GUEST_XSAVES: return be->guest_has_xsaves();
+    }
+    return false;
+}
+
 const char *core_backend_name(void)
 {
     const struct hvm_backend *be = hvm_backend();

@@ -31,6 +31,10 @@ struct vmm_vcpu_ops {
     void (*pre_entry)(void *ctx, core_vcpu_t v);
     /* Called with each exit the core does not handle itself. */
     enum vmm_action (*exit)(void *ctx, core_vcpu_t v, const struct hvm_exit *exit);
+    /* The length of the instruction at the vCPU's RIP (0: cannot tell), after any
+     * exit whose record says needs_event_len: the software event it interrupted is
+     * re-injected past that instruction. */
+    uint8_t (*event_insn_len)(void *ctx, core_vcpu_t v);
 };
 
 /* Guest memory: RAM of ram_bytes at guest-physical 0, zeroed, mapped in this VM's
@@ -80,7 +84,19 @@ void     core_vcpu_finish_cpuid(core_vcpu_t v, const uint32_t r[4], uint8_t len)
  * KVM answers CPUID from the table its VMM sets).  Only for answers that stay the
  * same for the vCPU's life; a newer answer for the same leaf replaces the older. */
 void     core_vcpu_cache_cpuid(core_vcpu_t v, uint32_t leaf, uint32_t subleaf, const uint32_t r[4]);
+/* Moves past a completed instruction: RIP, the interrupt shadow, and the single-step
+ * #DB that follows it when the guest has RFLAGS.TF set. */
 void     core_vcpu_skip_insn(core_vcpu_t v, uint8_t len);
+/* A #DB trap with these DR6 bits (B0-B3, BS) after the instruction just completed:
+ * a data breakpoint an emulated access hit.  Delivered before any other event. */
+void     core_vcpu_debug_trap(core_vcpu_t v, uint32_t dr6_bits);
+/* The guest's DR0-DR3 (for the data breakpoints of emulated accesses). */
+void     core_vcpu_get_dr0_3(core_vcpu_t v, uint64_t dr[4]);
+/* The PAE PDPTEs the guest's CR3 points to, after an emulated CR0/CR4 write in PAE
+ * paging (the monitor read and checked them in guest memory). */
+void     core_vcpu_set_pdptes(core_vcpu_t v, const uint64_t pdpte[4]);
+/* The guest's IA32_TSC_AUX (RDTSCP, RDPID), where core_guest_has(CORE_GUEST_RDTSCP). */
+void     core_vcpu_set_tsc_aux(core_vcpu_t v, uint32_t value);
 bool     core_vcpu_inject(core_vcpu_t v, const struct hvm_event *e);
 bool     core_vcpu_can_inject(core_vcpu_t v, enum hvm_event_type t);
 void     core_vcpu_request_window(core_vcpu_t v, unsigned windows);
@@ -96,6 +112,10 @@ void     core_vcpu_dump(core_vcpu_t v);
 
 /* Host facts the monitor may know. */
 bool     core_nested_paging_2m(void);
+/* Instructions whose state the backend keeps each vCPU's own, so that guests may see
+ * them in CPUID: RDTSCP/RDPID (IA32_TSC_AUX) and XSAVES/XRSTORS (IA32_XSS held at 0). */
+enum core_guest_feature { CORE_GUEST_RDTSCP, CORE_GUEST_XSAVES };
+bool     core_guest_has(enum core_guest_feature f);
 const char *core_backend_name(void);   /* "vmx", "svm", or NULL */
 uint64_t core_time_ns(void);
 uint64_t core_tsc(void);

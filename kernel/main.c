@@ -8,6 +8,7 @@
 #include "drivers/fbcon.h"
 #include "drivers/rtc.h"
 #include "kernel/time.h"
+#include "kernel/console.h"
 #include "arch/x86_64/cpu/cpuinfo.h"
 #include "arch/x86_64/hvm.h"
 #include "kernel/log.h"
@@ -132,11 +133,27 @@ static __attribute__((noreturn)) void bsp_main(void)
     sched_run_cpu();
 }
 
+/* The kernel's page allocator, as arch code gets it (arch/x86_64/page_alloc.h). */
+static const struct arch_page_ops page_ops = { pmm_alloc_contig, pmm_free_pages };
+
+/* The host console's sinks: the serial line and, where there is one, the screen. */
+static void serial_sink(void *ctx, const char *s, size_t n)
+{
+    (void)ctx;
+    serial_write(s, n);
+}
+
+static void fbcon_sink(void *ctx, const char *s, size_t n)
+{
+    fbcon_write(ctx, s, n);
+}
+
 void kmain(uint64_t magic, uint64_t info, uint64_t phys_base)
 {
     /* Serial first, so that anything after can explain itself.  COM1 until ACPI's
      * SPCR names another port. */
-    serial_init(SERIAL_COM1);
+    if (serial_init(SERIAL_COM1))
+        console_register(serial_sink, 0);
     take_handoff(magic, info, phys_base);
     idt_init();                      /* exceptions -> register dump, trace, panic */
     log_info("plinth %s", PLINTH_VERSION);
@@ -148,7 +165,9 @@ void kmain(uint64_t magic, uint64_t info, uint64_t phys_base)
      *
      */
     pmm_init(&boot_info);            /* physical pages from the memory map */
+    arch_page_alloc_init(&page_ops); /* ... which arch code allocates through */
     paging_init(&boot_info);         /* plinth's own page tables, direct map, W^X */
+    pmm_allow_above_4g();            /* the direct map reaches all of RAM now */
     log_info("mem: %lu MiB total, %lu MiB free", (unsigned long)(pmm_total_bytes() >> 20),
              (unsigned long)(pmm_free_bytes() >> 20));
     cpu_tables_init(0);              /* per-CPU GDT/TSS/IST stacks for the BSP */
@@ -159,17 +178,25 @@ void kmain(uint64_t magic, uint64_t info, uint64_t phys_base)
         if (spcr && spcr != was) {
             log_info("serial: ACPI SPCR names the console at port %#x; moving there from %#x",
                      spcr, was);
-            if (serial_init(spcr))
+            if (serial_init(spcr)) {
+                if (!was)
+                    console_register(serial_sink, 0);
                 log_info("serial: console on port %#x (ACPI SPCR), was %#x", spcr, was);
+            }
             else
                 log_warn("serial: no UART answers at port %#x that ACPI SPCR names; the "
                          "console stays on %#x", spcr, was);
         }
     }
-    fbcon_init(&boot_info.fb);       /* framebuffer text console, if any */
+    {   /* framebuffer text console, if any */
+        struct fbcon *screen = fbcon_init(&boot_info.fb);
+        if (screen && console_register(fbcon_sink, screen) != 0)
+            log_warn("fbcon: no free console slot; raise CONSOLE_MAX_SINKS in kernel/console.c");
+    }
     cpuinfo_log(); virt_log();       /* "cpu: ..." and "virt: ..." lines */
     i8259_disable();                 /* legacy PICs off the exception vectors, masked */
     lapic_init(); timer_calibrate(); /* local APIC, TSC/APIC timer frequencies */
+    time_set_tsc_khz(timer_tsc_hz() / 1000);
     wall_clock_init();               /* host RTC -> wall-clock time for guests' RTCs */
     smp_init();                      /* every CPU up, "smp: N CPUs online" */
     /* The boot stack in .bss has no guard page; from here on the boot CPU runs for

@@ -2,6 +2,8 @@
 #include "kernel/console.h"
 #include "kernel/fmt.h"
 #include "kernel/ksyms.h"
+
+_Static_assert(PANIC_ADDRESS_TEXT_MAX >= KSYMS_NAME_MAX + 48, "room for a symbol, offset and address");
 #include "kernel/smp.h"
 #include "arch/x86_64/cpu/cpu.h"
 #include "arch/x86_64/cpu/gdt.h"
@@ -86,7 +88,7 @@ void panic_format_address(char *buf, size_t size, uint64_t addr)
 
 void panic_stack_trace(uint64_t rip, uint64_t rbp)
 {
-    char sym[KSYMS_NAME_MAX + 48];
+    char sym[PANIC_ADDRESS_TEXT_MAX];
     unsigned frame = 0, printed = 0, repeats = 0;
     uint64_t last_ret = 0;
     panic_printf("  stack trace:");

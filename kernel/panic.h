@@ -30,6 +30,8 @@ void panic_printf(const char *fmt, ...);
 void panic_stack_trace(uint64_t rip, uint64_t rbp);
 /* "0xffffffff80201234 kmain+0x1c" (or "... ??") into buf. */
 void panic_format_address(char *buf, size_t size, uint64_t addr);
+/* A buffer this large holds any address panic_format_address writes in full. */
+#define PANIC_ADDRESS_TEXT_MAX 176
 __attribute__((noreturn)) void panic_end(void);
 
 #endif

@@ -3,10 +3,9 @@
 #define PLINTH_KERNEL_PMM_H
 
 #include "boot/bootinfo.h"
+#include "arch/x86_64/page_alloc.h"
 #include <stdint.h>
 #include <stddef.h>
-
-#define PAGE_SIZE 4096ull
 
 /* Takes usable RAM from bi->mmap, minus the kernel image, the modules, page 0 and
  * anything else the boot path still holds.  Reserved, ACPI, NVS and MMIO ranges are
@@ -26,8 +25,8 @@ uint64_t pmm_free_bytes(void);
 /* RAM above this is ignored: the direct map (arch/x86_64/cpu/paging.h) spans 64 TiB. */
 #define PMM_MAX_PHYS (1ull << 46)
 /* Until the direct map exists only the boot path's identity map (the first 4 GiB)
- * reaches physical memory, so the allocator hands out pages below 4 GiB only;
- * paging_init calls this once its direct map is live. */
+ * reaches physical memory, so the allocator hands out pages below 4 GiB only; the
+ * boot sequence calls this once paging_init's direct map is live. */
 void     pmm_allow_above_4g(void);
 
 #endif

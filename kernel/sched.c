@@ -249,8 +249,15 @@ static void run_vcpu(core_vcpu_t h, uint64_t slice_ns)
             apic_armed = limit != 0;
         }
         struct hvm_exit x;
-        be->vcpu_run(v->hw, apic_slices ? 0 : limit, &x);
+        /* Capped at 1 s, so that ns * kHz cannot overflow whatever deadline a guest sets. */
+        uint64_t limit_tsc = apic_slices || !limit ? 0
+                           : (limit > 1000000000ull ? 1000000000ull : limit) * time_tsc_khz() / 1000000;
+        be->vcpu_run(v->hw, limit_tsc ? limit_tsc : limit ? 1 : 0, &x);
         entered = true;
+        /* Whatever the exit, an interrupted INTn/INT3/INTO goes in again at the next
+         * entry past its instruction, whose length only the monitor can decode. */
+        if (x.needs_event_len)
+            be->set_event_len(v->hw, v->ops->event_insn_len(v->ctx, h));
         v->exits[x.reason < HVM_EXIT_REASON_COUNT ? x.reason : HVM_EXIT_UNHANDLED]++;
         switch (x.reason) {
         case HVM_EXIT_NONE:

@@ -62,6 +62,10 @@ extern const char __ap_trampoline_start[], __ap_trampoline_end[];
 extern const char ap_trampoline[], ap_trampoline_data[];
 extern char boot_stack_top[];
 
+_Static_assert(__builtin_offsetof(struct cpu, self) == __builtin_offsetof(struct percpu_head, self) &&
+               __builtin_offsetof(struct cpu, index) == __builtin_offsetof(struct percpu_head, index),
+               "struct cpu must begin with struct percpu_head's fields");
+
 static struct cpu smp_cpus[SMP_MAX_CPUS];
 static uint32_t smp_cpu_slots = 1;          /* entries of smp_cpus in use */
 static uint32_t smp_online = 1;
@@ -172,7 +176,7 @@ void smp_ap_entry(uint32_t index)
     paging_cpu_init();
     cpu_tables_init(index);
     /* After the GDT load: loading a segment selector into GS zeroes its base. */
-    wrmsr(MSR_GS_BASE, (uint64_t)(uintptr_t)c);
+    percpu_install((struct percpu_head *)c);
     lapic_init_ap();
     __atomic_fetch_add(&smp_online, 1, __ATOMIC_ACQ_REL);
     __atomic_store_n(&c->online, true, __ATOMIC_RELEASE);
@@ -316,7 +320,7 @@ void smp_init(void)
     bsp->apic_id = lapic_id();
     bsp->stack_top = (uint64_t)(uintptr_t)boot_stack_top;
     bsp->online = true;
-    wrmsr(MSR_GS_BASE, (uint64_t)(uintptr_t)bsp);
+    percpu_install((struct percpu_head *)bsp);
     __atomic_store_n(&smp_gs_ready, true, __ATOMIC_RELEASE);
 
     if (trap_register(SMP_WAKE_VECTOR, smp_wake_handler))

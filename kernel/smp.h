@@ -2,11 +2,14 @@
 #ifndef PLINTH_KERNEL_SMP_H
 #define PLINTH_KERNEL_SMP_H
 
+#include "arch/x86_64/cpu/percpu.h"
+
 #include <stdint.h>
 #include <stdbool.h>
 
-#define SMP_MAX_CPUS 64
+#define SMP_MAX_CPUS PERCPU_MAX_CPUS
 
+/* Begins with arch's struct percpu_head (self, index), which arch code reads. */
 struct cpu {
     struct cpu *self;        /* at %gs:0, so this_cpu() is one load */
     uint32_t index;          /* 0 = the boot CPU */

@@ -209,6 +209,30 @@ void core_vcpu_skip_insn(core_vcpu_t h, uint8_t len)
         hvm_backend()->skip_insn(v->hw, len);
 }
 
+void core_vcpu_debug_trap(core_vcpu_t h, uint32_t dr6_bits)
+{
+    struct vcpu *v = vcpu_get(h);
+    if (v && v->hw)
+        hvm_backend()->debug_trap(v->hw, dr6_bits);
+}
+
+void core_vcpu_get_dr0_3(core_vcpu_t h, uint64_t dr[4])
+{
+    struct vcpu *v = vcpu_get(h);
+    if (v && v->hw) {
+        hvm_backend()->get_dr0_3(v->hw, dr);
+        return;
+    }
+    dr[0] = dr[1] = dr[2] = dr[3] = 0;
+}
+
+void core_vcpu_set_pdptes(core_vcpu_t h, const uint64_t pdpte[4])
+{
+    struct vcpu *v = vcpu_get(h);
+    if (v && v->hw)
+        hvm_backend()->set_pdptes(v->hw, pdpte);
+}
+
 bool core_vcpu_inject(core_vcpu_t h, const struct hvm_event *e)
 {
     struct vcpu *v = vcpu_get(h);
@@ -261,4 +285,11 @@ void core_vcpu_reset_private(core_vcpu_t h)
     /* Before its first run the backend state is fresh: nothing to reset. */
     if (v && v->hw)
         hvm_backend()->reset_private(v->hw);
+}
+
+void core_vcpu_set_tsc_aux(core_vcpu_t h, uint32_t value)
+{
+    struct vcpu *v = vcpu_get(h);
+    if (v && v->hw)
+        hvm_backend()->set_tsc_aux(v->hw, value);
 }

@@ -60,11 +60,15 @@
 #define C7_ECX_OSPKE    (1u << 4)
 #define C7_ECX_WAITPKG  (1u << 5)
 #define C7_ECX_CET_SS   (1u << 7)
-/* RDPID (leaf 7 ECX) and RDTSCP (0x80000001 EDX) read IA32_TSC_AUX, which plinth
- * neither intercepts nor switches per vCPU: hidden, guests do not program it (Linux
- * then finds its CPU number another way). */
+/* RDPID (leaf 7 ECX) and RDTSCP (0x80000001 EDX) read IA32_TSC_AUX, which the
+ * backend switches per vCPU where it can let guests run them (core_guest_has). */
 #define C7_ECX_RDPID    (1u << 22)
 #define E1_EDX_RDTSCP   (1u << 27)
+/* CPUID.(EAX=0DH,ECX=1):EAX: XSAVEOPT, XSAVEC, XGETBV with ECX = 1, XSAVES/XRSTORS. */
+#define D1_EAX_XSAVEOPT (1u << 0)
+#define D1_EAX_XSAVEC   (1u << 1)
+#define D1_EAX_XGETBV1  (1u << 2)
+#define D1_EAX_XSAVES   (1u << 3)
 #define C7_EDX_CET_IBT  (1u << 20)
 /* AVX-512 (EBX F, DQ, IFMA, PF, ER, CD, BW, VL; ECX VBMI, VBMI2, VNNI, BITALG,
  * VPOPCNTDQ; EDX 4VNNIW, 4FMAPS, VP2INTERSECT, FP16) and AMX (EDX BF16, TILE, INT8):
@@ -209,7 +213,8 @@ static void ext_leaf(struct vmm_vcpu *c, uint32_t leaf, uint32_t sub, uint32_t r
         break;
     case 0x80000001u:
         r[2] &= ~(E1_ECX_HIDDEN | E1_ECX_CMP_LEGACY);
-        r[3] &= ~E1_EDX_RDTSCP;
+        if (!core_guest_has(CORE_GUEST_RDTSCP))
+            r[3] &= ~E1_EDX_RDTSCP;
         /* AMD: with HTT, CmpLegacy says leaf 1's logical count counts cores (APM
          * E.4.2, E.5), which is all plinth's vCPUs are. */
         if (host_amd && count > 1)
@@ -329,7 +334,9 @@ static void basic_leaf(struct vmm_vcpu *c, uint32_t leaf, uint32_t sub, uint32_t
             host_cpuid(7, 0, r);
             r[0] = 0;
             r[1] &= ~(C7_EBX_TSC_ADJ | C7_EBX_SGX | C7_EBX_MPX | C7_EBX_PT | C7_EBX_RDT_M | C7_EBX_RDT_A);
-            r[2] &= ~(C7_ECX_WAITPKG | C7_ECX_CET_SS | C7_ECX_RDPID);
+            r[2] &= ~(C7_ECX_WAITPKG | C7_ECX_CET_SS);
+            if (!core_guest_has(CORE_GUEST_RDTSCP))
+                r[2] &= ~C7_ECX_RDPID;
             r[3] &= ~(C7_EDX_UNEMULATED | C7_EDX_CET_IBT);
             if ((mask & XCR0_AVX512) != XCR0_AVX512) {
                 r[1] &= ~C7_EBX_AVX512;
@@ -350,8 +357,16 @@ static void basic_leaf(struct vmm_vcpu *c, uint32_t leaf, uint32_t sub, uint32_t
             r[0] = (uint32_t)mask;
             r[3] = (uint32_t)(mask >> 32);
         } else if (sub == 1) {
-            r[0] &= 0x1;           /* XSAVEOPT only: no XSAVES/XSAVEC state tracking */
-            r[1] = r[2] = r[3] = 0;
+            /* XSAVES with no supervisor component (ECX/EDX 0, IA32_XSS always 0):
+             * where the backend keeps XSS at 0 for the guest.  EBX, the compacted
+             * size for XCR0 | XSS, is the host's answer now: the guest's XCR0 is the
+             * one in force while plinth handles its exit. */
+            uint32_t keep = D1_EAX_XSAVEOPT | D1_EAX_XSAVEC | D1_EAX_XGETBV1 |
+                            (core_guest_has(CORE_GUEST_XSAVES) ? D1_EAX_XSAVES : 0);
+            r[0] &= keep;
+            if (!(r[0] & (D1_EAX_XSAVEC | D1_EAX_XSAVES)))
+                r[1] = 0;
+            r[2] = r[3] = 0;
         } else if (sub >= 64 || !(mask & (1ull << sub))) {
             memset(r, 0, 4 * sizeof r[0]);
         }
@@ -362,6 +377,20 @@ static void basic_leaf(struct vmm_vcpu *c, uint32_t leaf, uint32_t sub, uint32_t
          * performance monitoring), 0xC-0x14 (RDT, SGX, PT...), 0x17-0x1E: none. */
         break;
     }
+}
+
+unsigned vmm_guest_maxphyaddr(void)
+{
+    host_leaves();
+    unsigned m = host_max_ext >= 0x80000008u ? host_ext[8][0] & 0xff : 36;
+    /* Sane bounds for the page walker (pagewalk.h: 32..52). */
+    return m < 32 ? 32 : m > 52 ? 52 : m;
+}
+
+bool vmm_guest_is_amd(void)
+{
+    host_leaves();
+    return host_amd;
 }
 
 void vmm_cpuid(struct vmm_vcpu *c, uint32_t leaf, uint32_t sub, uint32_t r[4])

@@ -67,23 +67,59 @@ static bool set_cr4(struct vmm_vcpu *c, struct hvm_state *s, uint64_t v)
     return true;
 }
 
+/* The PAE page-directory-pointer entries of cr3, checked as a MOV to CR0/CR4 that
+ * enters or stays in PAE paging checks them (SDM Vol. 3A §4.4.1: reserved bits
+ * 63:MAXPHYADDR, 8:5 and 2:1 of a present entry make it #GP), and handed to the core:
+ * the CPU would have loaded them at that MOV, and VT-x takes them from the VMCS. */
+static bool load_pdptes(struct vmm_vcpu *c, const struct hvm_state *s)
+{
+    uint64_t p[4];
+    if (vmm_read_guest_phys(c->vm, s->cr3 & 0xffffffe0ull, p, sizeof p))
+        return false;
+    unsigned m = vmm_guest_maxphyaddr();
+    uint64_t reserved = ~((1ull << m) - 1) | 0x1e6ull;
+    for (int i = 0; i < 4; i++)
+        if ((p[i] & 1) && (p[i] & reserved))
+            return false;
+    core_vcpu_set_pdptes(c->h, p);
+    return true;
+}
+
+/* PAE paging, not 4-level: with EFER.LME set, paging turned on is IA-32e paging
+ * (LMA follows at the entry), whose CR3 holds a PML4, not PDPTEs. */
+static bool pae_paging(const struct hvm_state *s)
+{
+    return (s->cr0 & CR0_PG) && (s->cr4 & CR4_PAE) && !(s->efer & EFER_LME);
+}
+
+/* The register of a MOV to or from CRn that the CPU did not name (AMD-V without
+ * decode assists): 0F 22 /r and 0F 20 /r, ModRM.reg (with REX.R) the CR, ModRM.rm the
+ * register; AMD's LOCK MOV CR0 is CR8 (APM Vol. 3 MOV CRn, CPUID AltMovCr8). */
+static bool decode_cr_gpr(struct vmm_vcpu *c, const struct hvm_exit *x, uint8_t *gpr)
+{
+    struct x86_insn insn;
+    if (!vmm_decode_at_rip(c, &insn) || insn.map != X86_MAP_0F ||
+        insn.opcode != (x->cr.type == HVM_CR_MOV_TO ? 0x22 : 0x20))
+        return false;
+    unsigned cr = insn.reg == 0 && (insn.prefixes & X86_PREFIX_LOCK) ? 8 : insn.reg;
+    if (cr != x->cr.cr)
+        return false;
+    *gpr = insn.rm;
+    return true;
+}
+
 enum vmm_action vmm_exit_cr(struct vmm_vcpu *c, const struct hvm_exit *x)
 {
     struct hvm_state s;
     core_vcpu_get_state(c->h, &s);
     bool ok = true;
+    uint8_t gpr = x->cr.gpr;
+    if ((x->cr.type == HVM_CR_MOV_TO || x->cr.type == HVM_CR_MOV_FROM) && gpr == HVM_CR_GPR_DECODE &&
+        !decode_cr_gpr(c, x, &gpr))
+        return vmm_vm_stop(c, true, "the CR%u access at rip %#lx is no MOV %s CR%u", x->cr.cr,
+                           (unsigned long)s.rip, x->cr.type == HVM_CR_MOV_TO ? "to" : "from", x->cr.cr);
     switch (x->cr.type) {
     case HVM_CR_MOV_TO: {
-        uint8_t gpr = x->cr.gpr;
-        if (gpr == HVM_CR_GPR_DECODE) {
-            /* MOV CRn, reg is 0F 22 /r: ModRM.reg the CR, ModRM.rm the register. */
-            struct x86_insn insn;
-            if (!vmm_decode_at_rip(c, &insn) || insn.map != X86_MAP_0F || insn.opcode != 0x22 ||
-                insn.reg != x->cr.cr)
-                return vmm_vm_stop(c, true, "the CR%u write at rip %#lx is no MOV to CR%u",
-                                   x->cr.cr, (unsigned long)s.rip, x->cr.cr);
-            gpr = insn.rm;
-        }
         uint64_t v = s.gpr[gpr & 15];
         if (x->cr.cr == 0)
             ok = set_cr0(c, &s, v);
@@ -92,18 +128,24 @@ enum vmm_action vmm_exit_cr(struct vmm_vcpu *c, const struct hvm_exit *x)
         else if (x->cr.cr == 8) {
             /* CR8 is TPR bits 7:4 (SDM Vol. 3A §12.8.6.1). */
             ok = (v >> 4) == 0;
-            if (ok)
+            if (ok) {
+                uint64_t f = spin_lock_irqsave(&c->lapic_lock);
                 c->lapic.tpr = (uint32_t)(v & 0xf) << 4;
+                spin_unlock_irqrestore(&c->lapic_lock, f);
+            }
         }
         else
             ok = false;
+        /* A MOV to CR0 or CR4 that leaves PAE paging on loads the PDPTEs. */
+        if (ok && (x->cr.cr == 0 || x->cr.cr == 4) && pae_paging(&s))
+            ok = load_pdptes(c, &s);
         if (ok && x->cr.cr != 8)
             core_vcpu_set_state(c->h, &s);
         break;
     }
     case HVM_CR_MOV_FROM:
         if (x->cr.cr == 8)
-            core_vcpu_set_gpr(c->h, (enum hvm_gpr)x->cr.gpr, c->lapic.tpr >> 4);
+            core_vcpu_set_gpr(c->h, (enum hvm_gpr)(gpr & 15), c->lapic.tpr >> 4);
         else
             ok = false;
         break;
@@ -114,6 +156,8 @@ enum vmm_action vmm_exit_cr(struct vmm_vcpu *c, const struct hvm_exit *x)
     case HVM_CR_LMSW:
         /* LMSW loads CR0 bits 3:0 but can never clear PE (SDM Vol. 2A, LMSW). */
         ok = set_cr0(c, &s, (s.cr0 & ~0xeull) | (x->cr.lmsw_value & 0xf));
+        if (ok && pae_paging(&s))
+            ok = load_pdptes(c, &s);
         if (ok)
             core_vcpu_set_state(c->h, &s);
         break;

@@ -23,10 +23,16 @@ int vmm_read_guest_phys(void *vm, uint64_t gpa, void *buf, size_t len)
     return 0;
 }
 
+void vmm_guest_paging(const struct hvm_state *s, struct x86_paging *pg)
+{
+    *pg = (struct x86_paging){ s->cr0, s->cr3, s->cr4, s->efer, vmm_guest_maxphyaddr() };
+}
+
 int vmm_fetch_insn(struct vmm_vcpu *c, const struct hvm_state *s, struct x86_insn *insn,
                    struct vmm_fetched *f)
 {
-    struct x86_paging pg = { s->cr0, s->cr3, s->cr4, s->efer, 48 };
+    struct x86_paging pg;
+    vmm_guest_paging(s, &pg);
     bool cs_l = s->seg[HVM_CS].ar & (1u << 13), cs_d = s->seg[HVM_CS].ar & (1u << 14);
     enum x86_mode mode = x86_mode_of(s->cr0, s->efer, s->rflags, cs_l, cs_d);
     uint64_t at = mode == X86_MODE_LONG64 ? s->rip : s->seg[HVM_CS].base + s->rip;
@@ -38,6 +44,8 @@ int vmm_fetch_insn(struct vmm_vcpu *c, const struct hvm_state *s, struct x86_ins
     unsigned access = X86_WALK_FETCH | (cpl == 3 ? X86_WALK_USER : 0);
     f->walk = x86_read_linear(&pg, at, access, vmm_read_guest_phys, c->vm, f->bytes,
                               sizeof f->bytes, &f->got, &pf);
+    f->linear = at;
+    f->pf_error = pf;
     return x86_decode(f->bytes, f->got, mode, insn);
 }
 
@@ -103,12 +111,34 @@ static enum vmm_action exit_continue(struct vmm_vcpu *c, const struct hvm_exit *
 }
 
 /* Instructions guests may not use: VMX/SVM (plinth offers no nesting) and
- * MONITOR/MWAIT (hidden in CPUID) fault as on a CPU without them. */
+ * MONITOR/MWAIT (hidden in CPUID: plinth does not treat MWAIT as HLT) fault as on a
+ * CPU without them. */
 static enum vmm_action exit_ud(struct vmm_vcpu *c, const struct hvm_exit *x)
 {
     (void)x;
     vmm_inject_exception(c, VEC_UD, false, 0);
     return VMM_CONTINUE;
+}
+
+/* VMCALL / VMMCALL: plinth has no hypercall interface (its CPUID leaves advertise
+ * none), so the guest sees what a CPU without virtualization gives it, #UD (SDM Vol.
+ * 2C VMCALL outside VMX non-root operation; APM Vol. 3 VMMCALL without SVM), whatever
+ * its registers say, and no register changes. */
+static enum vmm_action exit_hypercall(struct vmm_vcpu *c, const struct hvm_exit *x)
+{
+    return exit_ud(c, x);
+}
+
+uint8_t vmm_event_insn_len(void *ctx, core_vcpu_t v)
+{
+    struct vmm_vcpu *c = ctx;
+    (void)v;
+    struct x86_insn insn;
+    int walk;
+    size_t got;
+    uint64_t rip;
+    /* INTn, INT3, INTO: their delivery was interrupted; the bytes are still there. */
+    return decode_at_rip(c, &insn, &walk, &got, &rip) == X86_OK ? insn.length : 0;
 }
 
 static enum vmm_action exit_hlt(struct vmm_vcpu *c, const struct hvm_exit *x)
@@ -138,14 +168,25 @@ static enum vmm_action exit_xsetbv(struct vmm_vcpu *c, const struct hvm_exit *x)
     return exit_skip(c, x);
 }
 
+/* The write may have been a reset or an S5 request: the VM acts on it now that the
+ * access is complete. */
+enum vmm_action vmm_io_after_write(struct vmm_vcpu *c)
+{
+    switch (vmm_platform_take_request(c->vm)) {
+    case PLATFORM_REQ_RESET:
+        return vmm_vm_reset(c, "the guest reset its machine");
+    case PLATFORM_REQ_POWEROFF:
+        return vmm_vm_stop(c, false, "the guest powered off (ACPI S5)");
+    case PLATFORM_REQ_NONE:
+        break;
+    }
+    return VMM_CONTINUE;
+}
+
 static enum vmm_action exit_io(struct vmm_vcpu *c, const struct hvm_exit *x)
 {
-    if (x->io.string) {
-        /* INS/OUTS need the guest's page tables walked for every element; no
-         * device plinth models is driven that way yet. */
-        return vmm_vm_stop(c, true, "string I/O (%s port %#x) is not supported yet",
-                           x->io.in ? "INS from" : "OUTS to", x->io.port);
-    }
+    if (x->io.string)
+        return vmm_exit_string_io(c, x);
     struct io_bus *bus = &c->vm->io;
     if (x->io.in) {
         uint32_t v = io_bus_read(bus, x->io.port, x->io.size);
@@ -160,16 +201,9 @@ static enum vmm_action exit_io(struct vmm_vcpu *c, const struct hvm_exit *x)
         core_vcpu_set_gpr(c->h, HVM_RAX, rax);
     } else {
         io_bus_write(bus, x->io.port, x->io.size, (uint32_t)core_vcpu_get_gpr(c->h, HVM_RAX));
-        /* The write may have been a reset or an S5 request: the VM acts on it now
-         * that the access is complete. */
-        switch (vmm_platform_take_request(c->vm)) {
-        case PLATFORM_REQ_RESET:
-            return vmm_vm_reset(c, "the guest reset its machine");
-        case PLATFORM_REQ_POWEROFF:
-            return vmm_vm_stop(c, false, "the guest powered off (ACPI S5)");
-        case PLATFORM_REQ_NONE:
-            break;
-        }
+        enum vmm_action a = vmm_io_after_write(c);
+        if (a != VMM_CONTINUE)
+            return a;
     }
     return exit_skip(c, x);
 }
@@ -193,6 +227,19 @@ static enum vmm_action exit_unexpected(struct vmm_vcpu *c, const struct hvm_exit
                        hvm_exit_reason_name(x->reason), x->raw_reason);
 }
 
+/* VT-x exits on every hardware task switch (SDM Vol. 3C §26.4.2) and leaves it to
+ * the monitor; AMD-V performs them in the CPU.  plinth does not emulate one: the VM
+ * stops with what it attempted, as it would on a fatal error, rather than running on
+ * with a half-made switch.  (32-bit OSes that use task gates, e.g. for #DF, stop here
+ * on VT-x when that path is taken.) */
+static enum vmm_action exit_task_switch(struct vmm_vcpu *c, const struct hvm_exit *x)
+{
+    static const char *const how[] = { "a CALL", "an IRET", "a JMP", "an IDT task gate" };
+    return vmm_vm_stop(c, true, "hardware task switch to TSS selector %#x by %s at rip %#lx: plinth does "
+                       "not emulate task switches on VT-x", x->task.selector, how[x->task.source & 3],
+                       (unsigned long)core_vcpu_get_rip(c->h));
+}
+
 static enum vmm_action exit_exception(struct vmm_vcpu *c, const struct hvm_exit *x)
 {
     /* The exception bitmap is empty: any exception exit is unexpected. */
@@ -212,6 +259,9 @@ static const exit_fn exit_table[HVM_EXIT_REASON_COUNT] = {
     [HVM_EXIT_WBINVD]       = exit_skip,
     [HVM_EXIT_TRIPLE_FAULT] = exit_triple_fault,
     [HVM_EXIT_VIRT_INSN]    = exit_ud,
+    [HVM_EXIT_HYPERCALL]    = exit_hypercall,
+    [HVM_EXIT_RDPMC]        = vmm_exit_rdpmc,
+    [HVM_EXIT_TASK_SWITCH]  = exit_task_switch,
     [HVM_EXIT_MWAIT]        = exit_ud,
     [HVM_EXIT_INTR_WINDOW]  = exit_continue,
     [HVM_EXIT_NMI_WINDOW]   = exit_continue,

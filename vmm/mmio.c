@@ -5,6 +5,7 @@
 #include "vmm/emulate/decode.h"
 #include "vmm/emulate/emulate.h"
 #include "vmm/emulate/pagewalk.h"
+#include "vmm/emulate/debugreg.h"
 #include "kernel/fmt.h"
 #include "kernel/string.h"
 
@@ -32,6 +33,11 @@ struct npf_ctx {
     struct vmm_vcpu *c;
     struct x86_paging paging;
     bool user;                  /* CPL 3: the walk checks the U/S bits */
+    /* The RAM side's page walk failed with a page fault the guest must get. */
+    bool pf;
+    uint64_t pf_linear;
+    uint32_t pf_error;
+    struct vmm_dbp dbp;
 };
 
 static int dev_read(void *ctx, uint64_t gpa, unsigned size, uint64_t *val)
@@ -53,12 +59,22 @@ static int dev_write(void *ctx, uint64_t gpa, unsigned size, uint64_t val)
     return r->write(r->ctx ? r->ctx : n->c, gpa - r->base, size, val);
 }
 
-/* The RAM side of MOVS between RAM and a device, by guest-linear address. */
+/* The RAM side of MOVS between RAM and a device, by guest-linear address.  A walk that
+ * faults is the guest's page fault, as the CPU would have raised it on that access
+ * (SDM Vol. 3A §4.7): recorded for vmm_exit_npf to inject. */
 static int mem_access(struct npf_ctx *n, uint64_t linear, unsigned size, uint64_t *val, bool write)
 {
     uint64_t gpa;
     uint32_t pf;
-    if (x86_walk(&n->paging, linear, (write ? X86_WALK_WRITE : 0) | (n->user ? X86_WALK_USER : 0), vmm_read_guest_phys, n->c->vm, &gpa, &pf) != X86_WALK_OK)
+    unsigned access = (write ? X86_WALK_WRITE : 0) | (n->user ? X86_WALK_USER : 0);
+    int rc = x86_walk(&n->paging, linear, access, vmm_read_guest_phys, n->c->vm, &gpa, &pf);
+    if (rc == X86_WALK_PAGE_FAULT) {
+        n->pf = true;
+        n->pf_linear = linear;
+        n->pf_error = pf;
+        return -1;
+    }
+    if (rc != X86_WALK_OK)
         return -1;
     struct vmm_vm *m = n->c->vm;
     if (gpa > m->ram_size || size > m->ram_size - gpa || ((gpa & 0xfff) + size) > 0x1000)
@@ -82,6 +98,31 @@ static int mem_write(void *ctx, uint64_t linear, unsigned size, uint64_t val)
     return mem_access(ctx, linear, size, &val, true);
 }
 
+void vmm_dbp_access(struct vmm_dbp *d, uint64_t linear, unsigned size, bool read, bool write)
+{
+    if (!(d->dr7 & X86_DR7_ENABLES))
+        return;
+    if (!d->have_dr) {
+        core_vcpu_get_dr0_3(d->c->h, d->dr);
+        d->have_dr = true;
+    }
+    d->hits |= x86_data_breakpoints(d->dr7, d->dr, linear, size, read, write);
+}
+
+static void accessed(void *ctx, uint64_t linear, unsigned size, bool read, bool write)
+{
+    struct npf_ctx *n = ctx;
+    vmm_dbp_access(&n->dbp, linear, size, read, write);
+}
+
+/* The guest's page fault: CR2 = the faulting linear address, then #PF. */
+static void inject_page_fault(struct vmm_vcpu *c, struct hvm_state *s, uint64_t linear, uint32_t error)
+{
+    s->cr2 = linear;
+    core_vcpu_set_state(c->h, s);
+    vmm_inject_exception(c, 14, true, error);
+}
+
 enum vmm_action vmm_exit_npf(struct vmm_vcpu *c, const struct hvm_exit *x)
 {
     struct hvm_state s;
@@ -92,11 +133,18 @@ enum vmm_action vmm_exit_npf(struct vmm_vcpu *c, const struct hvm_exit *x)
         return vmm_vm_stop(c, true, "%s of guest-physical %#lx outside its memory at rip %#lx",
                            what, (unsigned long)x->npf.gpa, (unsigned long)s.rip);
 
-    struct npf_ctx n = { .c = c, .paging = { s.cr0, s.cr3, s.cr4, s.efer, 48 },
-                         .user = ((s.seg[HVM_SS].ar >> 5) & 3) == 3 };
+    struct npf_ctx n = { .c = c, .user = ((s.seg[HVM_SS].ar >> 5) & 3) == 3,
+                         .dbp = { .c = c, .dr7 = s.dr7 } };
+    vmm_guest_paging(&s, &n.paging);
     struct x86_insn insn;
     struct vmm_fetched f;
     int st = vmm_fetch_insn(c, &s, &insn, &f);
+    if (f.walk == X86_WALK_PAGE_FAULT && st != X86_OK) {
+        /* The instruction's page went away under it (another vCPU changed the page
+         * tables): the fetch's own page fault, as the CPU would raise it now. */
+        inject_page_fault(c, &s, f.linear + f.got, f.pf_error);
+        return VMM_CONTINUE;
+    }
     if (st == X86_OK) {
         struct x86_regs regs;
         memcpy(regs.gpr, s.gpr, sizeof regs.gpr);
@@ -107,13 +155,26 @@ enum vmm_action vmm_exit_npf(struct vmm_vcpu *c, const struct hvm_exit *x)
         struct x86_emu_ops ops = {
             .mmio_gpa = x->npf.gpa, .mmio_is_write = x->npf.write,
             .mmio_read = dev_read, .mmio_write = dev_write, .mem_read = mem_read, .mem_write = mem_write,
+            .accessed = accessed,
         };
         st = x86_emulate_mmio(&insn, &regs, &ops, &n);
-        if (st == X86_OK) {
+        if (st == X86_ERR_ACCESS && n.pf) {
+            /* A REP MOVS keeps the elements done before the faulting one (RCX, RSI,
+             * RDI as they were then); the instruction itself does not complete. */
             memcpy(s.gpr, regs.gpr, sizeof s.gpr);
-            s.rip = regs.rip;
+            inject_page_fault(c, &s, n.pf_linear, n.pf_error);
+            return VMM_CONTINUE;
+        }
+        if (st == X86_OK) {
+            uint64_t len = regs.rip - s.rip;
+            memcpy(s.gpr, regs.gpr, sizeof s.gpr);
             s.rflags = regs.rflags;
             core_vcpu_set_state(c->h, &s);
+            /* Completed (not a REP cut short): past it, with its single-step trap. */
+            if (len)
+                core_vcpu_skip_insn(c->h, (uint8_t)len);
+            if (n.dbp.hits)
+                core_vcpu_debug_trap(c->h, n.dbp.hits);
             __atomic_fetch_add(&c->vm->emulated, 1, __ATOMIC_RELAXED);
             return VMM_CONTINUE;
         }
@@ -121,6 +182,7 @@ enum vmm_action vmm_exit_npf(struct vmm_vcpu *c, const struct hvm_exit *x)
     char hex[3 * X86_MAX_INSN_LEN + 1] = "";
     for (size_t i = 0, o = 0; i < f.got && i < 8; i++)
         o += (size_t)fmt_snprintf(hex + o, sizeof hex - o, "%s%02x", i ? " " : "", f.bytes[i]);
-    return vmm_vm_stop(c, true, "cannot emulate the %s of device memory %#lx at rip %#lx (bytes %s): %s",
-                       what, (unsigned long)x->npf.gpa, (unsigned long)s.rip, hex, x86_status_name(st));
+    return vmm_vm_stop(c, true, "cannot emulate the %s of device memory %#lx at rip %#lx (bytes %s; fetch: "
+                       "%s): %s", what, (unsigned long)x->npf.gpa, (unsigned long)s.rip, hex,
+                       x86_walk_status_name(f.walk), x86_status_name(st));
 }

@@ -1,6 +1,7 @@
 /* The MSRs a guest may use, virtualized by the monitor.  Everything else raises
- * #GP, as reading a non-existent MSR does on hardware, and is logged once per MSR
- * per VM so a guest that probes many does not flood the console. */
+ * #GP, as reading a non-existent MSR does on hardware, and is logged once per MSR for
+ * the first VMM_MSR_WARN_MAX of them per VM, then counted only, so a guest that probes
+ * many does not flood the console. */
 #include "vmm/exit.h"
 #include "vmm/lapic.h"
 #include "vmm/pvclock.h"
@@ -19,6 +20,18 @@
 #define MSR_BIOS_SIGN_ID     0x8b
 #define MSR_MTRRCAP          0xfe
 #define MSR_MISC_ENABLE      0x1a0
+/* IA32_MISC_ENABLE (SDM Vol. 4 Table 2-2): read/write fast strings 0, automatic
+ * thermal control 3, EIST 16, MONITOR FSM 18, limit CPUID maxval 22, xTPR message
+ * disable 23, XD bit disable 34; read-only performance monitoring available 7 (no
+ * PMU: 0), BTS unavailable 11, PEBS unavailable 12; the rest reserved.  Kept, with no
+ * effect on the CPUID view. */
+#define MISC_ENABLE_RW       ((1ull << 0) | (1ull << 3) | (1ull << 16) | (1ull << 18) | (1ull << 22) | \
+                              (1ull << 23) | (1ull << 34))
+#define MISC_ENABLE_RO       ((1ull << 7) | (1ull << 11) | (1ull << 12))
+#define MISC_ENABLE_RESET    ((1ull << 0) | (1ull << 11) | (1ull << 12))
+/* IA32_XSS: supervisor state components of XSAVES; plinth offers none. */
+#define MSR_XSS              0xda0
+#define MSR_TSC_AUX          0xc0000103
 #define MSR_MTRR_PHYS_FIRST  0x200
 #define MSR_MTRR_PHYS_LAST   0x20f
 #define MSR_MTRR_FIX64K      0x250
@@ -56,6 +69,9 @@ void vmm_vcpu_reset_msrs(struct vmm_vcpu *c)
     c->mtrr_def = 0;
     c->apic_base = APIC_BASE_DEFAULT | APIC_BASE_ENABLE | (c->index == 0 ? APIC_BASE_BSP : 0);
     c->pvclock_msr = 0;
+    c->misc_enable = MISC_ENABLE_RESET;
+    for (int i = 0; i < 4; i++)
+        c->perf_ctl[i] = c->perf_ctr[i] = 0;
     if (c->index == 0)
         c->vm->pvclock_wall_msr = 0;
 }
@@ -85,13 +101,19 @@ static void warn_once(struct vmm_vcpu *c, uint32_t msr, bool write)
     struct vmm_vm *m = c->vm;
     uint64_t key = (uint64_t)msr << 1 | write;
     uint64_t flags = spin_lock_irqsave(&m->lock);
-    bool seen = false;
+    bool seen = false, full = false;
     for (unsigned i = 0; i < m->warned_msr_count; i++)
         seen |= m->warned_msr[i] == key;
     if (!seen && m->warned_msr_count < VMM_MSR_WARN_MAX)
         m->warned_msr[m->warned_msr_count++] = key;
+    else if (!seen)
+        full = m->unlogged_msr++ == 0;
     spin_unlock_irqrestore(&m->lock, flags);
-    if (!seen)
+    if (full)
+        log_warn("vm %s: %s of MSR %#x, which plinth does not virtualize: #GP injected; this VM has touched "
+                 "%u such MSRs, further ones are counted, not logged", m->conf.name, write ? "write" : "read",
+                 msr, VMM_MSR_WARN_MAX);
+    else if (!seen && !m->unlogged_msr)
         log_warn("vm %s: %s of MSR %#x, which plinth does not virtualize: #GP injected",
                  m->conf.name, write ? "write" : "read", msr);
 }
@@ -132,8 +154,15 @@ static enum msr_result msr_read(struct vmm_vcpu *c, uint32_t msr, uint64_t *v)
         *v = 8 | (1u << 8) | (1u << 10);
         return MSR_OK;
     case MSR_MISC_ENABLE:
-        /* Fast strings; branch trace and PEBS unavailable (SDM Vol. 4 Table 2-2). */
-        *v = 1 | (1u << 11) | (1u << 12);
+        /* Intel's: AMD CPUs have no such MSR. */
+        if (vmm_guest_is_amd())
+            return MSR_UNKNOWN;
+        *v = c->misc_enable;
+        return MSR_OK;
+    case MSR_XSS:
+        if (!core_guest_has(CORE_GUEST_XSAVES))
+            return MSR_UNKNOWN;
+        *v = 0;
         return MSR_OK;
     case MSR_MTRR_DEF_TYPE:
         *v = c->mtrr_def;
@@ -159,6 +188,8 @@ static enum msr_result msr_read(struct vmm_vcpu *c, uint32_t msr, uint64_t *v)
         bool ok = vmm_lapic_msr_read(c, msr, v, &handled);
         if (!handled)
             ok = pvclock_msr_read(c, msr, v, &handled);
+        if (!handled)
+            ok = vmm_pmu_msr_read(c, msr, v, &handled);
         if (handled)
             return ok ? MSR_OK : MSR_BAD_VALUE;
         return MSR_UNKNOWN;
@@ -178,6 +209,25 @@ static enum msr_result msr_write(struct vmm_vcpu *c, uint32_t msr, uint64_t v)
     case MSR_MCG_STATUS:
         /* Nothing to turn on: writing back what was read is all that is valid. */
         return v == 0 ? MSR_OK : MSR_BAD_VALUE;
+    case MSR_MISC_ENABLE:
+        if (vmm_guest_is_amd())
+            return MSR_UNKNOWN;
+        if (v & ~(MISC_ENABLE_RW | MISC_ENABLE_RO))
+            return MSR_BAD_VALUE;
+        c->misc_enable = (v & MISC_ENABLE_RW) | (c->misc_enable & MISC_ENABLE_RO);
+        return MSR_OK;
+    case MSR_XSS:
+        if (!core_guest_has(CORE_GUEST_XSAVES))
+            return MSR_UNKNOWN;
+        return v == 0 ? MSR_OK : MSR_BAD_VALUE;
+    case MSR_TSC_AUX:
+        /* Reads need no exit; writes keep bits 63:32 reserved (SDM Vol. 4 Table 2-2). */
+        if (!core_guest_has(CORE_GUEST_RDTSCP))
+            return MSR_UNKNOWN;
+        if (v >> 32)
+            return MSR_BAD_VALUE;
+        core_vcpu_set_tsc_aux(c->h, (uint32_t)v);
+        return MSR_OK;
     case MSR_TSC:
         c->tsc_offset = (int64_t)(v - core_tsc());
         core_vcpu_set_tsc_offset(c->h, c->tsc_offset);
@@ -231,6 +281,8 @@ static enum msr_result msr_write(struct vmm_vcpu *c, uint32_t msr, uint64_t v)
         bool ok = vmm_lapic_msr_write(c, msr, v, &handled);
         if (!handled)
             ok = pvclock_msr_write(c, msr, v, &handled);
+        if (!handled)
+            ok = vmm_pmu_msr_write(c, msr, v, &handled);
         if (handled)
             return ok ? MSR_OK : MSR_BAD_VALUE;
         return MSR_UNKNOWN;

@@ -288,7 +288,7 @@ static bool vm_boot(struct vmm_vm *m)
     return true;
 }
 
-static const struct vmm_vcpu_ops vcpu_ops = { vmm_pre_entry, vmm_handle_exit };
+static const struct vmm_vcpu_ops vcpu_ops = { vmm_pre_entry, vmm_handle_exit, vmm_event_insn_len };
 
 static bool vm_create(struct vmm_vm *m, const struct config_vm *c)
 {

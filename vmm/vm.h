@@ -26,6 +26,8 @@ struct vmm_vcpu {
     uint64_t apic_base;
     int64_t  tsc_offset;                  /* guest TSC = host TSC + offset */
     uint64_t pvclock_msr;                 /* the pvclock's time-info MSR (vmm/pvclock) */
+    uint64_t misc_enable;                 /* IA32_MISC_ENABLE (Intel) */
+    uint64_t perf_ctl[4], perf_ctr[4];    /* AMD's legacy counters, never counting (vmm/pmu.c) */
     struct vlapic lapic;
     /* Guards lapic and the delivery state below: the vCPU itself (APIC page, MSRs,
      * pre_entry, HLT) and whoever delivers to it (another vCPU's IPI, the IOAPIC)
@@ -72,6 +74,7 @@ struct vmm_vm {
     size_t   line_len;
     uint64_t warned_msr[VMM_MSR_WARN_MAX];  /* msr << 1 | is_write */
     unsigned warned_msr_count;
+    uint64_t unlogged_msr;                /* accesses past the first VMM_MSR_WARN_MAX MSRs */
     bool     warned_ipi;                  /* an IPI to a missing vCPU was logged */
     /* (Re)boots: each one's number, vCPU 0's entry state and the TSC offset every
      * vCPU applies from its own context before it next enters (vm.c). */

@@ -1,12 +1,13 @@
 #include "arch/x86_64/fpu.h"
 #include "arch/x86_64/cpu/cpu.h"
 #include "arch/x86_64/cpu/paging.h"
-#include "kernel/pmm.h"
+#include "arch/x86_64/page_alloc.h"
 
 #define XCR0_X87 (1ull << 0)
 #define XCR0_SSE (1ull << 1)
 #define XCR0_AVX (1ull << 2)
 #define CR4_OSXMMEXCPT (1ull << 10)
+#define MSR_IA32_XSS 0xda0
 
 /* Guests get x87, SSE and AVX; larger state components (AVX-512, AMX) would need
  * bigger save areas and more validation, so they stay off for now. */
@@ -37,6 +38,10 @@ void fpu_cpu_init(void)
         /* EBX: the area size for the features enabled in XCR0 now, i.e. the most
          * any guest can need. */
         area_size = cpuid(0xd, 0).ebx;
+        /* IA32_XSS: no supervisor state components, so that XSAVES in a guest (which
+         * AMD-V cannot intercept) saves none of this CPU's (SDM Vol. 1 §13.11). */
+        if (cpuid(0xd, 1).eax & (1u << 3))
+            wrmsr(MSR_IA32_XSS, 0);
     } else {
         supported = XCR0_X87 | XCR0_SSE;
     }
@@ -45,7 +50,7 @@ void fpu_cpu_init(void)
 bool fpu_state_init(struct fpu_state *f)
 {
     uint64_t pages = (area_size + PAGE_SIZE - 1) / PAGE_SIZE;
-    uint64_t p = pmm_alloc_contig(pages, PAGE_SIZE);
+    uint64_t p = arch_alloc_pages(pages, PAGE_SIZE);
     if (!p)
         return false;
     f->area = phys_to_virt(p);
@@ -56,7 +61,7 @@ bool fpu_state_init(struct fpu_state *f)
 void fpu_state_free(struct fpu_state *f)
 {
     if (f->area)
-        pmm_free_pages(virt_to_phys(f->area), (area_size + PAGE_SIZE - 1) / PAGE_SIZE);
+        arch_free_pages(virt_to_phys(f->area), (area_size + PAGE_SIZE - 1) / PAGE_SIZE);
     f->area = 0;
 }
 

@@ -30,6 +30,7 @@ const char *hvm_exit_reason_name(enum hvm_exit_reason r)
         [HVM_EXIT_IO] = "io", [HVM_EXIT_NPF] = "npf", [HVM_EXIT_CR] = "cr", [HVM_EXIT_HLT] = "hlt",
         [HVM_EXIT_XSETBV] = "xsetbv", [HVM_EXIT_INVD] = "invd", [HVM_EXIT_WBINVD] = "wbinvd",
         [HVM_EXIT_TRIPLE_FAULT] = "triple-fault", [HVM_EXIT_VIRT_INSN] = "virt-insn",
+        [HVM_EXIT_HYPERCALL] = "hypercall", [HVM_EXIT_RDPMC] = "rdpmc", [HVM_EXIT_TASK_SWITCH] = "task-switch",
         [HVM_EXIT_INTR_WINDOW] = "intr-window", [HVM_EXIT_NMI_WINDOW] = "nmi-window",
         [HVM_EXIT_EXCEPTION] = "exception", [HVM_EXIT_INIT] = "init", [HVM_EXIT_SIPI] = "sipi",
         [HVM_EXIT_RDTSC] = "rdtsc", [HVM_EXIT_PAUSE] = "pause", [HVM_EXIT_MWAIT] = "mwait",

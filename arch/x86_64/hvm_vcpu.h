@@ -61,6 +61,9 @@ enum hvm_exit_reason {
     HVM_EXIT_WBINVD,
     HVM_EXIT_TRIPLE_FAULT,   /* shutdown: the guest cannot continue */
     HVM_EXIT_VIRT_INSN,      /* VMX or SVM instruction: the guest gets #UD */
+    HVM_EXIT_HYPERCALL,      /* VMCALL or VMMCALL: no hypercall interface, #UD */
+    HVM_EXIT_RDPMC,
+    HVM_EXIT_TASK_SWITCH,    /* a hardware task switch (VT-x exits on every one) */
     HVM_EXIT_INTR_WINDOW,
     HVM_EXIT_NMI_WINDOW,
     HVM_EXIT_EXCEPTION,      /* an intercepted exception (see the exception bitmap) */
@@ -91,10 +94,24 @@ struct hvm_exit {
         struct { uint8_t vector; bool has_error; uint32_t error_code; uint64_t cr2; } exception;
         struct { uint8_t vector; } sipi;
         struct { uint32_t leaf, subleaf; } cpuid;   /* EAX and ECX at the exit */
+        /* The new task's TSS selector and how the switch came (SDM Vol. 3C Table
+         * 28-2): CALL, IRET, JMP, or an IDT task gate (then the vectoring event
+         * names what was being delivered). */
+        struct { uint16_t selector; uint8_t source; } task;
     };
+    /* The exit interrupted the delivery of a software event (INTn, INT3, INTO) and
+     * the CPU did not report its instruction's length (AMD-V): the core must have it
+     * (vmm_vcpu_ops.event_insn_len) to re-inject the event rather than re-run it. */
+    bool needs_event_len;
 };
 
-enum hvm_event_type { HVM_EVENT_EXTINT, HVM_EVENT_NMI, HVM_EVENT_EXCEPTION, HVM_EVENT_SOFTINT };
+enum hvm_task_source { HVM_TASK_CALL, HVM_TASK_IRET, HVM_TASK_JMP, HVM_TASK_IDT };
+
+/* Events a backend delivers.  The monitor injects the first four; the last two are
+ * only ever re-injected, after an exit interrupted their delivery: INT3 and INTO
+ * (software exceptions) and INT1/ICEBP (the privileged one). */
+enum hvm_event_type { HVM_EVENT_EXTINT, HVM_EVENT_NMI, HVM_EVENT_EXCEPTION, HVM_EVENT_SOFTINT,
+                      HVM_EVENT_SOFT_EXCEPTION, HVM_EVENT_PRIV_SOFT_EXCEPTION };
 
 struct hvm_event {
     enum hvm_event_type type;
@@ -116,8 +133,9 @@ struct hvm_backend {
     /* A vCPU on the given nested tables; NULL with a logged reason on failure. */
     struct hvm_vcpu *(*vcpu_create)(const struct gpt *nested);
     void (*vcpu_destroy)(struct hvm_vcpu *v);
-    /* Enters the guest (interrupts off) until an exit; preempt_ns 0 = no time limit. */
-    void (*vcpu_run)(struct hvm_vcpu *v, uint64_t preempt_ns, struct hvm_exit *exit);
+    /* Enters the guest (interrupts off) until an exit, or until preempt_tsc TSC ticks
+     * have passed (HVM_EXIT_PREEMPT; 0 = no limit, or no preemption timer here). */
+    void (*vcpu_run)(struct hvm_vcpu *v, uint64_t preempt_tsc, struct hvm_exit *exit);
     void (*get_state)(struct hvm_vcpu *v, struct hvm_state *s);
     void (*set_state)(struct hvm_vcpu *v, const struct hvm_state *s);
     uint64_t (*get_gpr)(struct hvm_vcpu *v, enum hvm_gpr r);
@@ -126,8 +144,27 @@ struct hvm_backend {
     /* CR4 as the guest sees it (VT-x: the read shadow for host-owned bits). */
     uint64_t (*get_cr4)(struct hvm_vcpu *v);
     /* Moves past the exiting instruction: rip += len, and clears the STI / MOV SS
-     * interrupt shadow as completing an instruction would. */
+     * interrupt shadow as completing an instruction would; with RFLAGS.TF set the
+     * single-step #DB (DR6.BS) follows, as after any instruction (SDM Vol. 3A
+     * §18.3.1.4). */
     void (*skip_insn)(struct hvm_vcpu *v, uint8_t len);
+    /* A #DB trap with these DR6 bits (B0-B3: data breakpoints an emulated access hit,
+     * BS) is owed after the instruction just completed: delivered before any other
+     * event at the next entry. */
+    void (*debug_trap)(struct hvm_vcpu *v, uint32_t dr6_bits);
+    /* DR0-DR3 as the guest has them now. */
+    void (*get_dr0_3)(struct hvm_vcpu *v, uint64_t dr[4]);
+    /* The length of the software event's instruction whose re-injection an exit left
+     * pending (hvm_exit.needs_event_len); 0: not known, the instruction runs again. */
+    void (*set_event_len)(struct hvm_vcpu *v, uint8_t len);
+    /* The four PAE page-directory-pointer entries for the guest's CR3, which the
+     * monitor reads from guest memory when it has emulated a CR0/CR4 write that enters
+     * or stays in PAE paging: VT-x with EPT takes them from the VMCS at entry (SDM Vol.
+     * 3C §27.3.2.4, §29.4.1), as the CPU would have loaded them itself. */
+    void (*set_pdptes)(struct hvm_vcpu *v, const uint64_t pdpte[4]);
+    /* The guest's WRMSR to IA32_TSC_AUX, its reserved bits 63:32 already refused by
+     * the monitor (reads reach the switched MSR without an exit). */
+    void (*set_tsc_aux)(struct hvm_vcpu *v, uint32_t value);
     /* Completes a CPUID: EAX..EDX = r[0..3] zero-extended, then skip_insn(len). */
     void (*finish_cpuid)(struct hvm_vcpu *v, const uint32_t r[4], uint8_t len);
     /* Queues an event for the next entry.  False if one is queued already. */
@@ -146,6 +183,10 @@ struct hvm_backend {
     bool (*set_xcr0)(struct hvm_vcpu *v, uint64_t xcr0);
     /* Guest TSC = host TSC + offset. */
     void (*set_tsc_offset)(struct hvm_vcpu *v, int64_t offset);
+    /* Whether guests may use RDTSCP/RDPID (IA32_TSC_AUX switched per vCPU) and
+     * XSAVES/XRSTORS (with IA32_XSS held at 0: no supervisor state). */
+    bool (*guest_has_rdtscp)(void);
+    bool (*guest_has_xsaves)(void);
     /* Logs everything useful about a failed entry or an unexpected exit. */
     void (*dump)(struct hvm_vcpu *v);
 };

@@ -218,12 +218,12 @@ static bool word_is(const char *p, const char *key, const char **value)
 
 uint32_t cmdline_number(const struct mb1_info *mbi, const char *key, uint32_t def)
 {
-    if (!(mbi->flags & MB1_INFO_CMDLINE) || !mbi->cmdline)
+    if (!mbi || !(mbi->flags & MB1_INFO_CMDLINE) || !mbi->cmdline)
         return def;
-    const char *p = (const char *)mbi->cmdline;
+    const char *p = (const char *)(uintptr_t)mbi->cmdline;
     while (*p) {
         const char *v;
-        if ((p == (const char *)mbi->cmdline || p[-1] == ' ') && word_is(p, key, &v)) {
+        if ((p == (const char *)(uintptr_t)mbi->cmdline || p[-1] == ' ') && word_is(p, key, &v)) {
             uint32_t n = 0;
             if (*v < '0' || *v > '9')
                 return def;
@@ -236,9 +236,35 @@ uint32_t cmdline_number(const struct mb1_info *mbi, const char *key, uint32_t de
     return def;
 }
 
+const struct mb1_info *guest_mbi;
+
+bool skipped(const char *check_name)
+{
+    const struct mb1_info *mbi = guest_mbi;
+    if (!mbi || !(mbi->flags & MB1_INFO_CMDLINE) || !mbi->cmdline)
+        return false;
+    const char *p = (const char *)(uintptr_t)mbi->cmdline, *v;
+    size_t n = strlen(check_name);
+    for (; *p; p++) {
+        if ((p != (const char *)(uintptr_t)mbi->cmdline && p[-1] != ' ') || !word_is(p, "skip", &v))
+            continue;
+        while (*v && *v != ' ') {
+            if (!memcmp(v, check_name, n) && (v[n] == ',' || v[n] == ' ' || !v[n])) {
+                gprintf("SKIP %s: named on the command line (skip=)\n", check_name);
+                return true;
+            }
+            while (*v && *v != ',' && *v != ' ')
+                v++;
+            if (*v == ',')
+                v++;
+        }
+    }
+    return false;
+}
+
 uint32_t mb1_ram_top(const struct mb1_info *mbi)
 {
-    if (!(mbi->flags & MB1_INFO_MEM))
+    if (!mbi || !(mbi->flags & MB1_INFO_MEM))
         return 0;
     /* mem_upper: KiB of memory from 1 MiB up to the first hole (Multiboot §3.3). */
     return 0x100000u + mbi->mem_upper * 1024u;
@@ -246,36 +272,79 @@ uint32_t mb1_ram_top(const struct mb1_info *mbi)
 
 /* ---- IDT ---- */
 
+/* Interrupt gates (SDM Vol. 3A §6.11 Figure 6-2; §6.14.1 Figure 6-8 in 64-bit mode). */
+#ifdef __x86_64__
+struct idt_gate {
+    uint16_t off_lo, sel;
+    uint8_t ist, type;
+    uint16_t off_mid;
+    uint32_t off_hi, reserved;
+} __attribute__((packed));
+extern const uint64_t trap_stubs[256];
+#else
 struct idt_gate {
     uint16_t off_lo, sel;
     uint8_t zero, type;
     uint16_t off_hi;
 } __attribute__((packed));
+extern const uint32_t trap_stubs[256];
+#endif
 
-extern const uint32_t trap_stubs[32];
-static struct idt_gate idt[32] __attribute__((aligned(8)));
+static struct idt_gate idt[256] __attribute__((aligned(16)));
+static trap_hook_fn trap_hooks[256];
+
+void idt_set_gate(unsigned vector, unsigned dpl, bool trap_gate)
+{
+    uintptr_t off = (uintptr_t)trap_stubs[vector & 0xff];
+    uint16_t cs;
+    __asm__ volatile("mov %%cs, %0" : "=r"(cs));
+    struct idt_gate *g = &idt[vector & 0xff];
+    /* Present, DPL, type 0xE (interrupt gate) or 0xF (trap gate). */
+    uint8_t type = (uint8_t)(0x80 | (dpl & 3) << 5 | (trap_gate ? 0xf : 0xe));
+#ifdef __x86_64__
+    *g = (struct idt_gate){ (uint16_t)off, cs, 0, type, (uint16_t)(off >> 16), (uint32_t)(off >> 32), 0 };
+#else
+    *g = (struct idt_gate){ (uint16_t)off, cs, 0, type, (uint16_t)(off >> 16) };
+#endif
+}
 
 void idt_init(void)
 {
-    for (int i = 0; i < 32; i++)
-        /* 32-bit interrupt gate, DPL 0, present (SDM Vol. 3A §6.11, Figure 6-2). */
-        idt[i] = (struct idt_gate){ (uint16_t)trap_stubs[i], 0x08, 0, 0x8e, (uint16_t)(trap_stubs[i] >> 16) };
-    struct { uint16_t limit; uint32_t base; } __attribute__((packed)) d = { sizeof idt - 1, (uint32_t)idt };
+    for (unsigned i = 0; i < 256; i++)
+        idt_set_gate(i, 0, false);
+    struct { uint16_t limit; uintptr_t base; } __attribute__((packed)) d = { sizeof idt - 1, (uintptr_t)idt };
     __asm__ volatile("lidt %0" : : "m"(d));
+}
+
+void set_trap_hook(unsigned vector, trap_hook_fn fn)
+{
+    trap_hooks[vector & 0xff] = fn;
 }
 
 void trap_dispatch(struct trap_frame *f)
 {
+    trap_hook_fn hook = trap_hooks[f->vector & 0xff];
+    if (hook && hook(f))
+        return;
     if (probe.active) {
         probe.vector = (int)f->vector;
-        probe.error = f->error;
-        probe.eip = f->eip;
+        probe.error = (uint32_t)f->error;
+        probe.eip = (uint32_t)f->eip;
+        probe.eflags = f->eflags;
         probe.active = 0;
         f->eip = probe.resume;
         return;
     }
-    fail("unexpected-exception", "vector %u error %#x at eip %#x", f->vector, f->error, f->eip);
+    fail("unexpected-exception", "vector %u error %#x at eip %#lx", (uint32_t)f->vector, (uint32_t)f->error,
+         (uint64_t)f->eip);
     done();
+}
+
+bool cpu_is_amd(void)
+{
+    uint32_t r[4];
+    cpuid(0, 0, r);
+    return !memcmp(&r[1], "Auth", 4) || !memcmp(&r[1], "Hygo", 4);
 }
 
 int probe_rdmsr(uint32_t msr, uint64_t *value)
@@ -294,7 +363,7 @@ int probe_wrmsr(uint32_t msr, uint64_t value)
 
 int probe_write_cr4(uint32_t value)
 {
-    PROBE_ASM("mov %0, %%cr4", : : "r"(value) : "memory");
+    PROBE_ASM("mov %0, %%cr4", : : "r"((greg_t)value) : "memory");
     return probe.vector;
 }
 
@@ -315,6 +384,8 @@ void expect_fault(const char *check_name, int want_vector, int32_t want_error)
 
 void guest_entry(uint32_t magic, const struct mb1_info *mbi)
 {
+    if (magic == MB1_BOOT_MAGIC)
+        guest_mbi = mbi;
     serial_init();
     idt_init();
     guest_main(magic, mbi);

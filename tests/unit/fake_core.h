@@ -17,6 +17,9 @@
 #include "vmm/io.c"
 #include "vmm/mmio.c"
 #include "vmm/exit.c"
+#include "vmm/string_io.c"
+#include "vmm/pmu.c"
+#include "vmm/emulate/debugreg.c"
 #include "vmm/cpuid.c"
 #include "vmm/msr.c"
 #include "vmm/cr.c"
@@ -59,7 +62,28 @@ void core_vcpu_finish_cpuid(core_vcpu_t v, const uint32_t r[4], uint8_t len)
     st.gpr[HVM_RDX] = r[3];
     st.rip += len;
 }
-void core_vcpu_skip_insn(core_vcpu_t v, uint8_t len) { (void)v; st.rip += len; }
+/* skip_insn as the backends do it: past the instruction, a single-step trap with TF. */
+static uint32_t debug_trap_bits;
+void core_vcpu_skip_insn(core_vcpu_t v, uint8_t len)
+{
+    (void)v;
+    st.rip += len;
+    if (st.rflags & (1u << 8))
+        debug_trap_bits |= 1u << 14;
+}
+void core_vcpu_debug_trap(core_vcpu_t v, uint32_t bits) { (void)v; debug_trap_bits |= bits; }
+static uint64_t fake_dr[4];
+void core_vcpu_get_dr0_3(core_vcpu_t v, uint64_t dr[4]) { (void)v; memcpy(dr, fake_dr, sizeof fake_dr); }
+static uint64_t pdptes_set[4];
+static int pdpte_loads;
+void core_vcpu_set_pdptes(core_vcpu_t v, const uint64_t p[4]) { (void)v; memcpy(pdptes_set, p, sizeof pdptes_set); pdpte_loads++; }
+static bool fake_guest_rdtscp = true, fake_guest_xsaves = true;
+static uint64_t tsc_aux_set = ~0ull;
+void core_vcpu_set_tsc_aux(core_vcpu_t v, uint32_t x) { (void)v; tsc_aux_set = x; }
+bool core_guest_has(enum core_guest_feature f)
+{
+    return f == CORE_GUEST_RDTSCP ? fake_guest_rdtscp : fake_guest_xsaves;
+}
 /* CPUID answers the monitor left with the core: how many, and the last leaf. */
 static int cpuid_cached;
 static uint32_t cpuid_cached_leaf;
@@ -157,6 +181,10 @@ static void fake_core_reset(void)
     kicks = 0;
     blocks = 0;
     fake_host_bits = ~0u;
+    debug_trap_bits = 0;
+    memset(fake_dr, 0, sizeof fake_dr);
+    pdpte_loads = 0;
+    fake_guest_rdtscp = fake_guest_xsaves = true;
 }
 
 #endif

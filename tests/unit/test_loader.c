@@ -129,9 +129,13 @@ static void test_elf_errors(void **state)
     assert_false(loader_elf(&ram, &k, &entry, &err));
     assert_non_null(strstr(err.message, "outside the VM"));
 
-    k.size = make_elf32(0x7000, 16, 16, 0x7000);
+    /* In the PC's reserved area below 1 MiB (BIOS, VGA, the ACPI tables). */
+    k.size = make_elf32(0xe0000, 16, 16, 0xe0000);
     assert_false(loader_elf(&ram, &k, &entry, &err));
-    assert_non_null(strstr(err.message, "boot structures"));
+    assert_non_null(strstr(err.message, "reserved area"));
+    k.size = make_elf32(0x0, 16, 16, 0x0);
+    assert_false(loader_elf(&ram, &k, &entry, &err));
+    assert_non_null(strstr(err.message, "first page"));
 
     k.size = make_elf32(0x100000, 16, 16, 0x100000);
     k.size = 0x1000 + 8; /* segment truncated */

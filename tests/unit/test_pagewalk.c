@@ -159,10 +159,14 @@ static void test_pae(void **state)
     uint64_t lin = (1ull << 30) | (2ull << 21) | (3ull << 12) | 0x456;
     WALK_OK(&pg, lin, X86_WALK_WRITE | X86_WALK_USER, 0x876543456ull);
 
-    /* PDPTE not present; PDPTE with a reserved bit (R/W is reserved there). */
+    /* PDPTE not present; PDPTE with a frame beyond MAXPHYADDR.  Its low reserved bits
+     * (R/W is reserved there; QEMU sets bit 5) the CPU checks when it loads the
+     * PDPTEs, not at walks. */
     WALK_PF(&pg, 0, X86_WALK_USER, X86_PF_USER);
-    put64(0x3020 + 2 * 8, 0x6000 | P | RW);
+    put64(0x3020 + 2 * 8, (1ull << 36) | 0x6000 | P);
     WALK_PF(&pg, 2ull << 30, 0, X86_PF_P | X86_PF_RSVD);
+    put64(0x3020 + 2 * 8, 0x4000 | P | RW | (1ull << 5));
+    WALK_OK(&pg, (2ull << 30) | (2ull << 21) | (3ull << 12), 0, 0x876543000ull);
 
     /* 2 MiB page; bit 13 reserved in it. */
     put64(0x4000 + 4 * 8, 0x40000000ull | PS | P | RW);

@@ -30,22 +30,22 @@
 static _Alignas(4096) uint8_t host_phys[HOST_PHYS];
 static uint64_t next_table = 0x100000;  /* bump allocator for table pages */
 
-uint64_t pmm_alloc_page(void)
+/* arch/x86_64/page_alloc.h's calls, as the kernel's allocator would answer them. */
+uint64_t arch_alloc_pages(size_t npages, uint64_t align)
 {
-    if (next_table >= HOST_PHYS)
+    (void)align;
+    if (next_table + npages * PAGE_SIZE > HOST_PHYS)
         return 0;
-    memset(host_phys + next_table, 0, PAGE_SIZE);
-    next_table += PAGE_SIZE;
-    return next_table - PAGE_SIZE;
+    memset(host_phys + next_table, 0, npages * PAGE_SIZE);
+    next_table += npages * PAGE_SIZE;
+    return next_table - npages * PAGE_SIZE;
 }
 
-void pmm_free_pages(uint64_t phys, size_t npages)
+void arch_free_pages(uint64_t phys, size_t npages)
 {
     (void)phys;
     (void)npages;
 }
-
-void pmm_allow_above_4g(void) {}
 
 void log_printf(enum log_level level, const char *fmt, ...)
 {
@@ -76,11 +76,6 @@ __asm__(".data\n.balign 4096\n"
 
 static struct bootinfo bi;
 
-const struct bootinfo *boot_bootinfo(void)
-{
-    return &bi;
-}
-
 /* Where .text lands in physical memory: one page (.boot) above the load address. */
 #define IMAGE_PHYS 0x200000ull
 
@@ -102,7 +97,8 @@ static void setup(unsigned large)
     paging_mmio_next = MMIO_WINDOW_BASE;
     paging_mmio_count = 0;
     paging_direct_count = 0;
-    paging_pml4 = pmm_alloc_page();
+    paging_bootinfo = &bi;
+    paging_pml4 = arch_alloc_page();
 }
 
 static void add(uint64_t base, uint64_t length, uint32_t type)

@@ -66,18 +66,37 @@ static void test_event_inj(void **state)
     assert_int_equal(svm_event_inj(&soft), 0x80000480ull);
 }
 
-static void test_reinject_rule(void **state)
+static void test_interrupted_event(void **state)
 {
     (void)state;
+    struct hvm_event e;
     uint64_t pf = 0x80000b0eull | 2ull << 32;  /* #PF delivery interrupted by an NPF */
-    assert_true(svm_must_reinject(pf, SVM_EXIT_NPF));
-    assert_true(svm_must_reinject(0x80000030ull, SVM_EXIT_NPF));   /* external interrupt */
-    assert_false(svm_must_reinject(0x00000b0eull, SVM_EXIT_NPF));  /* not valid */
-    assert_false(svm_must_reinject(pf, SVM_EXIT_SHUTDOWN));        /* the guest is dead */
-    assert_false(svm_must_reinject(0x80000480ull, SVM_EXIT_NPF));  /* INT 0x80 runs again */
-    assert_false(svm_must_reinject(0x80000303ull, SVM_EXIT_NPF));  /* INT3 */
-    assert_false(svm_must_reinject(0x80000304ull, SVM_EXIT_NPF));  /* INTO */
-    assert_true(svm_must_reinject(0x80000306ull, SVM_EXIT_NPF));   /* #UD is a fault */
+    assert_true(svm_interrupted_event(pf, SVM_EXIT_NPF, &e));
+    assert_int_equal(e.type, HVM_EVENT_EXCEPTION);
+    assert_int_equal(e.vector, 14);
+    assert_true(e.has_error);
+    assert_int_equal(e.error_code, 2);
+    assert_true(svm_interrupted_event(0x80000030ull, SVM_EXIT_NPF, &e));   /* external interrupt */
+    assert_int_equal(e.type, HVM_EVENT_EXTINT);
+    assert_int_equal(e.vector, 0x30);
+    assert_true(svm_interrupted_event(0x80000202ull, SVM_EXIT_INTR, &e));  /* NMI */
+    assert_int_equal(e.type, HVM_EVENT_NMI);
+    assert_false(svm_interrupted_event(0x00000b0eull, SVM_EXIT_NPF, &e));  /* not valid */
+    assert_false(svm_interrupted_event(pf, SVM_EXIT_SHUTDOWN, &e));        /* the guest is dead */
+    assert_false(svm_interrupted_event(0x80000580ull, SVM_EXIT_NPF, &e));  /* reserved type 5 */
+    /* Software events are re-injected (past their instruction), not re-executed. */
+    assert_true(svm_interrupted_event(0x80000480ull, SVM_EXIT_NPF, &e));   /* INT 0x80 */
+    assert_int_equal(e.type, HVM_EVENT_SOFTINT);
+    assert_int_equal(e.vector, 0x80);
+    assert_true(svm_interrupted_event(0x80000303ull, SVM_EXIT_INTR, &e));  /* INT3 */
+    assert_int_equal(e.type, HVM_EVENT_SOFT_EXCEPTION);
+    assert_true(svm_interrupted_event(0x80000304ull, SVM_EXIT_NPF, &e));   /* INTO */
+    assert_int_equal(e.type, HVM_EVENT_SOFT_EXCEPTION);
+    assert_true(svm_interrupted_event(0x80000306ull, SVM_EXIT_NPF, &e));   /* #UD is a fault */
+    assert_int_equal(e.type, HVM_EVENT_EXCEPTION);
+    /* And back: INT3 goes in as exception 3, INTn as a software interrupt. */
+    assert_int_equal(svm_event_inj(&(struct hvm_event){ .type = HVM_EVENT_SOFT_EXCEPTION, .vector = 3 }),
+                     0x80000303ull);
 }
 
 static void test_ioio(void **state)
@@ -135,7 +154,7 @@ int main(void)
         cmocka_unit_test(test_msrpm_ranges),
         cmocka_unit_test(test_attrib_roundtrip),
         cmocka_unit_test(test_event_inj),
-        cmocka_unit_test(test_reinject_rule),
+        cmocka_unit_test(test_interrupted_event),
         cmocka_unit_test(test_ioio),
         cmocka_unit_test(test_npf),
     };

@@ -204,7 +204,9 @@ static void send_icr(struct vlapic *a)
         a->esr_pending |= ESR_ILLEGAL_VECTOR_SENT;
         return;
     }
-    if (ipi.shorthand == VLAPIC_SELF) {
+    /* A fixed self-IPI never leaves the APIC; any other mode with the self shorthand
+     * (NMI, say) goes out like an IPI to one's own ID, which is what it means. */
+    if (ipi.shorthand == VLAPIC_SELF && ipi.mode == VLAPIC_FIXED) {
         vlapic_accept(a, ipi.vector, false);
         return;
     }

@@ -391,6 +391,11 @@ static int x86_emu_string(const struct x86_insn *insn, const struct x86_emu_plan
         }
         if (rc)
             return X86_ERR_ACCESS;
+        if (ops->accessed) {
+            ops->accessed(ctx, dst, size, false, true);
+            if (movs)
+                ops->accessed(ctx, src, size, true, false);
+        }
         x86_reg_set(regs, X86_REG_RDI, asz, true, regs->gpr[X86_REG_RDI] + (uint64_t)step);
         if (movs)
             x86_reg_set(regs, X86_REG_RSI, asz, true, regs->gpr[X86_REG_RSI] + (uint64_t)step);
@@ -508,6 +513,12 @@ int x86_emulate_mmio(const struct x86_insn *insn, struct x86_regs *regs,
     }
     default:
         return X86_ERR_UNSUPPORTED;
+    }
+    if (ops->accessed) {
+        bool writes = p.kind == EMU_STORE || p.kind == EMU_XCHG || p.kind == EMU_INC || p.kind == EMU_DEC ||
+                      p.kind == EMU_NOT || p.kind == EMU_NEG || (p.kind == EMU_ALU && p.mem_is_dst && p.op != ALU_CMP) ||
+                      (p.kind == EMU_BT && p.op != BT_TEST);
+        ops->accessed(ctx, linear, p.size, reads, writes);
     }
     regs->rflags = flags;
     x86_emu_advance(insn, regs);

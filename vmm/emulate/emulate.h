@@ -50,6 +50,9 @@ struct x86_emu_ops {
      * when no such access is wanted: MOVS then fails with X86_ERR_UNSUPPORTED. */
     int (*mem_read)(void *ctx, uint64_t linear, unsigned size, uint64_t *val);
     int (*mem_write)(void *ctx, uint64_t linear, unsigned size, uint64_t val);
+    /* Told of every access done, device or memory side, by guest-linear address
+     * (for the data breakpoints DR0-DR3 set, SDM Vol. 3A §18.2.4); may be NULL. */
+    void (*accessed)(void *ctx, uint64_t linear, unsigned size, bool read, bool write);
 };
 
 /* Emulate insn (decoded from the bytes at regs->rip) against ops.  On X86_OK the

@@ -151,8 +151,11 @@ static int x86_walk_long(const struct x86_paging *pg, struct x86_walk_state *st,
         table = pg->cr3 & addr_mask;
         level = five_level ? 5 : 4;
     } else {
-        /* PDPTE: CR3 bits 31:5 locate the four entries; bits 2:1 and 8:5 reserved, and
-         * no R/W, U/S or XD (SDM Vol. 3A Table 4-8). */
+        /* PDPTE: CR3 bits 31:5 locate the four entries; no R/W, U/S or XD (SDM Vol. 3A
+         * Table 4-8).  Its other reserved bits (2:1, 8:5) the CPU checks when it loads
+         * the four entries at a MOV to CR3/CR0/CR4 (§4.4.1), not at each walk (QEMU's
+         * TCG even sets bit 5, "accessed", in them): the guest's instruction ran with
+         * these entries, so only a frame beyond MAXPHYADDR stops the walk here. */
         linear &= 0xffffffffull;
         rc = x86_read_entry(read_phys, ctx, (pg->cr3 & 0xffffffe0ull) + ((linear >> 30) & 3) * 8,
                             8, &entry);
@@ -160,7 +163,7 @@ static int x86_walk_long(const struct x86_paging *pg, struct x86_walk_state *st,
             return rc;
         if (!(entry & X86_PTE_P))
             return x86_walk_fault(st, 0, pf_error);
-        if (entry & (x86_bits(63, m) | x86_bits(2, 1) | x86_bits(8, 5)))
+        if (entry & x86_bits(63, m))
             return x86_walk_fault(st, X86_PF_P | X86_PF_RSVD, pf_error);
         table = entry & addr_mask;
         level = 2;

@@ -8,9 +8,9 @@
  * CR0.WP, XD, SMEP, SMAP.  A failure comes back as the page-fault error code the
  * hardware would push (Vol. 3A 4.7), ready for injection.
  *
- * Not covered: 5-level paging (CR4.LA57), protection keys, accessed/dirty bit updates
- * (the walk is for the monitor's own reads), and PAE PDPTE caching (the PDPTEs are read
- * at walk time, not at the guest's last CR3 load). */
+ * Not covered: protection keys, accessed/dirty bit updates (the walk is for the
+ * monitor's own reads), and PAE PDPTE caching (the PDPTEs are read at walk time, not at
+ * the guest's last CR3 load; their load-time reserved bits are not checked again). */
 #ifndef PLINTH_VMM_EMULATE_PAGEWALK_H
 #define PLINTH_VMM_EMULATE_PAGEWALK_H
 

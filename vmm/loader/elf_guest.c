@@ -13,12 +13,6 @@ static uint64_t rd(const uint8_t *p, unsigned bytes)
     return v;
 }
 
-/* Where the loaders keep their own structures; no segment may land there. */
-static bool overlaps_boot_area(uint64_t gpa, uint64_t len)
-{
-    return gpa < LOADER_INFO_END && gpa + len > LOADER_PAGETABLE_GPA;
-}
-
 static bool load_segment(const struct guest_ram *ram, const struct loader_file *f,
                          const struct elf_guest_segment *s, struct loader_error *err)
 {
@@ -28,10 +22,11 @@ static bool load_segment(const struct guest_ram *ram, const struct loader_file *
                     (unsigned long)s->paddr, (unsigned long)s->memsz, (unsigned long)(ram->size >> 20));
         return false;
     }
-    if (overlaps_boot_area(s->paddr, s->memsz)) {
-        loader_fail(err, "%s: segment %u at %#lx overlaps guest-physical %#llx-%#llx, which plinth "
-                    "uses for boot structures; link the kernel at 1 MiB or above", f->name, s->index,
-                    (unsigned long)s->paddr, LOADER_PAGETABLE_GPA, LOADER_INFO_END);
+    if (s->paddr < 0x1000 || loader_in_hole(s->paddr, s->memsz)) {
+        loader_fail(err, "%s: segment %u at %#lx (+%#lx bytes) lies in the first page or in the PC's "
+                    "reserved area %#llx-%#llx (BIOS, VGA, ACPI tables); link the kernel elsewhere",
+                    f->name, s->index, (unsigned long)s->paddr, (unsigned long)s->memsz,
+                    LOADER_LOW_RAM_END, LOADER_HIGH_RAM_START);
         return false;
     }
     loader_write(ram, s->paddr, f->data + s->offset, s->filesz);
@@ -137,12 +132,21 @@ bool elf_guest_load(const struct guest_ram *ram, const struct loader_file *f,
     return true;
 }
 
-/* Identity map of the first 4 GiB with 2 MiB pages (SDM Vol. 3A §5.5): enough for a
- * 64-bit kernel to start; it builds its own tables after. */
-static void build_identity_map(const struct guest_ram *ram)
+unsigned elf_guest_ranges(const struct elf_guest *elf, struct loader_range *out, unsigned max)
 {
-    const uint64_t pml4 = LOADER_PAGETABLE_GPA, pdpt = pml4 + 0x1000, pd = pml4 + 0x2000;
-    loader_zero(ram, pml4, 0x6000);
+    unsigned n = 0;
+    for (unsigned i = 0; i < elf->count && n < max; i++)
+        if (elf->seg[i].memsz)
+            out[n++] = (struct loader_range){ elf->seg[i].paddr, elf->seg[i].paddr + elf->seg[i].memsz };
+    return n;
+}
+
+/* Identity map of the first 4 GiB with 2 MiB pages (SDM Vol. 3A §5.5) at pml4: enough
+ * for a 64-bit kernel to start; it builds its own tables after. */
+static void build_identity_map(const struct guest_ram *ram, uint64_t pml4)
+{
+    const uint64_t pdpt = pml4 + 0x1000, pd = pml4 + 0x2000;
+    loader_zero(ram, pml4, LOADER_PAGETABLE_SIZE);
     uint64_t e = pdpt | 0x3; /* present, writable */
     loader_write(ram, pml4, &e, 8);
     for (uint64_t i = 0; i < 4; i++) {
@@ -168,13 +172,16 @@ bool loader_elf(const struct guest_ram *ram, const struct loader_file *kernel,
     }
     *entry = (struct loader_entry){ .mode = LOADER_MODE_PROT32, .rip = elf.entry_phys };
     if (elf.is64) {
-        if (!loader_range_ok(ram, LOADER_PAGETABLE_GPA, 0x6000)) {
-            loader_fail(err, "%s: the VM's memory is too small for boot page tables", kernel->name);
+        struct loader_range used[ELF_GUEST_MAX_SEGMENTS];
+        unsigned n = elf_guest_ranges(&elf, used, ELF_GUEST_MAX_SEGMENTS);
+        uint64_t tables;
+        if (!loader_place(ram, used, n, LOADER_PAGETABLE_GPA, LOADER_PAGETABLE_SIZE, 0x1000, &tables)) {
+            loader_fail(err, "%s: no room left in the VM's memory for boot page tables", kernel->name);
             return false;
         }
-        build_identity_map(ram);
+        build_identity_map(ram, tables);
         entry->mode = LOADER_MODE_LONG64;
-        entry->cr3 = LOADER_PAGETABLE_GPA;
+        entry->cr3 = tables;
     }
     return true;
 }

@@ -23,5 +23,7 @@ struct elf_guest {
 bool elf_guest_parse(const struct loader_file *f, struct elf_guest *out, struct loader_error *err);
 bool elf_guest_load(const struct guest_ram *ram, const struct loader_file *f,
                     const struct elf_guest *elf, struct loader_error *err);
+/* The segments' guest-physical ranges (those with memory), at most max. */
+unsigned elf_guest_ranges(const struct elf_guest *elf, struct loader_range *out, unsigned max);
 
 #endif

@@ -40,8 +40,10 @@ struct loader_error {
     char message[200];
 };
 
-/* Guest-physical layout every loader keeps to (README, "Guest memory"). */
+/* Guest-physical layout every loader keeps to (README, "Guest memory"): where its
+ * structures go unless the kernel itself lies there (loader_place). */
 #define LOADER_PAGETABLE_GPA  0x1000ull   /* 6 pages: identity map of 4 GiB for ELF64 */
+#define LOADER_PAGETABLE_SIZE 0x6000ull
 #define LOADER_INFO_GPA       0x7000ull   /* Multiboot information, command line, names */
 #define LOADER_INFO_END       0x9000ull
 #define LOADER_LOW_RAM_END    0x9fc00ull  /* conventional memory ends; EBDA/VGA/BIOS follow */
@@ -88,6 +90,21 @@ bool loader_flat(const struct guest_ram *ram, const struct loader_file *kernel,
 bool loader_linux(const struct guest_ram *ram, const struct loader_file *kernel,
                   const struct loader_file *initrd, const char *cmdline, uint64_t rsdp_gpa,
                   struct loader_entry *entry, struct loader_error *err);
+
+/* Guest-physical [start, end) a loader has filled (kernel segments, modules). */
+struct loader_range {
+    uint64_t start, end;
+};
+/* Where a loader's own structures (size bytes, align-aligned) go: at want if that
+ * meets none of used[0..n), else the lowest place that does, in conventional memory
+ * (from 0x1000 up to LOADER_LOW_RAM_END) or else from 1 MiB up, in RAM and below
+ * 4 GiB.  False when nothing fits.  So a kernel linked where plinth would put them
+ * (real-mode test kernels live below 1 MiB) still boots. */
+bool loader_place(const struct guest_ram *ram, const struct loader_range *used, unsigned n, uint64_t want,
+                  uint64_t size, uint64_t align, uint64_t *at);
+/* Whether [gpa, gpa + len) touches the PC's reserved hole (EBDA, VGA, BIOS area and
+ * the ACPI tables, LOADER_LOW_RAM_END..LOADER_HIGH_RAM_START), where no image may go. */
+bool loader_in_hole(uint64_t gpa, uint64_t len);
 
 /* Shared by the loaders: bounds-checked copies into guest RAM. */
 bool loader_range_ok(const struct guest_ram *ram, uint64_t gpa, uint64_t len);

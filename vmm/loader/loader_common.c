@@ -47,3 +47,42 @@ unsigned loader_guest_e820(uint64_t ram_size, struct loader_e820 out[LOADER_MAX_
         out[n++] = (struct loader_e820){ LOADER_HIGH_RAM_START, ram_size - LOADER_HIGH_RAM_START, 1 };
     return n;
 }
+
+bool loader_in_hole(uint64_t gpa, uint64_t len)
+{
+    return len && gpa < LOADER_HIGH_RAM_START && gpa + len > LOADER_LOW_RAM_END;
+}
+
+static bool place_ok(const struct guest_ram *ram, const struct loader_range *used, unsigned n,
+                     uint64_t at, uint64_t size)
+{
+    if (at < 0x1000 || at + size < at || at + size > 0x100000000ull || !loader_range_ok(ram, at, size) ||
+        loader_in_hole(at, size))
+        return false;
+    for (unsigned i = 0; i < n; i++)
+        if (at < used[i].end && used[i].start < at + size)
+            return false;
+    return true;
+}
+
+bool loader_place(const struct guest_ram *ram, const struct loader_range *used, unsigned n, uint64_t want,
+                  uint64_t size, uint64_t align, uint64_t *at)
+{
+    if (place_ok(ram, used, n, want, size)) {
+        *at = want;
+        return true;
+    }
+    /* The candidates: the bottom of each zone and the end of each used range; the
+     * lowest that fits wins. */
+    uint64_t best = UINT64_MAX;
+    for (unsigned i = 0; i <= n + 1; i++) {
+        uint64_t c = i == n ? 0x1000 : i == n + 1 ? LOADER_HIGH_RAM_START : used[i].end;
+        c = (c + align - 1) & ~(align - 1);
+        if (c < best && place_ok(ram, used, n, c, size))
+            best = c;
+    }
+    if (best == UINT64_MAX)
+        return false;
+    *at = best;
+    return true;
+}

@@ -36,11 +36,13 @@ struct mb_layout {
     uint32_t entry_addr;
 };
 
-/* Builds the information structure in a scratch buffer, then copies it in once. */
+/* Builds the information structure in a scratch buffer, then copies it in once, at
+ * base (LOADER_INFO_GPA unless the kernel lies there). */
 struct info_buf {
     uint8_t  b[LOADER_INFO_END - LOADER_INFO_GPA];
     uint32_t len;
     bool     overflow;
+    uint32_t base;
 };
 
 static uint32_t info_put(struct info_buf *ib, const void *src, uint32_t n, uint32_t align)
@@ -64,7 +66,7 @@ static uint32_t info_str(struct info_buf *ib, const char *s)
     uint32_t n = 0;
     while (s[n])
         n++;
-    return (uint32_t)LOADER_INFO_GPA + info_put(ib, s, n + 1, 1);
+    return ib->base + info_put(ib, s, n + 1, 1);
 }
 
 static void wr32(struct info_buf *ib, uint32_t off, uint32_t v)
@@ -79,9 +81,9 @@ static void wr64(struct info_buf *ib, uint32_t off, uint64_t v)
     wr32(ib, off + 4, (uint32_t)(v >> 32));
 }
 
-/* Loads the image by its address fields; returns the end of what it occupies. */
+/* Loads the image by its address fields; returns what it occupies. */
 static bool load_by_address(const struct guest_ram *ram, const struct loader_file *f,
-                            const struct mb_layout *l, uint64_t *end, struct loader_error *err)
+                            const struct mb_layout *l, struct loader_range *used, struct loader_error *err)
 {
     if (l->header_addr < l->load_addr || l->header_addr - l->load_addr > l->header_offset) {
         loader_fail(err, "%s: Multiboot address fields are inconsistent (header_addr %#x, load_addr %#x)",
@@ -105,15 +107,15 @@ static bool load_by_address(const struct guest_ram *ram, const struct loader_fil
                     f->name, l->load_addr, (unsigned long)bss_end, (unsigned long)(ram->size >> 20));
         return false;
     }
-    if (l->load_addr < LOADER_INFO_END && bss_end > LOADER_PAGETABLE_GPA) {
-        loader_fail(err, "%s: the kernel (%#x-%#lx) overlaps guest-physical %#llx-%#llx, where plinth "
-                    "puts the boot information; load it at 1 MiB or above", f->name, l->load_addr,
-                    (unsigned long)bss_end, LOADER_PAGETABLE_GPA, LOADER_INFO_END);
+    if (l->load_addr < 0x1000 || loader_in_hole(l->load_addr, bss_end - l->load_addr)) {
+        loader_fail(err, "%s: the kernel (%#x-%#lx) lies in the first page or in the PC's reserved area "
+                    "%#llx-%#llx (BIOS, VGA, ACPI tables); load it elsewhere", f->name, l->load_addr,
+                    (unsigned long)bss_end, LOADER_LOW_RAM_END, LOADER_HIGH_RAM_START);
         return false;
     }
     loader_write(ram, l->load_addr, f->data + file_off, load_end - l->load_addr);
     loader_zero(ram, load_end, bss_end - load_end);
-    *end = bss_end;
+    *used = (struct loader_range){ l->load_addr, bss_end };
     return true;
 }
 
@@ -223,11 +225,14 @@ static bool find_mb2(const struct loader_file *f, struct mb_layout *l, bool *fou
     return true;
 }
 
-/* Places modules page-aligned from start; fills each one's [start, end). */
+/* Places modules page-aligned from start (and never in the PC's hole below 1 MiB,
+ * after a kernel linked low); fills each one's start. */
 static bool place_modules(const struct guest_ram *ram, uint64_t start, const struct loader_file *mods,
                           unsigned n, uint64_t *mstart, struct loader_error *err)
 {
     uint64_t at = (start + 0xfff) & ~0xfffull;
+    if (at < LOADER_HIGH_RAM_START)
+        at = LOADER_HIGH_RAM_START;
     for (unsigned i = 0; i < n; i++) {
         if (at + mods[i].size > 0xffffffffull || !loader_write(ram, at, mods[i].data, mods[i].size)) {
             loader_fail(err, "module %s (%lu bytes) does not fit in the VM's %lu MiB after the kernel; "
@@ -267,7 +272,7 @@ static bool build_mbi1(struct info_buf *ib, const struct guest_ram *ram, const s
         wr32(ib, modlist + 16 * i + 8, names[i]);
     }
     wr32(ib, mbi + 20, n);
-    wr32(ib, mbi + 24, (uint32_t)LOADER_INFO_GPA + modlist);
+    wr32(ib, mbi + 24, ib->base + modlist);
     struct loader_e820 e[LOADER_MAX_E820];
     unsigned ne = loader_guest_e820(ram->size, e);
     uint32_t mmap = info_put(ib, 0, 24 * ne, 4);
@@ -278,7 +283,7 @@ static bool build_mbi1(struct info_buf *ib, const struct guest_ram *ram, const s
         wr32(ib, mmap + 24 * i + 20, e[i].type);
     }
     wr32(ib, mbi + 44, 24 * ne);
-    wr32(ib, mbi + 48, (uint32_t)LOADER_INFO_GPA + mmap);
+    wr32(ib, mbi + 48, ib->base + mmap);
     wr32(ib, mbi, flags);
     return !ib->overflow && mbi == 0;
 }
@@ -380,15 +385,16 @@ bool loader_multiboot(const struct guest_ram *ram, const struct loader_file *ker
                     "(flags %#x; e.g. bit 2, a video mode)", kernel->name, mb1_flags);
         return false;
     }
-    if (!loader_range_ok(ram, 0, LOADER_INFO_END)) {
-        loader_fail(err, "%s: the VM's memory is too small for the boot information", kernel->name);
-        return false;
-    }
-
+    /* What the kernel and its modules occupy, so that the boot information goes
+     * elsewhere (a kernel may be linked at LOADER_INFO_GPA itself). */
+    struct loader_range used[ELF_GUEST_MAX_SEGMENTS + CONFIG_MAX_MODULES_LOADER];
+    unsigned nused = 0;
     uint64_t end, entry_addr;
     if (l.have_address) {
-        if (!load_by_address(ram, kernel, &l, &end, err))
+        if (!load_by_address(ram, kernel, &l, &used[0], err))
             return false;
+        nused = 1;
+        end = used[0].end;
         entry_addr = l.entry_addr;
         if (!l.have_entry) {
             loader_fail(err, "%s: the Multiboot2 header has an address tag but no entry address tag",
@@ -399,6 +405,7 @@ bool loader_multiboot(const struct guest_ram *ram, const struct loader_file *ker
         struct elf_guest elf;
         if (!elf_guest_parse(kernel, &elf, err) || !elf_guest_load(ram, kernel, &elf, err))
             return false;
+        nused = elf_guest_ranges(&elf, used, ELF_GUEST_MAX_SEGMENTS);
         end = elf.end;
         entry_addr = l.have_entry ? l.entry_addr : elf.entry_phys;
     }
@@ -411,6 +418,14 @@ bool loader_multiboot(const struct guest_ram *ram, const struct loader_file *ker
     uint64_t mstart[CONFIG_MAX_MODULES_LOADER];
     if (!place_modules(ram, end, modules, module_count, mstart, err))
         return false;
+    for (unsigned i = 0; i < module_count; i++)
+        used[nused++] = (struct loader_range){ mstart[i], mstart[i] + modules[i].size };
+    uint64_t info_gpa;
+    if (!loader_place(ram, used, nused, LOADER_INFO_GPA, LOADER_INFO_END - LOADER_INFO_GPA, 0x1000, &info_gpa)) {
+        loader_fail(err, "%s: no room left in the VM's memory for the boot information; give it more memory",
+                    kernel->name);
+        return false;
+    }
 
     /* 8 KiB: too large for a core stack, so one buffer, which VMs restarting on
      * different CPUs at once take in turn. */
@@ -419,10 +434,11 @@ bool loader_multiboot(const struct guest_ram *ram, const struct loader_file *ker
     spin_lock(&ib_lock);
     ib.len = 0;
     ib.overflow = false;
+    ib.base = (uint32_t)info_gpa;
     bool ok = mb2 ? build_mbi2(&ib, ram, modules, mstart, module_count, cmdline)
                   : build_mbi1(&ib, ram, modules, mstart, module_count, cmdline);
     if (ok)
-        loader_write(ram, LOADER_INFO_GPA, ib.b, ib.len);
+        loader_write(ram, info_gpa, ib.b, ib.len);
     spin_unlock(&ib_lock);
     if (!ok) {
         loader_fail(err, "%s: the command line and module names do not fit the %llu bytes of "
@@ -431,7 +447,7 @@ bool loader_multiboot(const struct guest_ram *ram, const struct loader_file *ker
     }
     *entry = (struct loader_entry){
         .mode = LOADER_MODE_PROT32, .rip = entry_addr,
-        .rax = mb2 ? MB2_BOOT_MAGIC : MB1_BOOT_MAGIC, .rbx = LOADER_INFO_GPA,
+        .rax = mb2 ? MB2_BOOT_MAGIC : MB1_BOOT_MAGIC, .rbx = info_gpa,
     };
     return true;
 }

@@ -7,7 +7,6 @@
 #include "drivers/pit.h"
 #include "kernel/log.h"
 #include "kernel/panic.h"
-#include "kernel/time.h"
 
 #define FS_PER_NS        1000000ull
 #define NS_PER_S         1000000000ull
@@ -275,5 +274,4 @@ void timer_calibrate(void)
         log_info("timer: the TSC is not invariant (CPUID.80000007H:EDX[8]); time keeping "
                  "assumes it does not change rate");
     timer_cross_check();
-    time_set_tsc_khz(timer_tsc / 1000);
 }

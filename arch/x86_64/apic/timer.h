@@ -7,9 +7,10 @@
 #include <stdbool.h>
 
 /* Needs lapic_init (and acpi_init for HPET and the PM timer).  Logs the source and
- * the frequencies, hands the TSC's to time_set_tsc_khz; panics when no reference
- * clock answers, since nothing later can keep time without one. */
+ * the frequencies (the kernel's clock takes the TSC's from timer_tsc_hz); panics
+ * when no reference clock answers, since nothing later can keep time without one. */
 void        timer_calibrate(void);
+/* The TSC's frequency in Hz; 0 before calibration. */
 uint64_t    timer_tsc_hz(void);
 /* The local APIC timer's input clock (divide by 1), in Hz; 0 before calibration. */
 uint64_t    timer_lapic_hz(void);

@@ -2,7 +2,7 @@
 #include "arch/x86_64/cpu/idt.h"
 #include "arch/x86_64/cpu/trap.h"
 #include "arch/x86_64/cpu/paging.h"
-#include "kernel/smp.h"
+#include "arch/x86_64/cpu/percpu.h"
 #include "kernel/panic.h"
 
 #include <stddef.h>
@@ -41,7 +41,7 @@ struct gdt_cpu {
     uint64_t ist_top[TSS_IST_COUNT]; /* stacks already given to this CPU, kept on reload */
 } __attribute__((aligned(128)));
 
-static struct gdt_cpu gdt_cpus[SMP_MAX_CPUS];
+static struct gdt_cpu gdt_cpus[PERCPU_MAX_CPUS];
 
 struct gdt_pointer {
     uint16_t limit;
@@ -73,9 +73,9 @@ static void gdt_build(struct gdt_cpu *c)
 
 void gdt_load(uint32_t cpu_index)
 {
-    if (cpu_index >= SMP_MAX_CPUS)
-        panic("gdt: cpu index %u is past SMP_MAX_CPUS (%u); raise SMP_MAX_CPUS in kernel/smp.h",
-              cpu_index, SMP_MAX_CPUS);
+    if (cpu_index >= PERCPU_MAX_CPUS)
+        panic("gdt: cpu index %u is past PERCPU_MAX_CPUS (%u); raise PERCPU_MAX_CPUS in arch/x86_64/cpu/percpu.h",
+              cpu_index, PERCPU_MAX_CPUS);
     struct gdt_cpu *c = &gdt_cpus[cpu_index];
     /* Rebuilding also turns a busy TSS descriptor (from an earlier ltr) back into an
      * available one, which ltr requires. */
@@ -102,9 +102,9 @@ void gdt_load(uint32_t cpu_index)
 
 void cpu_tables_init(uint32_t cpu_index)
 {
-    if (cpu_index >= SMP_MAX_CPUS)
-        panic("cpu: cpu index %u is past SMP_MAX_CPUS (%u); raise SMP_MAX_CPUS in kernel/smp.h",
-              cpu_index, SMP_MAX_CPUS);
+    if (cpu_index >= PERCPU_MAX_CPUS)
+        panic("cpu: cpu index %u is past PERCPU_MAX_CPUS (%u); raise PERCPU_MAX_CPUS in arch/x86_64/cpu/percpu.h",
+              cpu_index, PERCPU_MAX_CPUS);
     struct gdt_cpu *c = &gdt_cpus[cpu_index];
     for (int i = 0; i < TSS_IST_COUNT; i++) {
         if (!c->ist_top[i]) {
@@ -130,7 +130,7 @@ uint32_t gdt_current_cpu(void)
     struct gdt_pointer p;
     __asm__ volatile("sgdt %0" : "=m"(p));
     uint64_t first = (uint64_t)(uintptr_t)&gdt_cpus[0];
-    uint64_t end = (uint64_t)(uintptr_t)&gdt_cpus[SMP_MAX_CPUS];
+    uint64_t end = (uint64_t)(uintptr_t)&gdt_cpus[PERCPU_MAX_CPUS];
     if (p.base < first || p.base >= end)
         return 0;
     return (uint32_t)((p.base - first) / sizeof(struct gdt_cpu));
@@ -138,7 +138,7 @@ uint32_t gdt_current_cpu(void)
 
 int gdt_ist_containing(uint32_t cpu_index, uint64_t rsp)
 {
-    if (cpu_index >= SMP_MAX_CPUS)
+    if (cpu_index >= PERCPU_MAX_CPUS)
         return 0;
     const struct gdt_cpu *c = &gdt_cpus[cpu_index];
     for (int i = 0; i < TSS_IST_COUNT; i++) {

@@ -7,11 +7,10 @@
  * for the AP trampoline.  All CPUs share one set of tables. */
 #include "arch/x86_64/cpu/paging.h"
 #include "arch/x86_64/cpu/cpu.h"
-#include "kernel/pmm.h"
+#include "arch/x86_64/page_alloc.h"
 #include "kernel/spinlock.h"
 #include "kernel/log.h"
 #include "kernel/panic.h"
-#include "kernel/boot.h"
 
 /* Paging-structure entry bits, SDM Vol. 3A §4.5 (the 4-level entry format tables). */
 #define PTE_P     (1ull << 0)
@@ -55,6 +54,9 @@ static uint64_t paging_phys_offset;
 static uint64_t paging_phys_span = 1ull << 32;
 static uint64_t paging_pml4;          /* physical; 0 until paging_init builds it */
 static bool     paging_active;        /* paging_pml4 is in CR3 */
+/* The boot hand-off paging_init was given (where the image lies), kept for
+ * virt_to_phys of image addresses; it stays valid for the whole run. */
+static const struct bootinfo *paging_bootinfo;
 static uint64_t paging_nx;            /* PTE_NX, or 0 on a CPU without NX */
 static unsigned paging_large;         /* PAGING_LARGE_* the CPU has */
 static bool     paging_pge, paging_pat;
@@ -114,7 +116,7 @@ static uint64_t *paging_entry(uint64_t pml4, uint64_t virt, int level, bool crea
         if (!(*e & PTE_P)) {
             if (!create)
                 return *err = 0, NULL;
-            uint64_t t = pmm_alloc_page();
+            uint64_t t = arch_alloc_page();
             if (!t)
                 return *err = PAGING_ENOMEM, NULL;
             /* Permissive above the leaf: the leaf alone decides W and NX (SDM Vol. 3A
@@ -357,6 +359,7 @@ static void paging_switch(void)
 
 void paging_init(const struct bootinfo *bi)
 {
+    paging_bootinfo = bi;
     paging_detect();
     if (!paging_nx)
         log_warn("paging: this CPU has no NX (CPUID 0x80000001 EDX[20]); data stays "
@@ -380,7 +383,7 @@ void paging_init(const struct bootinfo *bi)
                   (unsigned long)paging_direct[i].start, (unsigned long)paging_direct[i].end,
                   (unsigned long)paging_phys_limit);
 
-    paging_pml4 = pmm_alloc_page();
+    paging_pml4 = arch_alloc_page();
     if (!paging_pml4)
         panic("paging: no free page below 4 GiB for the top-level table");
     int err = paging_build_image(paging_pml4, bi);
@@ -391,7 +394,6 @@ void paging_init(const struct bootinfo *bi)
         panic("paging: building the direct map: %s", paging_strerror(err));
 
     paging_switch();
-    pmm_allow_above_4g();
 
     uint64_t mapped = 0;
     for (uint32_t i = 0; i < paging_direct_count; i++)
@@ -441,7 +443,7 @@ uint64_t virt_to_phys(const void *virt)
 {
     uint64_t v = (uintptr_t)virt;
     if (v >= (uintptr_t)__kernel_start && v < (uintptr_t)__kernel_end)
-        return paging_image_phys(boot_bootinfo(), v);
+        return paging_image_phys(paging_bootinfo, v);
     if (v - paging_phys_offset < paging_phys_span)
         return v - paging_phys_offset;
     if (paging_active) {
@@ -513,7 +515,7 @@ static void paging_stack_unwind(uint64_t bottom, uint64_t npages)
         uint64_t phys = *e & PTE_ADDR;
         *e = 0;
         invlpg(va);
-        pmm_free_pages(phys, 1);
+        arch_free_pages(phys, 1);
     }
 }
 
@@ -540,13 +542,13 @@ uint64_t stack_alloc(size_t size)
     paging_stack_next = bottom + size;
     uint64_t npages = size / PAGE_SIZE;
     for (uint64_t i = 0; i < npages; i++) {
-        uint64_t p = pmm_alloc_page();
+        uint64_t p = arch_alloc_page();
         int err = p ? paging_map_range(paging_pml4, bottom + i * PAGE_SIZE, p, PAGE_SIZE,
                                        PTE_W | PTE_G | paging_nx, 0)
                     : PAGING_ENOMEM;
         if (err) {
             if (p)
-                pmm_free_pages(p, 1);
+                arch_free_pages(p, 1);
             paging_stack_unwind(bottom, i);
             spin_unlock(&paging_lock);
             log_error("stack_alloc(%lu KiB): %s", (unsigned long)(size >> 10), paging_strerror(err));

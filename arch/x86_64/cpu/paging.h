@@ -12,6 +12,9 @@
 
 /* Builds the page tables from the memory map and switches to them; before this the
  * boot path's identity map is in force.  Sets EFER.NXE and CR0.WP. */
+/* Builds and loads plinth's page tables from the boot hand-off, which must stay valid
+ * for the whole run (virt_to_phys of image addresses reads it); pages come from
+ * arch_alloc_pages (arch_page_alloc_init first). */
 void  paging_init(const struct bootinfo *bi);
 /* Physical -> core virtual (direct map; identity before paging_init). */
 void *phys_to_virt(uint64_t phys);

@@ -3,7 +3,6 @@
 #include "arch/x86_64/cpu/cpu.h"
 #include "kernel/panic.h"
 #include "kernel/log.h"
-#include "kernel/ksyms.h"
 
 #include <stddef.h>
 
@@ -130,7 +129,7 @@ static __attribute__((noreturn)) void trap_report(struct trap_frame *tf)
         panic_printf("PANIC: %s exception (vector %u) on cpu %u", trap_exception_name(v), v, cpu);
     trap_explain(tf, cr2);
 
-    char sym[KSYMS_NAME_MAX + 48];
+    char sym[PANIC_ADDRESS_TEXT_MAX];
     panic_format_address(sym, sizeof sym, tf->rip);
     panic_printf("  rip %s", sym);
     panic_printf("  rax=%016lx rbx=%016lx rcx=%016lx", tf->rax, tf->rbx, tf->rcx);

@@ -5,15 +5,15 @@
 #include "arch/x86_64/cpu/paging.h"
 #include "arch/x86_64/fpu.h"
 #include "kernel/log.h"
-#include "kernel/pmm.h"
-#include "kernel/smp.h"
+#include "arch/x86_64/page_alloc.h"
+#include "arch/x86_64/cpu/percpu.h"
 #include "kernel/spinlock.h"
 #include "kernel/string.h"
 
 static struct svm_caps caps;
 static bool caps_read, backend_logged;
 static struct spinlock caps_lock = SPINLOCK_INIT;
-static uint64_t host_area[SMP_MAX_CPUS];
+static uint64_t host_area[PERCPU_MAX_CPUS];
 
 const struct svm_caps *svm_caps(void)
 {
@@ -22,12 +22,12 @@ const struct svm_caps *svm_caps(void)
 
 uint64_t svm_host_area(void)
 {
-    return host_area[this_cpu()->index];
+    return host_area[percpu_index()];
 }
 
 static uint64_t alloc_zeroed_page(void)
 {
-    uint64_t p = pmm_alloc_page();
+    uint64_t p = arch_alloc_page();
     if (p)
         memset(phys_to_virt(p), 0, PAGE_SIZE);
     return p;
@@ -78,15 +78,15 @@ int svm_cpu_enable(void)
         log_backend();
     fpu_cpu_init();
 
-    uint32_t cpu = this_cpu()->index;
+    uint32_t cpu = percpu_index();
     uint64_t hsave = alloc_zeroed_page();
     uint64_t area = alloc_zeroed_page();
     if (!hsave || !area) {
         log_error("svm: out of memory for the host save areas of CPU %u", cpu);
         if (hsave)
-            pmm_free_pages(hsave, 1);
+            arch_free_pages(hsave, 1);
         if (area)
-            pmm_free_pages(area, 1);
+            arch_free_pages(area, 1);
         return -1;
     }
     /* SVMDIS was clear above, so setting SVME cannot #GP (APM §15.4). */

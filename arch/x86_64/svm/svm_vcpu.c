@@ -4,12 +4,13 @@
 #include "arch/x86_64/svm/svm.h"
 #include "arch/x86_64/svm/npt.h"
 #include "arch/x86_64/hvm_msr.h"
+#include "arch/x86_64/hvm_common.h"
 #include "arch/x86_64/fpu.h"
 #include "arch/x86_64/cpu/cpu.h"
 #include "arch/x86_64/cpu/paging.h"
+#include "arch/x86_64/cpu/percpu.h"
 #include "kernel/log.h"
-#include "kernel/pmm.h"
-#include "kernel/smp.h"
+#include "arch/x86_64/page_alloc.h"
 #include "kernel/string.h"
 
 /* MSR permission map: 2 pages, I/O permission map: 3 pages (APM §15.10.1, §15.11). */
@@ -19,11 +20,17 @@
 /* ASIDs tracked per CPU for TLB reuse decisions; more ASIDs than this are not used. */
 #define SVM_ASID_TRACKED 64
 
-/* DR6 after reset: reserved bits read as 1 (APM Vol. 2 §13.1.1.3). */
-#define DR6_RESET 0xffff0ff0ull
 #define PAT_RESET 0x0007040600070406ull
-#define RFLAGS_IF (1ull << 9)
 #define RFLAGS_VM (1ull << 17)
+#define MSR_TSC_AUX 0xc0000103u
+/* Exceptions intercepted while the IRET of an NMI handler is single-stepped: all but
+ * #MC, which must reach the guest as the CPU raised it. */
+#define IRET_STEP_EXCEPTIONS (~(1u << 18))
+#define VEC_DB 1
+#define VEC_PF 14
+/* Vectors that push an error code (APM Vol. 2 §8.2, Table 8-1). */
+#define ERROR_CODE_VECTORS ((1u << 8) | (1u << 10) | (1u << 11) | (1u << 12) | (1u << 13) | \
+                            (1u << 14) | (1u << 17) | (1u << 21) | (1u << 29) | (1u << 30))
 
 /* The first 16 qwords are the guest GPRs: svm_entry.asm depends on it.  The RAX and
  * RSP slots are unused: those two live in the VMCB. */
@@ -34,85 +41,81 @@ struct hvm_vcpu {
     int      cpu;                   /* the CPU it runs on; -1: not run yet */
     uint32_t asid;
     bool     flush;                 /* the nested tables changed: flush before the next run */
-    bool     have_event;
-    struct hvm_event event;         /* queued by the monitor */
-    bool     reinject;              /* an interrupted delivery to redo first */
-    uint64_t reinject_info;         /* EXITINTINFO, error code in 63:32 */
+    struct hvm_common c;            /* FPU, DR0-DR3, TSC_AUX, events (hvm_common.h) */
     bool     nmi_masked;            /* an injected NMI's handler has not IRETed yet */
     bool     want_nmi_window;
-    uint64_t dr[4];                 /* DR0-DR3: the VMCB switches only DR6 and DR7 */
-    struct fpu_state fpu;
+    /* The NMI handler's IRET, single-stepped to find where NMI blocking really ends
+     * (no virtual NMIs on this CPU): the guest's own TF and RF before, and its DR6. */
+    bool     iret_stepping;
+    uint64_t iret_flags, iret_dr6;
+    /* A software event re-injected past its instruction (RIP moved from soft_rip by
+     * soft_len): if its delivery is interrupted again, RIP goes back first. */
+    bool     soft_injected;
+    uint64_t soft_rip;
+    uint8_t  soft_len;
 };
 
 void svm_enter(struct hvm_vcpu *v, uint64_t vmcb_pa, uint64_t host_area_pa);
 
-/* The vCPU whose DR0-DR3 and FPU state each CPU holds now, and which vCPU last ran
- * with each ASID there (its TLB entries under that ASID belong to it). */
-static struct hvm_vcpu *loaded[SMP_MAX_CPUS];
-static struct hvm_vcpu *asid_owner[SMP_MAX_CPUS][SVM_ASID_TRACKED];
+/* Which vCPU last ran with each ASID on each CPU (its TLB entries under that ASID
+ * belong to it). */
+static struct hvm_vcpu *asid_owner[PERCPU_MAX_CPUS][SVM_ASID_TRACKED];
 static uint32_t next_asid;
 
 static uint64_t alloc_filled(unsigned pages, uint8_t fill)
 {
-    uint64_t p = pmm_alloc_contig(pages, PAGE_SIZE);
+    uint64_t p = arch_alloc_pages(pages, PAGE_SIZE);
     if (p)
         memset(phys_to_virt(p), fill, (size_t)pages * PAGE_SIZE);
     return p;
 }
 
-/* DR6 and DR7 are VMCB fields (APM Vol. 2 §15.5); DR0-DR3 stay in the CPU. */
-static void debugregs_save(struct hvm_vcpu *v)
-{
-    read_dr0_3(v->dr);
-}
-
-static void debugregs_load(const struct hvm_vcpu *v)
-{
-    write_dr0_3(v->dr);
-}
-
-/* Makes v's FPU state and DR0-DR3 live on this CPU.  A VMCB could move between
- * CPUs, but plinth keeps each vCPU on the CPU it first ran on, as on VT-x. */
+/* Makes v's FPU state, DR0-DR3 and TSC_AUX live on this CPU (DR6 and DR7 are VMCB
+ * fields, APM Vol. 2 §15.5; VMLOAD/VMSAVE switch the SYSCALL family).  A VMCB could
+ * move between CPUs, but plinth keeps each vCPU on the CPU it first ran on, as on
+ * VT-x. */
 static bool bind(struct hvm_vcpu *v)
 {
-    uint32_t cpu = this_cpu()->index;
-    if (loaded[cpu] == v)
-        return true;
-    if (v->cpu >= 0 && v->cpu != (int)cpu) {
-        log_error("svm: vCPU moved from CPU %d to CPU %u; vCPUs stay on one CPU", v->cpu, cpu);
-        return false;
-    }
-    struct hvm_vcpu *old = loaded[cpu];
-    if (old)
-        debugregs_save(old);
-    debugregs_load(v);
-    fpu_switch(old ? &old->fpu : NULL, &v->fpu);
-    loaded[cpu] = v;
-    v->cpu = (int)cpu;
-    return true;
+    struct hvm_common *prev;
+    return hvm_common_loaded(percpu_index()) == &v->c || hvm_common_switch(&v->c, "svm", &prev);
+}
+
+static bool svm_guest_has_rdtscp(void)
+{
+    return hvm_tsc_aux_supported();
+}
+
+/* AMD-V cannot make XSAVES #UD: it runs with the CPU's IA32_XSS, which plinth keeps at
+ * 0 (fpu_cpu_init) and guests may only set to 0 (vmm/msr.c). */
+static bool svm_guest_has_xsaves(void)
+{
+    return cpuid(0, 0).eax >= 0xd && (cpuid(1, 0).ecx & (1u << 26)) && (cpuid(0xd, 1).eax & (1u << 3));
 }
 
 static struct hvm_vcpu *svm_vcpu_create(const struct gpt *nested)
 {
     const struct svm_caps *c = svm_caps();
     static struct hvm_vcpu none;
-    uint64_t vp = pmm_alloc_contig((sizeof(struct hvm_vcpu) + PAGE_SIZE - 1) / PAGE_SIZE, PAGE_SIZE);
+    uint64_t vp = arch_alloc_pages((sizeof(struct hvm_vcpu) + PAGE_SIZE - 1) / PAGE_SIZE, PAGE_SIZE);
     if (!vp) {
         log_error("svm: out of memory for a vCPU");
         return NULL;
     }
     struct hvm_vcpu *v = phys_to_virt(vp);
     *v = none;
-    v->cpu = -1;
     v->vmcb_phys = alloc_filled(1, 0);
     v->msrpm = alloc_filled(MSRPM_PAGES, 0xff);
     v->iopm = alloc_filled(IOPM_PAGES, 0xff);
-    if (!v->vmcb_phys || !v->msrpm || !v->iopm || !fpu_state_init(&v->fpu)) {
+    if (!v->vmcb_phys || !v->msrpm || !v->iopm || !hvm_common_init(&v->c)) {
         log_error("svm: out of memory for a vCPU");
         return NULL; /* the pages taken so far stay with the failed VM's teardown */
     }
     for (size_t i = 0; i < hvm_msr_passthrough_count; i++)
         svm_msrpm_allow(phys_to_virt(v->msrpm), hvm_msr_passthrough[i]);
+    /* TSC_AUX is switched per vCPU (hvm_common) and reaches no one else: reads go to
+     * it directly, writes through the monitor, which refuses the reserved bits. */
+    if (svm_guest_has_rdtscp())
+        svm_msrpm_allow_read(phys_to_virt(v->msrpm), MSR_TSC_AUX);
     v->vmcb = phys_to_virt(v->vmcb_phys);
 
     /* ASIDs 1..n in turn; a reused one is flushed on its first run (asid_owner). */
@@ -122,13 +125,15 @@ static struct hvm_vcpu *svm_vcpu_create(const struct gpt *nested)
     struct vmcb_control *ctl = &v->vmcb->control;
     /* Same events as the VT-x backend.  Not intercepted, and why that is fine here:
      * CR0 writes (SVM has no fixed CR0 bits, and with NPT the CPU itself handles
-     * paging-mode switches and EFER.LMA, APM §15.19 and §15.25), CR8 (with
-     * V_INTR_MASKING a guest's CR8 is the virtual V_TPR, never the host's TPR,
-     * §15.21.4), CR3 (NPT), RDTSC (TSC_OFFSET).  CR4 writes are intercepted: the
-     * monitor allows only the bits of features the guest's CPUID view shows, and
-     * QEMU's TCG answers a reserved CR4 bit in a guest with a VMEXIT_INVALID
-     * instead of the #GP the guest must get. */
-    ctl->intercept_cr = VMCB_I_CR_WRITE(4);
+     * paging-mode switches and EFER.LMA, APM §15.19 and §15.25), CR3 (NPT), RDTSC
+     * (TSC_OFFSET), task switches (the CPU performs them).  CR4 writes are
+     * intercepted: the monitor allows only the bits of features the guest's CPUID
+     * view shows, and QEMU's TCG answers a reserved CR4 bit in a guest with a
+     * VMEXIT_INVALID instead of the #GP the guest must get.  CR8 reads and writes are
+     * intercepted: CR8 is the modelled local APIC's TPR (the monitor keeps one value
+     * for both, as on VT-x); V_TPR would be a second copy the APIC page never sees
+     * (§15.21.4). */
+    ctl->intercept_cr = VMCB_I_CR_WRITE(4) | VMCB_I_CR_READ(8) | VMCB_I_CR_WRITE(8);
     ctl->intercept_misc1 = VMCB_I_INTR | VMCB_I_NMI | VMCB_I_CPUID | VMCB_I_INVD | VMCB_I_HLT |
                            VMCB_I_INVLPGA | VMCB_I_IOIO_PROT | VMCB_I_MSR_PROT | VMCB_I_SHUTDOWN |
                            VMCB_I_RDPMC;
@@ -144,7 +149,7 @@ static struct hvm_vcpu *svm_vcpu_create(const struct gpt *nested)
     ctl->np_control = VMCB_NP_ENABLE;
     ctl->n_cr3 = npt_cr3(nested);
     v->vmcb->save.efer = EFER_SVME;
-    v->vmcb->save.dr6 = DR6_RESET;
+    v->vmcb->save.dr6 = HVM_DR6_RESET;
     v->vmcb->save.g_pat = PAT_RESET;
     v->vmcb->save.rflags = 2;
     return v;
@@ -152,18 +157,17 @@ static struct hvm_vcpu *svm_vcpu_create(const struct gpt *nested)
 
 static void svm_vcpu_destroy(struct hvm_vcpu *v)
 {
-    if (v->cpu >= 0) {
-        if (loaded[v->cpu] == v)
-            loaded[v->cpu] = NULL;
+    if (v->c.cpu >= 0) {
+        hvm_common_forget(&v->c);
         for (int i = 0; i < SVM_ASID_TRACKED; i++)
-            if (asid_owner[v->cpu][i] == v)
-                asid_owner[v->cpu][i] = NULL;
+            if (asid_owner[v->c.cpu][i] == v)
+                asid_owner[v->c.cpu][i] = NULL;
     }
-    pmm_free_pages(v->vmcb_phys, 1);
-    pmm_free_pages(v->msrpm, MSRPM_PAGES);
-    pmm_free_pages(v->iopm, IOPM_PAGES);
-    fpu_state_free(&v->fpu);
-    pmm_free_pages(virt_to_phys(v), (sizeof *v + PAGE_SIZE - 1) / PAGE_SIZE);
+    arch_free_pages(v->vmcb_phys, 1);
+    arch_free_pages(v->msrpm, MSRPM_PAGES);
+    arch_free_pages(v->iopm, IOPM_PAGES);
+    hvm_common_free(&v->c);
+    arch_free_pages(virt_to_phys(v), (sizeof *v + PAGE_SIZE - 1) / PAGE_SIZE);
 }
 
 static struct vmcb_seg *vmcb_seg(struct vmcb *vmcb, enum hvm_sreg s)
@@ -287,8 +291,43 @@ static void svm_skip_insn(struct hvm_vcpu *v, uint8_t len)
 {
     v->vmcb->save.rip += len;
     /* Completing an instruction ends an STI or MOV SS shadow (APM Vol. 2, "Interrupt
-     * Shadows"). */
+     * Shadows"), and with TF set raises the single-step #DB (APM Vol. 2 §13.1.4),
+     * which the CPU never did for an intercepted instruction. */
     v->vmcb->control.interrupt_shadow &= ~VMCB_INT_SHADOW;
+    if (v->vmcb->save.rflags & HVM_RFLAGS_TF)
+        v->c.debug_trap |= HVM_DR6_BS;
+}
+
+static void svm_debug_trap(struct hvm_vcpu *v, uint32_t dr6_bits)
+{
+    v->c.debug_trap |= dr6_bits & (HVM_DR6_BS | HVM_DR6_B0_3);
+}
+
+static void svm_get_dr0_3(struct hvm_vcpu *v, uint64_t dr[4])
+{
+    if (bind(v))
+        read_dr0_3(dr);
+    else
+        memcpy(dr, v->c.dr, sizeof v->c.dr);
+}
+
+static void svm_set_event_len(struct hvm_vcpu *v, uint8_t len)
+{
+    v->c.reinject_len = len;
+}
+
+/* With nested paging the CPU reads the PAE PDPTEs from guest memory itself (APM Vol.
+ * 2 §15.25.10): nothing to load. */
+static void svm_set_tsc_aux(struct hvm_vcpu *v, uint32_t value)
+{
+    if (bind(v))
+        hvm_common_set_tsc_aux(&v->c, value);
+}
+
+static void svm_set_pdptes(struct hvm_vcpu *v, const uint64_t pdpte[4])
+{
+    (void)v;
+    (void)pdpte;
 }
 
 static void svm_finish_cpuid(struct hvm_vcpu *v, const uint32_t r[4], uint8_t len)
@@ -303,8 +342,12 @@ static void svm_finish_cpuid(struct hvm_vcpu *v, const uint32_t r[4], uint8_t le
 static bool deliverable(struct hvm_vcpu *v, enum hvm_event_type t)
 {
     bool shadow = v->vmcb->control.interrupt_shadow & VMCB_INT_SHADOW;
+    /* Nothing goes in while an IRET is being stepped: it would be delivered before
+     * the IRET, in the middle of the handler returning. */
+    if (v->iret_stepping)
+        return false;
     if (t == HVM_EVENT_EXTINT)
-        return (v->vmcb->save.rflags & RFLAGS_IF) && !shadow;
+        return (v->vmcb->save.rflags & HVM_RFLAGS_IF) && !shadow;
     if (t == HVM_EVENT_NMI)
         return !v->nmi_masked && !shadow;
     return true;
@@ -312,21 +355,19 @@ static bool deliverable(struct hvm_vcpu *v, enum hvm_event_type t)
 
 static bool svm_can_inject(struct hvm_vcpu *v, enum hvm_event_type t)
 {
-    return !v->reinject && !v->have_event && deliverable(v, t);
+    return !v->c.reinject && !v->c.have_event && deliverable(v, t);
 }
 
 static bool svm_inject(struct hvm_vcpu *v, const struct hvm_event *e)
 {
-    if (v->have_event)
-        return false;
-    v->event = *e;
-    v->have_event = true;
-    return true;
+    return hvm_common_queue(&v->c, e);
 }
 
 /* The interrupt window is a virtual interrupt that never gets delivered: V_IRQ with
  * the VINTR intercept exits as soon as the guest could take it (§15.21.4).  The NMI
- * window is the IRET of the NMI handler (§15.21.2, no virtual NMIs here). */
+ * window opens when the NMI handler's IRET has run (§15.21.2, no virtual NMIs here):
+ * its intercept, then a single step over it (decode_exit).  With NMIs not blocked
+ * there is nothing to wait for: the NMI goes in at the next entry. */
 static void svm_request_window(struct hvm_vcpu *v, unsigned windows)
 {
     struct vmcb_control *ctl = &v->vmcb->control;
@@ -334,45 +375,148 @@ static void svm_request_window(struct hvm_vcpu *v, unsigned windows)
         ctl->vintr |= VMCB_V_IRQ | VMCB_V_IGN_TPR | (0xfull << VMCB_V_INTR_PRIO_SHIFT);
         ctl->intercept_misc1 |= VMCB_I_VINTR;
     }
-    if (windows & HVM_WINDOW_NMI) {
+    if ((windows & HVM_WINDOW_NMI) && v->nmi_masked) {
         v->want_nmi_window = true;
-        ctl->intercept_misc1 |= VMCB_I_IRET;
+        if (!v->iret_stepping)
+            ctl->intercept_misc1 |= VMCB_I_IRET;
     }
 }
 
-/* Re-injection first: an event whose delivery an exit interrupted must be
- * delivered before anything new (§15.7.2). */
+/* Writes EVENTINJ.  A software event is delivered as if its instruction had just run:
+ * EVENTINJ pushes the VMCB's RIP (§15.20), so RIP moves past the instruction first
+ * (and nRIP with it, for CPUs that take the return address from there).  A fault
+ * pushes RFLAGS with RF set, as the CPU's own faults do (APM Vol. 2 §13.1.3.1). */
+static void write_eventinj(struct hvm_vcpu *v, const struct hvm_event *e, uint8_t len)
+{
+    struct vmcb_save *sv = &v->vmcb->save;
+    if (hvm_event_is_soft(e)) {
+        if (!len)
+            return;     /* length unknown: the instruction runs again and raises it */
+        v->soft_injected = true;
+        v->soft_rip = sv->rip;
+        v->soft_len = len;
+        sv->rip += len;
+        v->vmcb->control.nrip = sv->rip;
+    }
+    if (hvm_event_sets_rf(e))
+        sv->rflags |= HVM_RFLAGS_RF;
+    v->vmcb->control.eventinj = svm_event_inj(e);
+}
+
+/* What this entry delivers, in hvm_common_next's order. */
 static void inject_for_entry(struct hvm_vcpu *v)
 {
     struct vmcb_control *ctl = &v->vmcb->control;
+    struct hvm_common *c = &v->c;
     ctl->eventinj = 0;
-    if (v->reinject) {
-        ctl->eventinj = v->reinject_info;
-        v->reinject = false;
+    switch (hvm_common_next(c, c->have_event && deliverable(v, c->event.type))) {
+    case HVM_NEXT_NONE:
+        return;
+    case HVM_NEXT_REINJECT:
+        c->reinject = false;
+        write_eventinj(v, &c->reinject_event, c->reinject_len);
+        return;
+    case HVM_NEXT_DEBUG_TRAP:
+        /* The trap's DR6 bits, then the #DB itself (APM Vol. 2 §13.1.1.3): a queued
+         * interrupt waits for its window, as behind a trap on hardware. */
+        v->vmcb->save.dr6 |= c->debug_trap;
+        c->debug_trap = 0;
+        write_eventinj(v, &(struct hvm_event){ .type = HVM_EVENT_EXCEPTION, .vector = VEC_DB }, 0);
+        if (c->have_event)
+            svm_request_window(v, c->event.type == HVM_EVENT_NMI ? HVM_WINDOW_NMI : HVM_WINDOW_INTR);
+        return;
+    case HVM_NEXT_WAIT:
+        svm_request_window(v, c->event.type == HVM_EVENT_NMI ? HVM_WINDOW_NMI : HVM_WINDOW_INTR);
+        return;
+    case HVM_NEXT_EVENT:
+        write_eventinj(v, &c->event, 0);
+        if (c->event.type == HVM_EVENT_NMI) {
+            /* NMIs stay blocked until the handler's IRET, which only an intercept shows. */
+            v->nmi_masked = true;
+            ctl->intercept_misc1 |= VMCB_I_IRET;
+        }
+        hvm_common_event_taken(c);
         return;
     }
-    if (!v->have_event)
-        return;
-    if (!deliverable(v, v->event.type)) {
-        svm_request_window(v, v->event.type == HVM_EVENT_NMI ? HVM_WINDOW_NMI : HVM_WINDOW_INTR);
-        return;
-    }
-    ctl->eventinj = svm_event_inj(&v->event);
-    if (v->event.type == HVM_EVENT_NMI) {
-        /* NMIs stay blocked until the handler's IRET, which only an intercept shows. */
-        v->nmi_masked = true;
-        ctl->intercept_misc1 |= VMCB_I_IRET;
-    }
-    v->have_event = false;
 }
 
-static void record_vectoring(struct hvm_vcpu *v, uint64_t code)
+/* An exit in the middle of an event's delivery: the event goes in again at the next
+ * entry.  A software event re-injected past its instruction that is interrupted
+ * again first puts RIP back on the instruction, so that its length applies once. */
+static void record_vectoring(struct hvm_vcpu *v, uint64_t code, struct hvm_exit *x)
 {
-    uint64_t info = v->vmcb->control.exitintinfo;
-    if (svm_must_reinject(info, code)) {
-        v->reinject = true;
-        v->reinject_info = info;
+    struct hvm_event e;
+    bool again = v->soft_injected;
+    v->soft_injected = false;
+    if (!svm_interrupted_event(v->vmcb->control.exitintinfo, code, &e))
+        return;
+    uint8_t len = 0;
+    if (hvm_event_is_soft(&e)) {
+        if (again && v->vmcb->save.rip == v->soft_rip + v->soft_len) {
+            v->vmcb->save.rip = v->soft_rip;
+            len = v->soft_len;
+        } else {
+            /* nRIP is not saved for an exit during event delivery (APM Vol. 2 §15.7.1):
+             * the monitor decodes the instruction (vmm_vcpu_ops.event_insn_len). */
+            x->needs_event_len = true;
+        }
     }
+    hvm_common_interrupted(&v->c, &e, len);
+}
+
+/* Starts single-stepping an NMI handler's IRET (its intercept came): the #DB after it
+ * says the IRET completed, and NMI blocking ended there.  Every exception is
+ * intercepted meanwhile: one means the IRET faulted instead, and it reaches the guest
+ * with the guest's own TF (IRET_STEP_EXCEPTIONS). */
+static void iret_step_start(struct hvm_vcpu *v)
+{
+    struct vmcb_save *sv = &v->vmcb->save;
+    v->iret_stepping = true;
+    v->iret_flags = sv->rflags & (HVM_RFLAGS_TF | HVM_RFLAGS_RF);
+    v->iret_dr6 = sv->dr6;
+    sv->rflags |= HVM_RFLAGS_TF | HVM_RFLAGS_RF;
+    v->vmcb->control.intercept_exceptions = IRET_STEP_EXCEPTIONS;
+    v->vmcb->control.intercept_misc1 &= ~VMCB_I_IRET;
+}
+
+static void iret_step_end(struct hvm_vcpu *v)
+{
+    v->iret_stepping = false;
+    v->vmcb->control.intercept_exceptions = 0;
+}
+
+/* An exception while the IRET was stepped.  #DB with BS: the IRET ran; NMIs are
+ * unblocked, and the trap is the guest's only if it was single-stepping itself (its
+ * TF was set before the IRET: APM Vol. 2 §13.1.4) or a breakpoint matched.  Any other
+ * exception: the IRET faulted; the CPU unblocks NMIs before the handler of such a
+ * fault runs (SDM Vol. 3A §6.7.1), and the exception reaches the guest as raised,
+ * with the guest's TF and RF back.  Returns the exit's reason for the monitor. */
+static enum hvm_exit_reason iret_step_exception(struct hvm_vcpu *v, uint8_t vector, uint64_t info1,
+                                                uint64_t info2)
+{
+    struct vmcb_save *sv = &v->vmcb->save;
+    iret_step_end(v);
+    v->nmi_masked = false;
+    if (vector == VEC_DB && (sv->dr6 & HVM_DR6_BS)) {
+        uint64_t fresh = sv->dr6 & ~v->iret_dr6;
+        bool guest_stepping = v->iret_flags & HVM_RFLAGS_TF;
+        uint64_t dr6 = v->iret_dr6 | (fresh & (guest_stepping ? ~0ull : ~(uint64_t)HVM_DR6_BS));
+        sv->dr6 = dr6;
+        if (guest_stepping || (fresh & HVM_DR6_B0_3))
+            hvm_common_interrupted(&v->c, &(struct hvm_event){ .type = HVM_EVENT_EXCEPTION, .vector = VEC_DB }, 0);
+    } else {
+        sv->rflags = (sv->rflags & ~(HVM_RFLAGS_TF | HVM_RFLAGS_RF)) | v->iret_flags;
+        if (vector == VEC_PF)
+            sv->cr2 = info2;   /* an intercepted #PF leaves CR2 to the VMM (§15.12) */
+        struct hvm_event e = { .type = HVM_EVENT_EXCEPTION, .vector = vector,
+                               .has_error = (ERROR_CODE_VECTORS >> vector) & 1, .error_code = (uint32_t)info1 };
+        hvm_common_interrupted(&v->c, &e, 0);
+    }
+    if (v->want_nmi_window) {
+        v->want_nmi_window = false;
+        return HVM_EXIT_NMI_WINDOW;
+    }
+    return HVM_EXIT_NONE;
 }
 
 static uint8_t exit_insn_len(const struct hvm_vcpu *v, uint64_t rip)
@@ -396,9 +540,11 @@ static void decode_exit(struct hvm_vcpu *v, struct hvm_exit *x)
     case SVM_EXIT_INVALID:
     case 0xffffffffu:       x->reason = HVM_EXIT_ENTRY_FAILED; return;
     case SVM_EXIT_CR4_WRITE:
+    case SVM_EXIT_CR8_WRITE:
+    case SVM_EXIT_CR8_READ:
         x->reason = HVM_EXIT_CR;
-        x->cr.cr = 4;
-        x->cr.type = HVM_CR_MOV_TO;
+        x->cr.cr = code == SVM_EXIT_CR4_WRITE ? 4 : 8;
+        x->cr.type = code == SVM_EXIT_CR8_READ ? HVM_CR_MOV_FROM : HVM_CR_MOV_TO;
         x->cr.gpr = svm_caps()->decode_assists && (info1 & SVM_CR_INFO_MOV) ? (uint8_t)(info1 & 15)
                                                                             : HVM_CR_GPR_DECODE;
         return;
@@ -414,19 +560,12 @@ static void decode_exit(struct hvm_vcpu *v, struct hvm_exit *x)
         x->reason = HVM_EXIT_INTR_WINDOW;
         return;
     case SVM_EXIT_IRET:
-        /* The IRET has not run yet; NMI blocking ends with it.  Without virtual NMIs
-         * the intercept is taken as the window, which is early by that one IRET: an
-         * NMI injected now nests in the old handler's last instruction.  Precise
-         * would be to let the IRET retire first (single-step it); today the monitor
-         * injects no NMIs at all. */
-        v->nmi_masked = false;
+        /* The IRET has not run yet; NMI blocking ends with it, or with the fault it
+         * raises: step over it to see which (iret_step_exception). */
         ctl->intercept_misc1 &= ~VMCB_I_IRET;
-        if (v->want_nmi_window) {
-            v->want_nmi_window = false;
-            x->reason = HVM_EXIT_NMI_WINDOW;
-        } else {
-            x->reason = HVM_EXIT_NONE;
-        }
+        if (v->nmi_masked)
+            iret_step_start(v);
+        x->reason = HVM_EXIT_NONE;
         return;
     case SVM_EXIT_CPUID:
         x->reason = HVM_EXIT_CPUID;
@@ -441,10 +580,12 @@ static void decode_exit(struct hvm_vcpu *v, struct hvm_exit *x)
     case SVM_EXIT_RDTSC:
     case SVM_EXIT_RDTSCP:   x->reason = HVM_EXIT_RDTSC; x->insn_len = 0; return;
     case SVM_EXIT_PAUSE:    x->reason = HVM_EXIT_PAUSE; return;
+    case SVM_EXIT_RDPMC:    x->reason = HVM_EXIT_RDPMC; return;
+    case SVM_EXIT_VMMCALL:  x->reason = HVM_EXIT_HYPERCALL; return;
     case SVM_EXIT_MONITOR:
     case SVM_EXIT_MWAIT:
     case SVM_EXIT_MWAIT_COND: x->reason = HVM_EXIT_MWAIT; return;
-    case SVM_EXIT_VMRUN: case SVM_EXIT_VMMCALL: case SVM_EXIT_VMLOAD: case SVM_EXIT_VMSAVE:
+    case SVM_EXIT_VMRUN: case SVM_EXIT_VMLOAD: case SVM_EXIT_VMSAVE:
     case SVM_EXIT_STGI: case SVM_EXIT_CLGI: case SVM_EXIT_SKINIT: case SVM_EXIT_INVLPGA:
         x->reason = HVM_EXIT_VIRT_INSN;
         return;
@@ -460,6 +601,10 @@ static void decode_exit(struct hvm_vcpu *v, struct hvm_exit *x)
         svm_decode_npf(info1, info2, x);
         return;
     default:
+        if (code >= SVM_EXIT_EXCP_BASE && code < SVM_EXIT_EXCP_BASE + 32 && v->iret_stepping) {
+            x->reason = iret_step_exception(v, (uint8_t)(code - SVM_EXIT_EXCP_BASE), info1, info2);
+            return;
+        }
         if (code >= SVM_EXIT_EXCP_BASE && code < SVM_EXIT_EXCP_BASE + 32) {
             x->reason = HVM_EXIT_EXCEPTION;
             x->exception.vector = (uint8_t)(code - SVM_EXIT_EXCP_BASE);
@@ -484,24 +629,24 @@ static void follow_xcr0(struct hvm_vcpu *v)
     uint32_t lo, hi;
     __asm__ volatile("xgetbv" : "=a"(lo), "=d"(hi) : "c"(0));
     uint64_t xcr0 = (uint64_t)hi << 32 | lo;
-    if (xcr0 == v->fpu.xcr0)
+    if (xcr0 == v->c.fpu.xcr0)
         return;
     if (!__atomic_exchange_n(&warned, true, __ATOMIC_RELAXED))
         log_warn("svm: a guest changed XCR0 from %#lx to %#lx without an XSETBV exit: this "
                  "CPU (an emulator) ignores the XSETBV intercept; plinth follows the new value",
-                 (unsigned long)v->fpu.xcr0, (unsigned long)xcr0);
-    v->fpu.xcr0 = xcr0;
+                 (unsigned long)v->c.fpu.xcr0, (unsigned long)xcr0);
+    v->c.fpu.xcr0 = xcr0;
 }
 
-static void svm_vcpu_run(struct hvm_vcpu *v, uint64_t preempt_ns, struct hvm_exit *x)
+static void svm_vcpu_run(struct hvm_vcpu *v, uint64_t preempt_tsc, struct hvm_exit *x)
 {
-    (void)preempt_ns; /* no preemption timer on SVM: the core slices with the APIC timer */
+    (void)preempt_tsc; /* no preemption timer on SVM: the core slices with the APIC timer */
     *x = (struct hvm_exit){ .reason = HVM_EXIT_NONE };
     if (!bind(v)) {
         x->reason = HVM_EXIT_ENTRY_FAILED;
         return;
     }
-    uint32_t cpu = (uint32_t)v->cpu;
+    uint32_t cpu = (uint32_t)v->c.cpu;
     struct vmcb_control *ctl = &v->vmcb->control;
     /* TLB entries tagged with this ASID may be another vCPU's (ASIDs are reused) or
      * stale (nested tables changed): flush them, by ASID where the CPU can (§15.16). */
@@ -517,8 +662,8 @@ static void svm_vcpu_run(struct hvm_vcpu *v, uint64_t preempt_ns, struct hvm_exi
     inject_for_entry(v);
     svm_enter(v, v->vmcb_phys, svm_host_area());
     follow_xcr0(v);
-    record_vectoring(v, ctl->exitcode);
     decode_exit(v, x);
+    record_vectoring(v, ctl->exitcode, x);
     if (x->reason == HVM_EXIT_ENTRY_FAILED) {
         log_error("svm: VMRUN failed with VMEXIT_INVALID: the VMCB breaks a consistency check "
                   "(APM Vol. 2 §15.5.1)");
@@ -535,19 +680,15 @@ static void svm_reset_private(struct hvm_vcpu *v)
 {
     if (!bind(v))
         return;
-    fpu_state_reset(&v->fpu);
-    for (int i = 0; i < 4; i++)
-        v->dr[i] = 0;
+    hvm_common_reset(&v->c);
     struct vmcb_save *sv = &v->vmcb->save;
-    sv->dr6 = DR6_RESET;
+    sv->dr6 = HVM_DR6_RESET;
     /* The SYSCALL family and KERNEL_GS_BASE are VMCB fields here (VMLOAD/VMSAVE). */
     sv->star = sv->lstar = sv->cstar = sv->sfmask = sv->kernel_gs_base = 0;
-    debugregs_load(v);
-    fpu_switch(NULL, &v->fpu);
-    v->reinject = false;
-    v->have_event = false;
     v->nmi_masked = false;
     v->want_nmi_window = false;
+    v->soft_injected = false;
+    iret_step_end(v);
     v->vmcb->control.eventinj = 0;
     v->vmcb->control.interrupt_shadow = 0;
     v->vmcb->control.vintr = VMCB_V_INTR_MASKING;
@@ -558,7 +699,7 @@ static void svm_reset_private(struct hvm_vcpu *v)
 
 static bool svm_set_xcr0(struct hvm_vcpu *v, uint64_t xcr0)
 {
-    return bind(v) && fpu_set_guest_xcr0(&v->fpu, xcr0);
+    return bind(v) && fpu_set_guest_xcr0(&v->c.fpu, xcr0);
 }
 
 static void svm_set_tsc_offset(struct hvm_vcpu *v, int64_t offset)
@@ -592,6 +733,11 @@ const struct hvm_backend svm_backend = {
     .get_rip = svm_get_rip,
     .get_cr4 = svm_get_cr4,
     .skip_insn = svm_skip_insn,
+    .debug_trap = svm_debug_trap,
+    .get_dr0_3 = svm_get_dr0_3,
+    .set_event_len = svm_set_event_len,
+    .set_pdptes = svm_set_pdptes,
+    .set_tsc_aux = svm_set_tsc_aux,
     .finish_cpuid = svm_finish_cpuid,
     .inject = svm_inject,
     .can_inject = svm_can_inject,
@@ -600,5 +746,7 @@ const struct hvm_backend svm_backend = {
     .reset_private = svm_reset_private,
     .set_xcr0 = svm_set_xcr0,
     .set_tsc_offset = svm_set_tsc_offset,
+    .guest_has_rdtscp = svm_guest_has_rdtscp,
+    .guest_has_xsaves = svm_guest_has_xsaves,
     .dump = svm_dump,
 };

@@ -3,7 +3,7 @@
  * tests (tests/unit/test_svm_vmcb.c) compile this file unchanged. */
 #include "arch/x86_64/svm/vmcb.h"
 
-void svm_msrpm_allow(uint8_t *pm, uint32_t msr)
+static void msrpm_clear(uint8_t *pm, uint32_t msr, unsigned bits)
 {
     uint32_t base;
     if (msr <= 0x1fff)
@@ -14,7 +14,17 @@ void svm_msrpm_allow(uint8_t *pm, uint32_t msr)
         base = 0x1000, msr -= 0xc0010000;
     else
         return;
-    pm[base + msr / 4] &= (uint8_t)~(3u << ((msr % 4) * 2));
+    pm[base + msr / 4] &= (uint8_t)~(bits << ((msr % 4) * 2));
+}
+
+void svm_msrpm_allow(uint8_t *pm, uint32_t msr)
+{
+    msrpm_clear(pm, msr, 3);
+}
+
+void svm_msrpm_allow_read(uint8_t *pm, uint32_t msr)
+{
+    msrpm_clear(pm, msr, 1);
 }
 
 uint32_t svm_ar_from_attrib(uint16_t a)
@@ -33,9 +43,12 @@ uint16_t svm_attrib_from_ar(uint32_t ar)
 
 uint64_t svm_event_inj(const struct hvm_event *e)
 {
+    /* INT3/INTO are exceptions to EVENTINJ, which takes the return address from the
+     * VMCB's RIP: the backend moves it past the instruction first (APM §15.20). */
     static const uint32_t type[] = {
         [HVM_EVENT_EXTINT] = SVM_EVT_TYPE_INTR, [HVM_EVENT_NMI] = SVM_EVT_TYPE_NMI,
         [HVM_EVENT_EXCEPTION] = SVM_EVT_TYPE_EXCEPT, [HVM_EVENT_SOFTINT] = SVM_EVT_TYPE_SOFTINT,
+        [HVM_EVENT_SOFT_EXCEPTION] = SVM_EVT_TYPE_EXCEPT, [HVM_EVENT_PRIV_SOFT_EXCEPTION] = SVM_EVT_TYPE_EXCEPT,
     };
     uint64_t inj = SVM_EVT_VALID | type[e->type] << SVM_EVT_TYPE_SHIFT |
                    (e->type == HVM_EVENT_NMI ? 2u : e->vector);
@@ -44,16 +57,25 @@ uint64_t svm_event_inj(const struct hvm_event *e)
     return inj;
 }
 
-bool svm_must_reinject(uint64_t exitintinfo, uint64_t exitcode)
+bool svm_interrupted_event(uint64_t exitintinfo, uint64_t exitcode, struct hvm_event *e)
 {
     if (!(exitintinfo & SVM_EVT_VALID) || exitcode == SVM_EXIT_SHUTDOWN)
         return false;
     uint32_t type = (uint32_t)(exitintinfo & SVM_EVT_TYPE_MASK) >> SVM_EVT_TYPE_SHIFT;
-    uint32_t vector = exitintinfo & SVM_EVT_VECTOR_MASK;
-    /* INTn, INT3 and INTO left RIP on the instruction when their delivery was
-     * intercepted: it runs again and raises the event itself.  Re-injecting them
-     * would need the next RIP, which a CPU without nRIP-save does not give. */
-    return !(type == SVM_EVT_TYPE_SOFTINT || (type == SVM_EVT_TYPE_EXCEPT && (vector == 3 || vector == 4)));
+    uint8_t vector = (uint8_t)(exitintinfo & SVM_EVT_VECTOR_MASK);
+    *e = (struct hvm_event){ .vector = vector, .has_error = (exitintinfo & SVM_EVT_EV) != 0,
+                             .error_code = (uint32_t)(exitintinfo >> 32) };
+    switch (type) {
+    case SVM_EVT_TYPE_INTR:    e->type = HVM_EVENT_EXTINT; break;
+    case SVM_EVT_TYPE_NMI:     e->type = HVM_EVENT_NMI; e->vector = 2; break;
+    case SVM_EVT_TYPE_SOFTINT: e->type = HVM_EVENT_SOFTINT; e->has_error = false; break;
+    case SVM_EVT_TYPE_EXCEPT:
+        e->type = vector == 3 || vector == 4 ? HVM_EVENT_SOFT_EXCEPTION : HVM_EVENT_EXCEPTION;
+        break;
+    default:
+        return false;   /* reserved types: nothing the guest could have raised */
+    }
+    return true;
 }
 
 void svm_decode_ioio(uint64_t info1, uint64_t info2, uint64_t rip, struct hvm_exit *x)

@@ -10,7 +10,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
-/* CR write intercepts (offset 0x00): bit 16 + n for CRn. */
+/* CR intercepts (offset 0x00): reads bit n, writes bit 16 + n for CRn. */
+#define VMCB_I_CR_READ(n)  (1u << (n))
 #define VMCB_I_CR_WRITE(n) (1u << (16 + (n)))
 /* EXITINFO1 of a MOV CR exit with decode assists: bit 63 valid, 3:0 the GPR (APM
  * Vol. 2, "Decode Assists"). */
@@ -73,6 +74,8 @@
 #define SVM_EXIT_CR0_READ     0x000
 #define SVM_EXIT_CR0_WRITE    0x010
 #define SVM_EXIT_CR4_WRITE    0x014
+#define SVM_EXIT_CR8_READ     0x008
+#define SVM_EXIT_CR8_WRITE    0x018
 #define SVM_EXIT_EXCP_BASE    0x040
 #define SVM_EXIT_INTR         0x060
 #define SVM_EXIT_NMI          0x061
@@ -208,13 +211,18 @@ _Static_assert(sizeof(struct vmcb) == 0x1000, "VMCB layout");
 /* Clears the read and write intercept bits of msr: two bits per MSR, read then write,
  * in three 2 KiB ranges (APM §15.11, Table 15-5); others stay intercepted. */
 void svm_msrpm_allow(uint8_t *pm, uint32_t msr);
+/* Only the read intercept: writes still exit. */
+void svm_msrpm_allow_read(uint8_t *pm, uint32_t msr);
 /* Segment attributes: the VMCB packs descriptor bits 8-15 and 20-23 into 12 bits
  * (APM §15.5.1); hvm_state uses the VMX layout, where P = 0 reads as unusable. */
 uint32_t svm_ar_from_attrib(uint16_t attrib);
 uint16_t svm_attrib_from_ar(uint32_t ar);
 uint64_t svm_event_inj(const struct hvm_event *e);
-/* Whether the event EXITINTINFO reports must be injected again at the next VMRUN. */
-bool svm_must_reinject(uint64_t exitintinfo, uint64_t exitcode);
+/* The event EXITINTINFO reports, whose delivery the exit interrupted and which must be
+ * delivered again at the next VMRUN; false when there is none.  INT3 and INTO come as
+ * exceptions 3 and 4 and INTn as a software interrupt: all three as software events,
+ * re-injected past their instruction (APM Vol. 2 §15.7.2, §15.20). */
+bool svm_interrupted_event(uint64_t exitintinfo, uint64_t exitcode, struct hvm_event *e);
 /* IOIO exit information (APM §15.10.2); insn_len from EXITINFO2, the next RIP. */
 void svm_decode_ioio(uint64_t info1, uint64_t info2, uint64_t rip, struct hvm_exit *x);
 /* NPF: EXITINFO1 a #PF-style error code, EXITINFO2 the guest-physical address (§15.25.6). */

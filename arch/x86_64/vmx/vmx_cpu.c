@@ -7,7 +7,7 @@
 #include "arch/x86_64/cpu/paging.h"
 #include "arch/x86_64/fpu.h"
 #include "kernel/log.h"
-#include "kernel/pmm.h"
+#include "arch/x86_64/page_alloc.h"
 #include "kernel/spinlock.h"
 
 static struct vmx_caps caps;
@@ -48,7 +48,7 @@ int vmx_cpu_enable(void)
     write_cr0(cr0);
     write_cr4(cr4);
 
-    uint64_t region = pmm_alloc_page();
+    uint64_t region = arch_alloc_page();
     if (!region) {
         log_error("vmx: out of memory for the VMXON region");
         return -1;
@@ -57,7 +57,7 @@ int vmx_cpu_enable(void)
     if (!vmx_on(region)) {
         log_error("vmx: VMXON failed on this CPU (CR0 %#lx CR4 %#lx); the firmware may have "
                   "left VMX in use", (unsigned long)read_cr0(), (unsigned long)read_cr4());
-        pmm_free_pages(region, 1);
+        arch_free_pages(region, 1);
         return -1;
     }
     /* Translations cached before VMXON may be tagged with any EPTP/VPID: start clean. */

@@ -64,6 +64,7 @@
 #define SECONDARY_UNRESTRICTED_GUEST       (1u << 7)
 
 /* VM-exit controls. */
+#define VM_EXIT_SAVE_DEBUG_CONTROLS        (1u << 2)
 #define VM_EXIT_HOST_ADDR_SPACE_SIZE       (1u << 9)
 #define VM_EXIT_SAVE_IA32_PAT              (1u << 18)
 #define VM_EXIT_LOAD_IA32_PAT              (1u << 19)
@@ -71,6 +72,7 @@
 #define VM_EXIT_LOAD_IA32_EFER             (1u << 21)
 
 /* VM-entry controls. */
+#define VM_ENTRY_LOAD_DEBUG_CONTROLS       (1u << 2)
 #define VM_ENTRY_IA32E_MODE_GUEST          (1u << 9)
 #define VM_ENTRY_LOAD_IA32_PAT             (1u << 14)
 #define VM_ENTRY_LOAD_IA32_EFER            (1u << 15)

@@ -5,14 +5,14 @@
 #include "arch/x86_64/vmx/vmx_msr.h"
 #include "arch/x86_64/vmx/ept.h"
 #include "arch/x86_64/hvm_msr.h"
+#include "arch/x86_64/hvm_common.h"
 #include "arch/x86_64/fpu.h"
 #include "arch/x86_64/cpu/cpu.h"
 #include "arch/x86_64/cpu/paging.h"
+#include "arch/x86_64/cpu/percpu.h"
 #include "kernel/log.h"
-#include "kernel/pmm.h"
-#include "kernel/smp.h"
+#include "arch/x86_64/page_alloc.h"
 #include "kernel/string.h"
-#include "kernel/time.h"
 
 /* Primary processor-based controls used here beyond vmx_msr.h (SDM Vol. 3C §25.6.2). */
 #define CPU_BASED_INTR_WINDOW_EXITING   (1u << 2)
@@ -25,7 +25,15 @@
 #define CPU_BASED_CR8_STORE_EXITING     (1u << 20)
 #define CPU_BASED_NMI_WINDOW_EXITING    (1u << 22)
 #define CPU_BASED_MONITOR_EXITING       (1u << 29)
+#define SECONDARY_WBINVD_EXITING        (1u << 6)
 #define SECONDARY_ENABLE_INVPCID        (1u << 12)
+#define SECONDARY_ENABLE_XSAVES         (1u << 20)
+/* The XSS-exiting bitmap: which IA32_XSS bits make XSAVES/XRSTORS exit (§25.6.20);
+ * with no supervisor component ever enabled, none. */
+#define VMCS_XSS_EXITING_BITMAP         0x202c
+/* Pending debug exceptions (§25.4.2, Table 25-4): BS, bit 14. */
+#define PENDING_DBG_BS                  (1u << 14)
+#define MSR_TSC_AUX                     0xc0000103u
 
 /* The first 16 qwords are the guest GPRs: vmx_entry.asm depends on it. */
 struct hvm_vcpu {
@@ -34,33 +42,30 @@ struct hvm_vcpu {
     uint64_t vmcs_phys;
     int      cpu;                   /* where the VMCS is current; -1: nowhere yet */
     bool     launched;
+    bool     xsaves;                /* the "enable XSAVES/XRSTORS" control is on */
     uint16_t vpid;
     uint64_t eptp;
     uint64_t msr_bitmap, io_bitmap_a, io_bitmap_b;
     uint32_t proc;                  /* current primary controls (windows toggle) */
     uint32_t entry;                 /* entry controls without IA-32e mode */
     uint64_t cr0_mask, cr4_mask, cr0_fix0, cr0_fix1, cr4_fix0, cr4_fix1;
-    bool     have_event;
-    struct hvm_event event;         /* queued by the monitor */
-    bool     reinject;              /* an interrupted delivery to redo first */
-    uint32_t reinject_info, reinject_error, reinject_len;
+    struct hvm_common c;            /* FPU, DR0-DR3, TSC_AUX, events (hvm_common.h) */
     uint64_t swapped_msr[HVM_SWAPPED_MSRS];
-    uint64_t dr[4], dr6;            /* debug registers the VMCS does not switch */
-    struct fpu_state fpu;
+    uint64_t dr6;                   /* live in the CPU while the guest runs, like DR0-DR3 */
     uint8_t  preempt_rate;
     bool     preempt;
 };
-
-/* DR6 after reset: reserved bits read as 1 (SDM Vol. 3B §18.2.3). */
-#define DR6_RESET 0xffff0ff0ull
 
 void vmx_exit_entry(void);
 int vmx_enter(struct hvm_vcpu *v, int launched);
 static void vmx_nested_flush(struct hvm_vcpu *v);
 
-/* The vCPU whose VMCS and SYSCALL MSRs each CPU holds now. */
-static struct hvm_vcpu *loaded[SMP_MAX_CPUS];
 static uint16_t next_vpid = 1;
+
+static struct hvm_vcpu *of_common(struct hvm_common *c)
+{
+    return c ? (struct hvm_vcpu *)((char *)c - __builtin_offsetof(struct hvm_vcpu, c)) : NULL;
+}
 
 /* A control word: required bits must be settable (else this CPU is unusable),
  * wanted ones are taken where settable, must-be-1 bits always (Appendix A.3-A.5). */
@@ -78,15 +83,15 @@ static bool vmx_ctl(const struct vmx_ctls *c, uint32_t need, uint32_t want, cons
 
 static uint64_t alloc_filled_page(uint8_t fill)
 {
-    uint64_t p = pmm_alloc_page();
+    uint64_t p = arch_alloc_page();
     if (p)
         memset(phys_to_virt(p), fill, PAGE_SIZE);
     return p;
 }
 
-/* Clears the exit bit for an MSR in all four quarters of the bitmap (§25.6.9):
- * read-low, read-high, write-low, write-high at offsets 0, 1024, 2048, 3072. */
-static void msr_bitmap_allow(uint8_t *bm, uint32_t msr)
+/* Clears the exit bits for an MSR in the bitmap (§25.6.9): read-low, read-high,
+ * write-low, write-high at offsets 0, 1024, 2048, 3072; reads only, or both. */
+static void msr_bitmap_allow_access(uint8_t *bm, uint32_t msr, bool writes)
 {
     uint32_t base;
     if (msr <= 0x1fff)
@@ -96,12 +101,34 @@ static void msr_bitmap_allow(uint8_t *bm, uint32_t msr)
     else
         return;
     bm[base + msr / 8] &= (uint8_t)~(1u << (msr % 8));
-    bm[base + 2048 + msr / 8] &= (uint8_t)~(1u << (msr % 8));
+    if (writes)
+        bm[base + 2048 + msr / 8] &= (uint8_t)~(1u << (msr % 8));
+}
+
+static void msr_bitmap_allow(uint8_t *bm, uint32_t msr)
+{
+    msr_bitmap_allow_access(bm, msr, true);
 }
 
 static bool host_has_invpcid(void)
 {
     return cpuid(0, 0).eax >= 7 && (cpuid(7, 0).ebx & (1u << 10));
+}
+
+static bool host_has_xsaves(void)
+{
+    return cpuid(0, 0).eax >= 0xd && (cpuid(1, 0).ecx & (1u << 26)) && (cpuid(0xd, 1).eax & (1u << 3));
+}
+
+/* RDTSCP and RDPID are #UD in a guest without the "enable RDTSCP" control (§26.3). */
+static bool vmx_guest_has_rdtscp(void)
+{
+    return hvm_tsc_aux_supported() && (vmx_caps()->proc2.may_be_1 & SECONDARY_ENABLE_RDTSCP);
+}
+
+static bool vmx_guest_has_xsaves(void)
+{
+    return host_has_xsaves() && (vmx_caps()->proc2.may_be_1 & SECONDARY_ENABLE_XSAVES);
 }
 
 /* Host state differs per CPU (GS base, TSS, GDT), so it is written whenever this
@@ -142,47 +169,31 @@ static void write_host_state(void)
     vmcs_write(VMCS_HOST_RIP, (uint64_t)vmx_exit_entry);
 }
 
-/* DR0-DR3 and DR6 stay in the CPU while a guest runs (MOV DR does not exit; the VMCS
- * switches only DR7): plinth's own code never uses them, so they are swapped only
- * when a CPU changes vCPU. */
-static void debugregs_save(struct hvm_vcpu *v)
-{
-    read_dr0_3(v->dr);
-    v->dr6 = read_dr6();
-}
-
-static void debugregs_load(const struct hvm_vcpu *v)
-{
-    write_dr0_3(v->dr);
-    write_dr6(v->dr6);
-}
-
 /* The switch from another vCPU (or none) to v on this CPU: out of line, so that the
- * check every accessor makes stays a few instructions. */
-static __attribute__((noinline)) bool switch_to(struct hvm_vcpu *v, uint32_t cpu)
+ * check every accessor makes stays a few instructions.  Beside what hvm_common
+ * switches, VT-x keeps in the CPU the SYSCALL MSRs and DR6 (MOV DR does not exit and
+ * the VMCS switches only DR7; plinth's own code uses neither). */
+static __attribute__((noinline)) bool switch_to(struct hvm_vcpu *v)
 {
-    if (v->cpu >= 0 && v->cpu != (int)cpu) {
-        /* A VMCS active on another CPU must be VMCLEARed there first (§25.11.1);
-         * plinth keeps each vCPU on the CPU it first ran on. */
-        log_error("vmx: vCPU moved from CPU %d to CPU %u; vCPUs stay on one CPU", v->cpu, cpu);
+    /* A VMCS active on another CPU must be VMCLEARed there first (§25.11.1):
+     * hvm_common refuses the move. */
+    struct hvm_common *prev;
+    if (!hvm_common_switch(&v->c, "vmx", &prev))
         return false;
-    }
-    struct hvm_vcpu *old = loaded[cpu];
+    struct hvm_vcpu *old = of_common(prev);
     if (old) {
         for (int i = 0; i < HVM_SWAPPED_MSRS; i++)
             old->swapped_msr[i] = rdmsr(hvm_swapped_msrs[i]);
-        debugregs_save(old);
+        old->dr6 = read_dr6();
     }
     if (!vmcs_load(v->vmcs_phys)) {
         log_error("vmx: VMPTRLD failed");
+        hvm_common_forget(&v->c);
         return false;
     }
     for (int i = 0; i < HVM_SWAPPED_MSRS; i++)
         wrmsr(hvm_swapped_msrs[i], v->swapped_msr[i]);
-    debugregs_load(v);
-    fpu_switch(old ? &old->fpu : NULL, &v->fpu);
-    loaded[cpu] = v;
-    v->cpu = (int)cpu;
+    write_dr6(v->dr6);
     write_host_state();
     return true;
 }
@@ -190,8 +201,7 @@ static __attribute__((noinline)) bool switch_to(struct hvm_vcpu *v, uint32_t cpu
 /* Makes v's VMCS current on this CPU, and its SYSCALL MSRs live. */
 static inline bool make_current(struct hvm_vcpu *v)
 {
-    uint32_t cpu = this_cpu()->index;
-    return __builtin_expect(loaded[cpu] == v, 1) || switch_to(v, cpu);
+    return __builtin_expect(hvm_common_loaded(percpu_index()) == &v->c, 1) || switch_to(v);
 }
 
 static struct hvm_vcpu *vmx_vcpu_create(const struct gpt *nested)
@@ -199,27 +209,34 @@ static struct hvm_vcpu *vmx_vcpu_create(const struct gpt *nested)
     const struct vmx_caps *c = vmx_caps();
     static struct hvm_vcpu none;
     struct hvm_vcpu *v;
-    uint64_t vp = pmm_alloc_contig((sizeof *v + PAGE_SIZE - 1) / PAGE_SIZE, PAGE_SIZE);
+    uint64_t vp = arch_alloc_pages((sizeof *v + PAGE_SIZE - 1) / PAGE_SIZE, PAGE_SIZE);
     if (!vp)
         return NULL;
     v = phys_to_virt(vp);
     *v = none;
-    v->cpu = -1;
-    v->dr6 = DR6_RESET;
-    v->vmcs_phys = pmm_alloc_page();
+    v->dr6 = HVM_DR6_RESET;
+    v->vmcs_phys = arch_alloc_page();
     v->msr_bitmap = alloc_filled_page(0xff);
     v->io_bitmap_a = alloc_filled_page(0xff);
     v->io_bitmap_b = alloc_filled_page(0xff);
-    if (!v->vmcs_phys || !v->msr_bitmap || !v->io_bitmap_a || !v->io_bitmap_b || !fpu_state_init(&v->fpu)) {
+    if (!v->vmcs_phys || !v->msr_bitmap || !v->io_bitmap_a || !v->io_bitmap_b || !hvm_common_init(&v->c)) {
         log_error("vmx: out of memory for a vCPU");
         return NULL; /* the pages taken so far stay with the failed VM's teardown */
     }
     for (size_t i = 0; i < hvm_msr_passthrough_count; i++)
         msr_bitmap_allow(phys_to_virt(v->msr_bitmap), hvm_msr_passthrough[i]);
+    /* TSC_AUX is switched per vCPU (hvm_common) and reaches no one else: reads go to
+     * it directly, writes through the monitor, which refuses the reserved bits. */
+    if (vmx_guest_has_rdtscp())
+        msr_bitmap_allow_access(phys_to_virt(v->msr_bitmap), MSR_TSC_AUX, false);
     *(uint32_t *)phys_to_virt(v->vmcs_phys) = c->vmcs_revision;
 
     uint32_t pin, proc, proc2, exit, entry;
-    uint32_t want_proc2 = SECONDARY_ENABLE_RDTSCP | (host_has_invpcid() ? SECONDARY_ENABLE_INVPCID : 0);
+    /* WBINVD exits: a guest must not write back and flush the whole machine's caches
+     * at will (§25.6.2); without passthrough devices it has nothing to flush. */
+    uint32_t want_proc2 = SECONDARY_WBINVD_EXITING | (host_has_invpcid() ? SECONDARY_ENABLE_INVPCID : 0) |
+                          (vmx_guest_has_rdtscp() ? SECONDARY_ENABLE_RDTSCP : 0) |
+                          (vmx_guest_has_xsaves() ? SECONDARY_ENABLE_XSAVES : 0);
     if (c->vpid)
         want_proc2 |= SECONDARY_ENABLE_VPID;
     bool ok = vmx_ctl(&c->pin, PIN_BASED_EXT_INTR_EXITING | PIN_BASED_NMI_EXITING,
@@ -235,9 +252,14 @@ static struct hvm_vcpu *vmx_vcpu_create(const struct gpt *nested)
                       "processor-based", &proc) &&
               vmx_ctl(&c->proc2, SECONDARY_ENABLE_EPT | SECONDARY_UNRESTRICTED_GUEST, want_proc2,
                       "secondary", &proc2) &&
-              vmx_ctl(&c->exit, VM_EXIT_HOST_ADDR_SPACE_SIZE | VM_EXIT_LOAD_IA32_EFER | VM_EXIT_SAVE_IA32_EFER,
+              /* DR7 (and DEBUGCTL) saved at each exit and loaded at each entry: the
+               * guest's own breakpoints, which MOV DR sets without an exit, would
+               * otherwise be lost at the first exit (§27.3.1, §28.3.1). */
+              vmx_ctl(&c->exit, VM_EXIT_HOST_ADDR_SPACE_SIZE | VM_EXIT_LOAD_IA32_EFER | VM_EXIT_SAVE_IA32_EFER |
+                      VM_EXIT_SAVE_DEBUG_CONTROLS,
                       VM_EXIT_SAVE_IA32_PAT | VM_EXIT_LOAD_IA32_PAT, "VM-exit", &exit) &&
-              vmx_ctl(&c->entry, VM_ENTRY_LOAD_IA32_EFER, VM_ENTRY_LOAD_IA32_PAT, "VM-entry", &entry);
+              vmx_ctl(&c->entry, VM_ENTRY_LOAD_IA32_EFER | VM_ENTRY_LOAD_DEBUG_CONTROLS, VM_ENTRY_LOAD_IA32_PAT,
+                      "VM-entry", &entry);
     if (!ok)
         return NULL;
     /* With EPT, CR3 accesses need no exits (§25.6.2); clear them if TRUE controls allow. */
@@ -266,6 +288,9 @@ static struct hvm_vcpu *vmx_vcpu_create(const struct gpt *nested)
         vmcs_write(VMCS_VPID, v->vpid);
     }
     v->eptp = ept_pointer(nested);
+    v->xsaves = proc2 & SECONDARY_ENABLE_XSAVES;
+    if (v->xsaves)
+        vmcs_write(VMCS_XSS_EXITING_BITMAP, 0);
     vmcs_write(VMCS_PIN_CONTROLS, pin);
     vmcs_write(VMCS_PROC_CONTROLS, proc);
     vmcs_write(VMCS_PROC_CONTROLS2, proc2);
@@ -300,16 +325,16 @@ static struct hvm_vcpu *vmx_vcpu_create(const struct gpt *nested)
 
 static void vmx_vcpu_destroy(struct hvm_vcpu *v)
 {
-    if (v->cpu >= 0 && loaded[v->cpu] == v) {
+    if (v->c.cpu >= 0 && hvm_common_loaded((uint32_t)v->c.cpu) == &v->c) {
         vmcs_clear(v->vmcs_phys);
-        loaded[v->cpu] = NULL;
+        hvm_common_forget(&v->c);
     }
-    pmm_free_pages(v->vmcs_phys, 1);
-    pmm_free_pages(v->msr_bitmap, 1);
-    pmm_free_pages(v->io_bitmap_a, 1);
-    pmm_free_pages(v->io_bitmap_b, 1);
-    fpu_state_free(&v->fpu);
-    pmm_free_pages(virt_to_phys(v), (sizeof *v + PAGE_SIZE - 1) / PAGE_SIZE);
+    arch_free_pages(v->vmcs_phys, 1);
+    arch_free_pages(v->msr_bitmap, 1);
+    arch_free_pages(v->io_bitmap_a, 1);
+    arch_free_pages(v->io_bitmap_b, 1);
+    hvm_common_free(&v->c);
+    arch_free_pages(virt_to_phys(v), (sizeof *v + PAGE_SIZE - 1) / PAGE_SIZE);
 }
 
 static const uint32_t seg_fields[HVM_SREG_COUNT][4] = {
@@ -436,6 +461,46 @@ static void vmx_skip_insn(struct hvm_vcpu *v, uint8_t len)
     if (intr & (VMX_INTERRUPTIBILITY_STI | VMX_INTERRUPTIBILITY_MOV_SS))
         vmcs_write(VMCS_GUEST_INTERRUPTIBILITY,
                    intr & ~(uint64_t)(VMX_INTERRUPTIBILITY_STI | VMX_INTERRUPTIBILITY_MOV_SS));
+    /* The instruction ran with TF set: its single-step trap follows.  The CPU records
+     * none for an instruction that exits (§28.3.4: BS only under MOV-SS blocking);
+     * IA32_DEBUGCTL.BTF, which would make it a branch trap, is 0 in every guest. */
+    if (vmcs_read(VMCS_GUEST_RFLAGS) & HVM_RFLAGS_TF)
+        v->c.debug_trap |= HVM_DR6_BS;
+}
+
+static void vmx_debug_trap(struct hvm_vcpu *v, uint32_t dr6_bits)
+{
+    v->c.debug_trap |= dr6_bits & (HVM_DR6_BS | HVM_DR6_B0_3);
+}
+
+static void vmx_get_dr0_3(struct hvm_vcpu *v, uint64_t dr[4])
+{
+    /* Live in the CPU while v is current on it (switch_to). */
+    if (make_current(v))
+        read_dr0_3(dr);
+    else
+        memcpy(dr, v->c.dr, sizeof v->c.dr);
+}
+
+static void vmx_set_event_len(struct hvm_vcpu *v, uint8_t len)
+{
+    v->c.reinject_len = len;
+}
+
+static void vmx_set_tsc_aux(struct hvm_vcpu *v, uint32_t value)
+{
+    if (make_current(v))
+        hvm_common_set_tsc_aux(&v->c, value);
+}
+
+static void vmx_set_pdptes(struct hvm_vcpu *v, const uint64_t pdpte[4])
+{
+    if (!make_current(v))
+        return;
+    vmcs_write(VMCS_GUEST_PDPTE0, pdpte[0]);
+    vmcs_write(VMCS_GUEST_PDPTE1, pdpte[1]);
+    vmcs_write(VMCS_GUEST_PDPTE2, pdpte[2]);
+    vmcs_write(VMCS_GUEST_PDPTE3, pdpte[3]);
 }
 
 static void vmx_finish_cpuid(struct hvm_vcpu *v, const uint32_t r[4], uint8_t len)
@@ -449,7 +514,7 @@ static void vmx_finish_cpuid(struct hvm_vcpu *v, const uint32_t r[4], uint8_t le
 
 static bool vmx_can_inject(struct hvm_vcpu *v, enum hvm_event_type t)
 {
-    if (!make_current(v) || v->reinject || v->have_event)
+    if (!make_current(v) || v->c.reinject || v->c.have_event)
         return false;
     uint64_t intr = vmcs_read(VMCS_GUEST_INTERRUPTIBILITY);
     if (t == HVM_EVENT_NMI)
@@ -462,11 +527,7 @@ static bool vmx_can_inject(struct hvm_vcpu *v, enum hvm_event_type t)
 
 static bool vmx_inject(struct hvm_vcpu *v, const struct hvm_event *e)
 {
-    if (v->have_event)
-        return false;
-    v->event = *e;
-    v->have_event = true;
-    return true;
+    return hvm_common_queue(&v->c, e);
 }
 
 static void set_proc(struct hvm_vcpu *v, uint32_t proc)
@@ -490,47 +551,74 @@ static void vmx_request_window(struct hvm_vcpu *v, unsigned windows)
     set_proc(v, proc);
 }
 
-static uint32_t event_info(const struct hvm_event *e)
+/* The event types in the VMX interruption-information encoding (§25.8.3). */
+static const uint32_t vmx_event_type[] = {
+    [HVM_EVENT_EXTINT] = VMX_INTR_TYPE_EXTERNAL, [HVM_EVENT_NMI] = VMX_INTR_TYPE_NMI,
+    [HVM_EVENT_EXCEPTION] = VMX_INTR_TYPE_HW_EXCEPTION, [HVM_EVENT_SOFTINT] = VMX_INTR_TYPE_SW_INTERRUPT,
+    [HVM_EVENT_SOFT_EXCEPTION] = VMX_INTR_TYPE_SW_EXCEPTION,
+    [HVM_EVENT_PRIV_SOFT_EXCEPTION] = VMX_INTR_TYPE_PRIV_SW_EXCEPTION,
+};
+
+/* Writes the entry's event: a software event is delivered as if its instruction
+ * (len bytes) had just run (§27.6.1.1).  A fault pushes RFLAGS with RF set, as the
+ * CPU's own faults do (SDM Vol. 3A §6.8.3): the entry does not do it by itself. */
+static void write_entry_event(const struct hvm_event *e, uint8_t len)
 {
-    static const uint32_t type[] = {
-        [HVM_EVENT_EXTINT] = VMX_INTR_TYPE_EXTERNAL, [HVM_EVENT_NMI] = VMX_INTR_TYPE_NMI,
-        [HVM_EVENT_EXCEPTION] = VMX_INTR_TYPE_HW_EXCEPTION, [HVM_EVENT_SOFTINT] = VMX_INTR_TYPE_SW_INTERRUPT,
-    };
-    uint32_t info = VMX_INTR_INFO_VALID | type[e->type] << VMX_INTR_INFO_TYPE_SHIFT | (e->type == HVM_EVENT_NMI ? 2 : e->vector);
-    if (e->type == HVM_EVENT_EXCEPTION && e->has_error)
+    uint32_t info = VMX_INTR_INFO_VALID | vmx_event_type[e->type] << VMX_INTR_INFO_TYPE_SHIFT |
+                    (e->type == HVM_EVENT_NMI ? 2 : e->vector);
+    if ((e->type == HVM_EVENT_EXCEPTION || e->type == HVM_EVENT_SOFT_EXCEPTION) && e->has_error)
         info |= VMX_INTR_INFO_ERROR_CODE;
-    return info;
+    vmcs_write(VMCS_ENTRY_INTR_INFO, info);
+    vmcs_write(VMCS_ENTRY_EXCEPTION_ERROR, e->error_code);
+    vmcs_write(VMCS_ENTRY_INSTRUCTION_LEN, hvm_event_is_soft(e) ? len : 0);
+    if (hvm_event_sets_rf(e))
+        vmcs_write(VMCS_GUEST_RFLAGS, vmcs_read(VMCS_GUEST_RFLAGS) | HVM_RFLAGS_RF);
 }
 
-/* Re-injection first: an event whose delivery an exit interrupted must be
- * delivered before anything new (§28.2.4, §27.6.1.1). */
+static bool event_deliverable(const struct hvm_event *e)
+{
+    uint64_t intr = vmcs_read(VMCS_GUEST_INTERRUPTIBILITY);
+    if (e->type == HVM_EVENT_EXTINT)
+        return (vmcs_read(VMCS_GUEST_RFLAGS) & HVM_RFLAGS_IF) &&
+               !(intr & (VMX_INTERRUPTIBILITY_STI | VMX_INTERRUPTIBILITY_MOV_SS));
+    if (e->type == HVM_EVENT_NMI)
+        return !(intr & (VMX_INTERRUPTIBILITY_STI | VMX_INTERRUPTIBILITY_MOV_SS | VMX_INTERRUPTIBILITY_NMI));
+    return true;
+}
+
+/* What this entry delivers, in hvm_common_next's order.  A debug trap owed is
+ * injected as a #DB with its bits added to DR6 (live in the CPU while v is current),
+ * as the CPU delivers one after the instruction; injecting it as an event, not through
+ * the pending debug exceptions, keeps any interrupt queued behind it for its window
+ * (an entry injecting an external interrupt or NMI would lose pending debug
+ * exceptions, §27.7.3), and leaves nothing pending to deliver twice. */
 static void inject_for_entry(struct hvm_vcpu *v)
 {
-    if (v->reinject) {
-        vmcs_write(VMCS_ENTRY_INTR_INFO, v->reinject_info);
-        vmcs_write(VMCS_ENTRY_EXCEPTION_ERROR, v->reinject_error);
-        vmcs_write(VMCS_ENTRY_INSTRUCTION_LEN, v->reinject_len);
-        v->reinject = false;
+    struct hvm_common *c = &v->c;
+    switch (hvm_common_next(c, c->have_event && event_deliverable(&c->event))) {
+    case HVM_NEXT_NONE:
+        return;
+    case HVM_NEXT_REINJECT:
+        write_entry_event(&c->reinject_event, c->reinject_len);
+        c->reinject = false;
+        return;
+    case HVM_NEXT_DEBUG_TRAP:
+        write_dr6(read_dr6() | c->debug_trap);
+        c->debug_trap = 0;
+        if (!(vmcs_read(VMCS_GUEST_INTERRUPTIBILITY) & (VMX_INTERRUPTIBILITY_STI | VMX_INTERRUPTIBILITY_MOV_SS)))
+            vmcs_write(VMCS_GUEST_PENDING_DBG, 0);
+        write_entry_event(&(struct hvm_event){ .type = HVM_EVENT_EXCEPTION, .vector = 1 }, 0);
+        if (c->have_event)
+            vmx_request_window(v, c->event.type == HVM_EVENT_NMI ? HVM_WINDOW_NMI : HVM_WINDOW_INTR);
+        return;
+    case HVM_NEXT_WAIT:
+        vmx_request_window(v, c->event.type == HVM_EVENT_NMI ? HVM_WINDOW_NMI : HVM_WINDOW_INTR);
+        return;
+    case HVM_NEXT_EVENT:
+        write_entry_event(&c->event, 0);
+        hvm_common_event_taken(c);
         return;
     }
-    if (!v->have_event)
-        return;
-    bool deliverable = true;
-    uint64_t intr = vmcs_read(VMCS_GUEST_INTERRUPTIBILITY);
-    if (v->event.type == HVM_EVENT_EXTINT)
-        deliverable = (vmcs_read(VMCS_GUEST_RFLAGS) & (1u << 9)) &&
-                      !(intr & (VMX_INTERRUPTIBILITY_STI | VMX_INTERRUPTIBILITY_MOV_SS));
-    else if (v->event.type == HVM_EVENT_NMI)
-        deliverable = !(intr & (VMX_INTERRUPTIBILITY_STI | VMX_INTERRUPTIBILITY_MOV_SS |
-                                VMX_INTERRUPTIBILITY_NMI));
-    if (!deliverable) {
-        vmx_request_window(v, v->event.type == HVM_EVENT_NMI ? HVM_WINDOW_NMI : HVM_WINDOW_INTR);
-        return;
-    }
-    vmcs_write(VMCS_ENTRY_INTR_INFO, event_info(&v->event));
-    vmcs_write(VMCS_ENTRY_EXCEPTION_ERROR, v->event.error_code);
-    vmcs_write(VMCS_ENTRY_INSTRUCTION_LEN, 0);
-    v->have_event = false;
 }
 
 static void record_vectoring(struct hvm_vcpu *v, uint32_t basic)
@@ -539,14 +627,20 @@ static void record_vectoring(struct hvm_vcpu *v, uint32_t basic)
     if (!(info & VMX_INTR_INFO_VALID) || basic == VMX_EXIT_TRIPLE_FAULT)
         return;
     uint32_t type = (info & VMX_INTR_INFO_TYPE_MASK) >> VMX_INTR_INFO_TYPE_SHIFT;
-    v->reinject = true;
-    v->reinject_info = info & (VMX_INTR_INFO_VALID | VMX_INTR_INFO_TYPE_MASK |
-                               VMX_INTR_INFO_ERROR_CODE | VMX_INTR_INFO_VECTOR_MASK);
-    v->reinject_error = (uint32_t)vmcs_read(VMCS_IDT_VECTORING_ERROR);
-    /* Software events are re-executed from the instruction: entry needs its length. */
-    v->reinject_len = (type == VMX_INTR_TYPE_SW_INTERRUPT || type == VMX_INTR_TYPE_SW_EXCEPTION ||
-                       type == VMX_INTR_TYPE_PRIV_SW_EXCEPTION)
-                      ? (uint32_t)vmcs_read(VMCS_EXIT_INSTRUCTION_LEN) : 0;
+    static const enum hvm_event_type of_type[8] = {
+        [VMX_INTR_TYPE_EXTERNAL] = HVM_EVENT_EXTINT, [VMX_INTR_TYPE_NMI] = HVM_EVENT_NMI,
+        [VMX_INTR_TYPE_HW_EXCEPTION] = HVM_EVENT_EXCEPTION, [VMX_INTR_TYPE_SW_INTERRUPT] = HVM_EVENT_SOFTINT,
+        [VMX_INTR_TYPE_PRIV_SW_EXCEPTION] = HVM_EVENT_PRIV_SOFT_EXCEPTION,
+        [VMX_INTR_TYPE_SW_EXCEPTION] = HVM_EVENT_SOFT_EXCEPTION,
+    };
+    struct hvm_event e = {
+        .type = of_type[type], .vector = (uint8_t)(info & VMX_INTR_INFO_VECTOR_MASK),
+        .has_error = (info & VMX_INTR_INFO_ERROR_CODE) != 0,
+        .error_code = (uint32_t)vmcs_read(VMCS_IDT_VECTORING_ERROR),
+    };
+    /* Software events are re-injected as if their instruction had just run: entry
+     * needs its length, which this exit reports (§28.2.4). */
+    hvm_common_interrupted(&v->c, &e, hvm_event_is_soft(&e) ? (uint8_t)vmcs_read(VMCS_EXIT_INSTRUCTION_LEN) : 0);
 }
 
 static void decode_exit(struct hvm_vcpu *v, uint32_t raw, struct hvm_exit *x)
@@ -600,10 +694,18 @@ static void decode_exit(struct hvm_vcpu *v, uint32_t raw, struct hvm_exit *x)
     case VMX_EXIT_RDTSC:
     case VMX_EXIT_RDTSCP:  x->reason = HVM_EXIT_RDTSC; return;
     case VMX_EXIT_PAUSE:   x->reason = HVM_EXIT_PAUSE; return;
+    case VMX_EXIT_RDPMC:   x->reason = HVM_EXIT_RDPMC; return;
+    case VMX_EXIT_VMCALL:  x->reason = HVM_EXIT_HYPERCALL; return;
+    case VMX_EXIT_TASK_SWITCH:
+        /* Table 28-2: selector 15:0, source 31:30 (0 CALL, 1 IRET, 2 JMP, 3 IDT task gate). */
+        x->reason = HVM_EXIT_TASK_SWITCH;
+        x->task.selector = (uint16_t)q;
+        x->task.source = (uint8_t)((q >> 30) & 3);
+        return;
     case VMX_EXIT_MWAIT:
     case VMX_EXIT_MONITOR: x->reason = HVM_EXIT_MWAIT; return;
     case VMX_EXIT_PREEMPTION_TIMER: x->reason = HVM_EXIT_PREEMPT; return;
-    case VMX_EXIT_VMCALL: case VMX_EXIT_VMCLEAR: case VMX_EXIT_VMLAUNCH: case VMX_EXIT_VMPTRLD:
+    case VMX_EXIT_VMCLEAR: case VMX_EXIT_VMLAUNCH: case VMX_EXIT_VMPTRLD:
     case VMX_EXIT_VMPTRST: case VMX_EXIT_VMREAD: case VMX_EXIT_VMRESUME: case VMX_EXIT_VMWRITE:
     case VMX_EXIT_VMXOFF: case VMX_EXIT_VMXON: case VMX_EXIT_INVEPT: case VMX_EXIT_INVVPID:
     case VMX_EXIT_VMFUNC:
@@ -641,7 +743,7 @@ static void decode_exit(struct hvm_vcpu *v, uint32_t raw, struct hvm_exit *x)
         x->npf.gla_valid = (q >> 7) & 1;
         if (x->npf.gla_valid)
             x->npf.gla = vmcs_read(VMCS_GUEST_LINEAR_ADDRESS);
-        if ((q & (1u << 12)) && !v->reinject)
+        if ((q & (1u << 12)) && !v->c.reinject)
             vmcs_write(VMCS_GUEST_INTERRUPTIBILITY,
                        vmcs_read(VMCS_GUEST_INTERRUPTIBILITY) | VMX_INTERRUPTIBILITY_NMI);
         return;
@@ -651,7 +753,7 @@ static void decode_exit(struct hvm_vcpu *v, uint32_t raw, struct hvm_exit *x)
     }
 }
 
-static void vmx_vcpu_run(struct hvm_vcpu *v, uint64_t preempt_ns, struct hvm_exit *x)
+static void vmx_vcpu_run(struct hvm_vcpu *v, uint64_t preempt_tsc, struct hvm_exit *x)
 {
     /* *x is filled by decode_exit after an exit, here only when there is none. */
     if (!make_current(v)) {
@@ -661,10 +763,18 @@ static void vmx_vcpu_run(struct hvm_vcpu *v, uint64_t preempt_ns, struct hvm_exi
     inject_for_entry(v);
     if (v->preempt) {
         /* The timer counts down once every 2^rate TSC ticks (§26.5.1). */
-        /* Capped at 1 s, so that ns * kHz cannot overflow whatever deadline a guest sets. */
-        uint64_t ns = preempt_ns > 1000000000ull ? 1000000000ull : preempt_ns;
-        uint64_t ticks = preempt_ns ? ns * time_tsc_khz() / 1000000 >> v->preempt_rate : ~0ull;
+        uint64_t ticks = preempt_tsc ? preempt_tsc >> v->preempt_rate : ~0ull;
         vmcs_write(VMCS_PREEMPTION_TIMER_VALUE, ticks > 0xffffffffull ? 0xffffffffull : ticks ? ticks : 1);
+    }
+    /* §27.3.1.5: under STI or MOV-SS blocking, the pending BS bit must say whether a
+     * single-step trap is due (TF set, DEBUGCTL.BTF clear in every guest); state the
+     * monitor changed (RFLAGS, a completed instruction) must not break that. */
+    uint64_t intr = vmcs_read(VMCS_GUEST_INTERRUPTIBILITY);
+    if (intr & (VMX_INTERRUPTIBILITY_STI | VMX_INTERRUPTIBILITY_MOV_SS)) {
+        uint64_t pend = vmcs_read(VMCS_GUEST_PENDING_DBG);
+        bool tf = vmcs_read(VMCS_GUEST_RFLAGS) & HVM_RFLAGS_TF;
+        if (tf != ((pend & PENDING_DBG_BS) != 0))
+            vmcs_write(VMCS_GUEST_PENDING_DBG, tf ? pend | PENDING_DBG_BS : pend & ~(uint64_t)PENDING_DBG_BS);
     }
     write_cr2(v->cr2);
     int rc = vmx_enter(v, v->launched);
@@ -708,19 +818,14 @@ static void vmx_reset_private(struct hvm_vcpu *v)
 {
     if (!make_current(v))
         return;
-    fpu_state_reset(&v->fpu);
-    for (int i = 0; i < 4; i++)
-        v->dr[i] = 0;
-    v->dr6 = DR6_RESET;
-    for (int i = 0; i < HVM_SWAPPED_MSRS; i++)
-        v->swapped_msr[i] = 0;
+    hvm_common_reset(&v->c);
+    v->dr6 = HVM_DR6_RESET;
     /* It is live on this CPU: load the reset values into the hardware now. */
-    for (int i = 0; i < HVM_SWAPPED_MSRS; i++)
+    for (int i = 0; i < HVM_SWAPPED_MSRS; i++) {
+        v->swapped_msr[i] = 0;
         wrmsr(hvm_swapped_msrs[i], 0);
-    debugregs_load(v);
-    fpu_switch(NULL, &v->fpu);
-    v->reinject = false;
-    v->have_event = false;
+    }
+    write_dr6(v->dr6);
     /* Nothing of the crashed run may reach the next: no interrupt shadow, NMI
      * blocking, pending debug exception, queued event or window exit, and no
      * translation cached under this VPID (SDM Vol. 3C §30.4.3.3). */
@@ -738,7 +843,7 @@ static void vmx_reset_private(struct hvm_vcpu *v)
 
 static bool vmx_set_xcr0(struct hvm_vcpu *v, uint64_t xcr0)
 {
-    return make_current(v) && fpu_set_guest_xcr0(&v->fpu, xcr0);
+    return make_current(v) && fpu_set_guest_xcr0(&v->c.fpu, xcr0);
 }
 
 static void vmx_set_tsc_offset(struct hvm_vcpu *v, int64_t offset)
@@ -775,6 +880,11 @@ const struct hvm_backend vmx_backend = {
     .get_rip = vmx_get_rip,
     .get_cr4 = vmx_get_cr4,
     .skip_insn = vmx_skip_insn,
+    .debug_trap = vmx_debug_trap,
+    .get_dr0_3 = vmx_get_dr0_3,
+    .set_event_len = vmx_set_event_len,
+    .set_pdptes = vmx_set_pdptes,
+    .set_tsc_aux = vmx_set_tsc_aux,
     .finish_cpuid = vmx_finish_cpuid,
     .inject = vmx_inject,
     .can_inject = vmx_can_inject,
@@ -783,5 +893,7 @@ const struct hvm_backend vmx_backend = {
     .reset_private = vmx_reset_private,
     .set_xcr0 = vmx_set_xcr0,
     .set_tsc_offset = vmx_set_tsc_offset,
+    .guest_has_rdtscp = vmx_guest_has_rdtscp,
+    .guest_has_xsaves = vmx_guest_has_xsaves,
     .dump = vmx_dump,
 };
