@@ -35,6 +35,9 @@ SVM_GUESTS["miscenable"] = dict(test_guests.GUESTS["miscenable"],
 # AMD-V cannot hide XSAVES, so there is no #UD to check (TCG's CPU has none anyway).
 SVM_GUESTS["xsaves"] = dict(test_guests.GUESTS["xsaves"],
                             passes=["xsaves-no-supervisor-components", "xsaves-hidden-xss-gp"])
+# The CPU performs task switches under AMD-V (no intercept).
+SVM_GUESTS["taskswitch"] = dict(test_guests.GUESTS["taskswitch"], done=True, stop=test_guests.HALTED,
+                                passes=["taskswitch-jmp-ran-task", "taskswitch-jmp-back", "taskswitch-sets-ts"])
 # Checks QEMU's TCG fails by itself, shown by booting the same guests straight under
 # QEMU without plinth (-kernel guests/X.elf): the guests skip them when told to.
 SVM_SKIPS = {

@@ -195,6 +195,68 @@ static void test_multiboot1_elf_with_modules(void **state)
     assert_int_equal(get32(mm + 48 + 20), 1);
 }
 
+/* A kernel linked where plinth keeps its boot information (0x7000-0x9000), and one
+ * across all of 0x1000-0x9000 as real-mode test kernels are: the information goes
+ * where the kernel is not, everything it points to too, and the image stays intact. */
+static void test_multiboot_kernel_linked_low(void **state)
+{
+    (void)state;
+    size_t n = make_elf32(0x7000, 16, 0x1800, 0x7000);
+    put_mb1(0x200, 0x3);
+    struct loader_file k = { "low.elf", img, n };
+    static const uint8_t m0[] = "module";
+    struct loader_file mods[1] = { { "m", m0, sizeof m0 } };
+    assert_true(loader_multiboot(&ram, &k, mods, 1, "low kernel", &entry, &err));
+    uint64_t mbi = entry.rbx;
+    assert_true(mbi + 88 <= 0x7000 || mbi >= 0x8800);
+    assert_int_equal(ram.hva[0x7000], 0xA0);                   /* the image's own bytes */
+    assert_int_equal(ram.hva[0x700f], 0xAF);
+    uint32_t cmd = get32(mbi + 16);
+    assert_true(cmd + 11 <= 0x7000 || cmd >= 0x8800);
+    assert_string_equal((char *)ram.hva + cmd, "low kernel");
+    uint32_t mods_addr = get32(mbi + 24), s0 = get32(mods_addr);
+    assert_true(s0 >= 0x100000);                                /* modules above the PC hole */
+    assert_memory_equal(ram.hva + s0, m0, sizeof m0);
+
+    memset(ram.hva, 0, RAM_SIZE);
+    n = make_elf32(0x1000, 16, 0x9000, 0x1000);                /* 0x1000-0xa000 */
+    put_mb1(0x200, 0x3);
+    k.size = n;
+    assert_true(loader_multiboot(&ram, &k, NULL, 0, "x", &entry, &err));
+    assert_true(entry.rbx >= 0xa000 && entry.rbx < LOADER_LOW_RAM_END);
+    assert_string_equal((char *)ram.hva + get32(entry.rbx + 16), "x");
+
+    /* The same for ELF64's boot page tables: moved out of a kernel at 0x1000. */
+    memset(ram.hva, 0, RAM_SIZE);
+    n = make_elf64(0x1000, 0x1000, 32, 0x1000);
+    k.size = n;
+    assert_true(loader_elf(&ram, &k, &entry, &err));
+    assert_true(entry.cr3 >= 0x1000 + 32 && entry.cr3 % 0x1000 == 0);
+    assert_int_equal(ram.hva[0x1001], 0x01);                   /* the image's own bytes */
+    assert_int_equal(ram.hva[0x101f], 0x1f);
+    assert_int_equal(get32(entry.cr3) & ~0xfffu, entry.cr3 + 0x1000);   /* PML4[0] -> PDPT */
+}
+
+static void test_place(void **state)
+{
+    (void)state;
+    uint64_t at;
+    struct loader_range used[2] = { { 0x1000, 0x8000 }, { 0x9000, 0x9fc00 } };
+    /* The wanted place when free; else the lowest free one, never in the PC hole. */
+    assert_true(loader_place(&ram, used, 0, 0x7000, 0x2000, 0x1000, &at));
+    assert_int_equal(at, 0x7000);
+    assert_true(loader_place(&ram, used, 1, 0x7000, 0x2000, 0x1000, &at));
+    assert_int_equal(at, 0x8000);
+    assert_true(loader_place(&ram, used, 2, 0x7000, 0x2000, 0x1000, &at));
+    assert_int_equal(at, 0x100000);
+    assert_false(loader_in_hole(0x9f000, 0xc00));
+    assert_true(loader_in_hole(0x9f000, 0xc01));
+    assert_true(loader_in_hole(0xe0000, 1));
+    /* Nothing fits: refused. */
+    struct loader_range all = { 0, RAM_SIZE };
+    assert_false(loader_place(&ram, &all, 1, 0x7000, 0x2000, 0x1000, &at));
+}
+
 static void test_multiboot1_address_fields(void **state)
 {
     (void)state;
@@ -376,6 +438,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_elf_errors, setup, teardown),
         cmocka_unit_test_setup_teardown(test_multiboot1_elf_with_modules, setup, teardown),
         cmocka_unit_test_setup_teardown(test_multiboot1_address_fields, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_multiboot_kernel_linked_low, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_place, setup, teardown),
         cmocka_unit_test_setup_teardown(test_multiboot1_errors, setup, teardown),
         cmocka_unit_test_setup_teardown(test_multiboot2_info_parses_back, setup, teardown),
         cmocka_unit_test_setup_teardown(test_multiboot2_refuses_what_it_cannot_give, setup, teardown),
