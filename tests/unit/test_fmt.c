@@ -8,6 +8,7 @@
 #include <stdint.h>
 #include <setjmp.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <cmocka.h>
 
@@ -138,6 +139,22 @@ static void test_width_precision(void **state)
     SAME("[%20llu] [%-20lld]", ULLONG_MAX, LLONG_MIN);
 }
 
+/* Found by tests/fuzz/fuzz_config: "%.*s" of text that is not NUL-terminated (a
+ * config line quoted in an error) must read no byte past the precision.  The text
+ * sits at the very end of a heap block, so ASan stops a read one byte beyond. */
+static void test_precision_reads_no_further(void **state)
+{
+    (void)state;
+    char *text = malloc(5);
+    memcpy(text, "abcde", 5);
+    char buf[16];
+    assert_int_equal(fmt_snprintf(buf, sizeof buf, "'%.*s'", 5, text), 7);
+    assert_string_equal(buf, "'abcde'");
+    assert_int_equal(fmt_snprintf(buf, sizeof buf, "%.3s", text + 2), 3);
+    assert_string_equal(buf, "cde");
+    free(text);
+}
+
 static void test_truncation_and_return_value(void **state)
 {
     (void)state;
@@ -212,6 +229,7 @@ int main(void)
         cmocka_unit_test(test_pointer),
         cmocka_unit_test(test_flags),
         cmocka_unit_test(test_width_precision),
+        cmocka_unit_test(test_precision_reads_no_further),
         cmocka_unit_test(test_truncation_and_return_value),
         cmocka_unit_test(test_vsnprintf),
         cmocka_unit_test(test_unknown_conversion),
