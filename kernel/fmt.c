@@ -167,8 +167,9 @@ int fmt_vsnprintf(char *buf, size_t size, const char *fmt, va_list ap)
             const char *str = va_arg(ap, const char *);
             if (!str)
                 str = "(null)";
+            /* The precision first: "%.*s" may name text with no NUL after it. */
             int n = 0;
-            while (str[n] && (s.precision < 0 || n < s.precision))
+            while ((s.precision < 0 || n < s.precision) && str[n])
                 n++;
             put_field(&o, &(struct spec){ .left = s.left, .width = s.width, .precision = -1 }, "", str, n);
             break;
