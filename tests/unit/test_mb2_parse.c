@@ -4,6 +4,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <setjmp.h>
+#include <stdlib.h>
 #include <string.h>
 #include <cmocka.h>
 
@@ -317,6 +318,24 @@ static void test_mmap_larger_entries(void **state)
     assert_int_equal(bi.mmap[2].type, BOOTINFO_MEM_RESERVED);
 }
 
+/* Found by tests/fuzz/fuzz_handoff: an entry_size so large that offset + entry_size
+ * wraps around 2^32 made the loop read entries past the tag and the information.  The
+ * information goes into a heap block of exactly its size, so ASan sees such a read. */
+static void test_mmap_entry_size_wrapping(void **state)
+{
+    (void)state;
+    mbi_start();
+    uint8_t p[16] = { 0 };
+    put32(p, 0xfffffff8u);                     /* entry_size */
+    mbi_tag(6, p, sizeof p);
+    mbi_end();
+    uint8_t *exact = malloc(m.len);
+    memcpy(exact, m.buf, m.len);
+    assert_int_equal(mb2_parse(exact, m.len, &bi), MB2_OK);
+    assert_int_equal(bi.mmap_count, 0);
+    free(exact);
+}
+
 static void test_bad_modules(void **state)
 {
     (void)state;
@@ -405,6 +424,7 @@ int main(void)
         cmocka_unit_test(test_too_many_modules),
         cmocka_unit_test(test_too_many_mmap_entries),
         cmocka_unit_test(test_mmap_larger_entries),
+        cmocka_unit_test(test_mmap_entry_size_wrapping),
         cmocka_unit_test(test_bad_modules),
         cmocka_unit_test(test_strings_bounded),
         cmocka_unit_test(test_indexed_framebuffer_ignored),
