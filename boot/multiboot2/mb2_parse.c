@@ -30,7 +30,8 @@ static void parse_mmap(const uint8_t *t, uint32_t size, struct bootinfo *out)
     uint32_t esize = mb2_rd32(t + 8);
     if (esize < 24)
         return;
-    for (uint32_t off = 16; off + esize <= size; off += esize) {
+    /* As differences, so that no entry_size can wrap the sum past 2^32. */
+    for (uint32_t off = 16; off <= size && esize <= size - off; off += esize) {
         if (out->mmap_count == BOOTINFO_MAX_MMAP) {
             out->flags |= BOOTINFO_F_MMAP_TRUNCATED;
             return;
