@@ -118,6 +118,9 @@ static void test_value_errors(void **state)
         { "memory = lots", "not a size" },
         { "memory = 64X", "not a size" },
         { "memory = 512K", "out of range" },
+        /* RAM from 0 must stay below the device memory at 3 GiB (found by fuzz_config). */
+        { "memory = 4G", "out of range" },
+        { "memory = 3073M", "out of range" },
         { "memory = 99999999999999999999", "not a size" },
         { "vcpus = 0", "from 1 to" },
         { "vcpus = 65", "from 1 to" },
