@@ -3,7 +3,9 @@
 
 #define DEFAULT_MEMORY (64ull << 20)
 #define MIN_MEMORY     (1ull << 20)
-#define MAX_MEMORY     (1ull << 40)
+/* RAM runs from guest-physical 0 without a hole: above 3 GiB it would cover the
+ * device memory (IOAPIC at 0xfec00000, local APIC at 0xfee00000, the PCI window). */
+#define MAX_MEMORY     (3ull << 30)
 
 struct parser {
     struct config *cfg;
@@ -244,7 +246,7 @@ static bool parse_vm_key(struct parser *p, const char *k, size_t kn, const char 
         if (!parse_size(v, vn, &m))
             return config_fail(p, "memory '%.*s' is not a size; write e.g. 64M or 1G", (int)vn, v);
         if (m < MIN_MEMORY || m > MAX_MEMORY || (m & 0xfff))
-            return config_fail(p, "memory %.*s is out of range; give a multiple of 4K from 1M to 1024G",
+            return config_fail(p, "memory %.*s is out of range; give a multiple of 4K from 1M to 3G",
                         (int)vn, v);
         vm->memory = m;
         return true;
