@@ -132,13 +132,48 @@ $(BUILD)/unit/%: tests/unit/%.c
 unit: $(UNIT_BINS)
 	@fail=0; for t in $(UNIT_BINS); do echo "== $$t"; $$t || fail=1; done; exit $$fail
 
+# ---- fuzzing (tests/fuzz, libFuzzer) ------------------------------------------------
+# One harness per parser or device model, built from the unchanged sources like the
+# unit tests.  `make fuzz FUZZ_SECONDS=N` runs each for N seconds from its committed
+# seed corpus (tests/fuzz/corpus/NAME) and a working corpus in $(BUILD)/fuzz/; a
+# crash stops the run, its input kept in $(BUILD)/fuzz/artifacts/.  `make test` runs
+# each for FUZZ_TEST_SECONDS.
+FUZZ_SRCS    := $(sort $(wildcard tests/fuzz/fuzz_*.c))
+FUZZ_NAMES   := $(patsubst tests/fuzz/%.c,%,$(FUZZ_SRCS))
+FUZZ_BINS    := $(FUZZ_NAMES:%=$(BUILD)/fuzz/%)
+FUZZ_CC      := clang
+FUZZ_CFLAGS  := -std=gnu11 -g -O1 $(WARN) -Wno-unused-function -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all \
+                -I. -Itests/unit -Itests/fuzz -DPLINTH_HOST_TEST -DPLINTH_VERSION='"$(VERSION)"' -MMD -MP
+FUZZ_SECONDS ?= 60
+FUZZ_TEST_SECONDS ?= 4
+
+$(BUILD)/fuzz/%: tests/fuzz/%.c
+	@mkdir -p $(dir $@)
+	$(FUZZ_CC) $(FUZZ_CFLAGS) $< -o $@ -lcmocka
+
+.PHONY: fuzz fuzz-build
+fuzz-build: $(FUZZ_BINS)
+
+fuzz: deps fuzz-build
+	@mkdir -p $(BUILD)/fuzz/artifacts
+	@fail=0; for n in $(FUZZ_NAMES); do \
+	    mkdir -p $(BUILD)/fuzz/corpus/$$n; \
+	    echo "== fuzz $$n ($(FUZZ_SECONDS) s)"; \
+	    $(BUILD)/fuzz/$$n -max_total_time=$(FUZZ_SECONDS) -timeout=10 -rss_limit_mb=2048 -print_final_stats=1 \
+	        -artifact_prefix=$(BUILD)/fuzz/artifacts/$$n- $(BUILD)/fuzz/corpus/$$n tests/fuzz/corpus/$$n \
+	        > $(BUILD)/fuzz/$$n.log 2>&1 \
+	        || { fail=1; echo "fuzz $$n FAILED; the input is in $(BUILD)/fuzz/artifacts/, the log:"; tail -40 $(BUILD)/fuzz/$$n.log; }; \
+	    grep -E "^stat::number_of_executed_units|^Done" $(BUILD)/fuzz/$$n.log | tr '\n' ' '; echo; \
+	done; exit $$fail
+
 boot-test: all
 	PLINTH_BUILD=$(BUILD) $(PYTHON) -m pytest -v -p no:cacheprovider tests/boot $(PYTEST_ARGS)
 
 # The boot tests run even when a unit test failed, so that one run shows every failure.
 test: deps
 	$(MAKE) all
-	@status=0; $(MAKE) unit || status=1; $(MAKE) boot-test || status=1; exit $$status
+	@status=0; $(MAKE) unit || status=1; $(MAKE) fuzz FUZZ_SECONDS=$(FUZZ_TEST_SECONDS) || status=1; \
+	    $(MAKE) boot-test || status=1; exit $$status
 
 bench: deps all
 	PLINTH_BUILD=$(abspath $(BUILD)) tools/bench/run
