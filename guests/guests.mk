@@ -20,6 +20,17 @@ GUEST_CFLAGS  := -m32 -march=i686 $(GUEST_CFLAGS_COMMON)
 GUEST64_CFLAGS := -m64 -mno-red-zone -mcmodel=small $(GUEST_CFLAGS_COMMON)
 GUEST_LDFLAGS := -m elf_i386 -nostdlib -static -z noexecstack --no-warn-rwx-segments
 GUEST64_LDFLAGS := -m elf_x86_64 -nostdlib -static -z noexecstack --no-warn-rwx-segments
+# The hostile-guest suite (guests/hostile/): one attack per file, each a 32-bit
+# Multiboot guest like the ones above; the files named *64.c are built for x86_64.
+# HOSTILE_PICK (a make pattern, e.g. mem_%) builds only the attacks it matches, and
+# the neighbour: to work on one group while another's files are half-written.
+HOSTILE_PICK  ?= %
+HOSTILE_SRCS  := $(sort guests/hostile/neighbour.c \
+                 $(filter guests/hostile/$(HOSTILE_PICK).c,$(wildcard guests/hostile/*.c)))
+HOSTILE64_SRCS := $(filter %64.c,$(HOSTILE_SRCS))
+HOSTILE_ELFS  := $(patsubst guests/hostile/%.c,$(GUEST_DIR)/hostile/%.elf,$(filter-out $(HOSTILE64_SRCS),$(HOSTILE_SRCS)))
+HOSTILE64_ELFS := $(patsubst guests/hostile/%.c,$(GUEST_DIR)/hostile/%.elf,$(HOSTILE64_SRCS))
+GUESTS        += $(HOSTILE_ELFS) $(HOSTILE64_ELFS)
 GUEST_CONFIGS := $(sort $(wildcard guests/configs/*.cfg))
 GUEST_ISOS    := $(patsubst guests/configs/%.cfg,$(GUEST_DIR)/%.iso,$(GUEST_CONFIGS))
 
@@ -28,7 +39,8 @@ include guests/linux/linux.mk
 
 .PHONY: guests guest-isos
 # Keep the objects: they are intermediate files of pattern rules.
-.SECONDARY: $(GUEST_LIB) $(GUEST64_LIB) $(GUEST_C_NAMES:%=$(GUEST_DIR)/obj/%.o) \
+.SECONDARY: $(HOSTILE_SRCS:guests/hostile/%.c=$(GUEST_DIR)/hostile/obj/%.o) \
+            $(HOSTILE_SRCS:guests/hostile/%.c=$(GUEST_DIR)/hostile/obj64/%.o) $(GUEST_LIB) $(GUEST64_LIB) $(GUEST_C_NAMES:%=$(GUEST_DIR)/obj/%.o) \
             $(GUEST64_C_NAMES:%=$(GUEST_DIR)/obj64/%.o) $(GUEST_DIR)/longmode.o $(GUEST_DIR)/elf64.o
 guests: $(GUESTS)
 guest-isos: $(GUEST_ISOS)
@@ -66,6 +78,20 @@ $(filter-out $(GUEST_DIR)/lowload.elf,$(GUEST_C_NAMES:%=$(GUEST_DIR)/%.elf)): $(
 # lowload is linked below 1 MiB (guests/lib/guest-low.ld).
 $(GUEST_DIR)/lowload.elf: $(GUEST_DIR)/obj/lowload.o $(GUEST_LIB) guests/lib/guest-low.ld
 	$(LD) $(GUEST_LDFLAGS) -T guests/lib/guest-low.ld -o $@ $< $(GUEST_LIB)
+
+$(GUEST_DIR)/hostile/obj/%.o: guests/hostile/%.c
+	@mkdir -p $(dir $@)
+	$(CC) $(GUEST_CFLAGS) -Iguests/hostile -c $< -o $@
+
+$(GUEST_DIR)/hostile/obj64/%.o: guests/hostile/%.c
+	@mkdir -p $(dir $@)
+	$(CC) $(GUEST64_CFLAGS) -Iguests/hostile -c $< -o $@
+
+$(HOSTILE_ELFS): $(GUEST_DIR)/hostile/%.elf: $(GUEST_DIR)/hostile/obj/%.o $(GUEST_LIB) guests/lib/guest.ld
+	$(LD) $(GUEST_LDFLAGS) -T guests/lib/guest.ld -o $@ $< $(GUEST_LIB)
+
+$(HOSTILE64_ELFS): $(GUEST_DIR)/hostile/%.elf: $(GUEST_DIR)/hostile/obj64/%.o $(GUEST64_LIB) guests/lib/guest.ld
+	$(LD) $(GUEST64_LDFLAGS) -T guests/lib/guest.ld -o $@ $< $(GUEST64_LIB)
 
 # longmode does everything itself (its own GDT, page tables and IDT): no library.
 $(GUEST_DIR)/longmode.o: guests/longmode.asm

@@ -250,9 +250,10 @@ class Log:
         return None
 
 
-def check_vm(log, vm, problems, image=None):
-    """Checks one VM against GUESTS[image or vm]; appends what is wrong to problems."""
-    spec = GUESTS[image or SPEC_OF.get(vm, vm)]
+def check_vm(log, vm, problems, image=None, spec=None):
+    """Checks one VM against spec (default GUESTS[image or vm]); appends what is wrong
+    to problems."""
+    spec = spec or GUESTS[image or SPEC_OF.get(vm, vm)]
     lines = [t for _, t in log.guest(vm)]
     if not lines:
         problems.append(f"{vm}: printed nothing")
@@ -276,14 +277,14 @@ def check_vm(log, vm, problems, image=None):
     for want in spec.get("lines", []):
         if want not in lines:
             problems.append(f"{vm}: no line '{want}'")
-    done = f"DONE {DONE_NAME.get(vm, vm)}"
+    done = f"DONE {spec.get('done_name') or DONE_NAME.get(vm, vm)}"
     if spec["done"] and done not in lines:
         problems.append(f"{vm}: no '{done}' line")
     if not spec["done"] and any(t.startswith("DONE") for t in lines):
         problems.append(f"{vm}: went on to DONE although plinth should have stopped it before")
     stop = spec["stop"]
     if "{rip}" in stop:
-        rips = {m.group(1) for t in lines for m in [re.search(RIP_FROM[vm], t)] if m}
+        rips = {m.group(1) for t in lines for m in [re.search(spec.get("rip_from") or RIP_FROM[vm], t)] if m}
         if len(rips) != 1:
             problems.append(f"{vm}: expected one announced rip, found {sorted(rips) or 'none'}")
             return

@@ -1,0 +1,51 @@
+/* What the hostile test guests (guests/hostile/) share: each tries one attack on
+ * plinth and ends with one verdict line the boot test reads, as Xen's XTF tests do:
+ * "PASS hostile-<name>: <what it saw>" when it got what real hardware would give, else
+ * FAIL; an attack plinth answers by stopping the VM has no verdict line, the boot test
+ * checks plinth's stop reason instead.  A well-behaved neighbour (neighbour.c) runs
+ * beside them and proves it was not disturbed. */
+#ifndef HOSTILE_H
+#define HOSTILE_H
+
+#include "guest.h"
+
+#define APIC          0xfee00000u
+#define APIC_ID       0x020
+#define APIC_EOI      0x0b0
+#define APIC_SVR      0x0f0
+#define APIC_ICR_LOW  0x300
+#define APIC_ICR_HIGH 0x310
+#define APIC_LVT_TIMER 0x320
+#define APIC_TIMER_ICR 0x380
+#define APIC_TIMER_DCR 0x3e0
+#define IOAPIC        0xfec00000u
+
+static inline uint32_t apic_read(uint32_t reg) { return *(volatile uint32_t *)(APIC + reg); }
+static inline void apic_write(uint32_t reg, uint32_t v) { *(volatile uint32_t *)(APIC + reg) = v; }
+
+/* Spins until the TSC has advanced by ticks. */
+static inline void spin_tsc(uint64_t ticks)
+{
+    uint64_t t0 = rdtsc();
+    while (rdtsc() - t0 < ticks)
+        __asm__ volatile("pause");
+}
+
+/* A small deterministic generator for the attacks' "random" values. */
+static inline uint32_t lcg(uint32_t *s)
+{
+    *s = *s * 1664525u + 1013904223u;
+    return *s;
+}
+
+/* The 8259s remapped to vectors 0x20/0x28, all lines masked (ICW1-4, OCW1). */
+static inline void pic_remap(void)
+{
+    outb(0x20, 0x11); outb(0xa0, 0x11);
+    outb(0x21, 0x20); outb(0xa1, 0x28);
+    outb(0x21, 0x04); outb(0xa1, 0x02);
+    outb(0x21, 0x01); outb(0xa1, 0x01);
+    outb(0x21, 0xff); outb(0xa1, 0xff);
+}
+
+#endif
