@@ -44,8 +44,6 @@ core_vm_t core_vm_create(uint64_t ram_bytes);
 void      core_vm_destroy(core_vm_t vm);
 /* The monitor's window on the VM's RAM (a mapping, once the monitor is a process). */
 void     *core_vm_ram(core_vm_t vm, uint64_t *size);
-/* Zeroes the VM's RAM again, for a reset. */
-void      core_vm_ram_clear(core_vm_t vm);
 
 /* A vCPU of vm, run on one CPU chosen from cpu_mask (bit i: CPU i). */
 core_vcpu_t core_vcpu_create(core_vm_t vm, uint64_t cpu_mask, const struct vmm_vcpu_ops *ops, void *ctx);

@@ -117,10 +117,3 @@ void *core_vm_ram(core_vm_t h, uint64_t *size)
     *size = vm->ram_size;
     return phys_to_virt(vm->ram_phys);
 }
-
-void core_vm_ram_clear(core_vm_t h)
-{
-    struct vm *vm = vm_get(h);
-    if (vm)
-        memset(phys_to_virt(vm->ram_phys), 0, vm->ram_size);
-}

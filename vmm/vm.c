@@ -12,9 +12,18 @@
 
 #include <stdarg.h>
 
-/* A guest that crashes again this soon after a restart is in a loop: stop it. */
-#define VMM_RESTART_MIN_NS (2000000000ull)
-#define VMM_RESTART_MAX    5
+/* Restarts in a row, each less than VMM_RESTART_STABLE_NS after the last (re)start,
+ * are a crash loop: each waits twice as long as the one before (from
+ * VMM_RESTART_BACKOFF_NS, at most VMM_RESTART_BACKOFF_MAX_NS), and after
+ * VMM_RESTART_MAX of them the VM stays stopped.  A guest that ran longer starts a
+ * fresh count. */
+#define VMM_RESTART_STABLE_NS      (30000000000ull)
+#define VMM_RESTART_MAX            5
+#define VMM_RESTART_BACKOFF_NS     (50000000ull)
+#define VMM_RESTART_BACKOFF_MAX_NS (5000000000ull)
+/* A reset clears the VM's RAM this much per step: the exit path runs with interrupts
+ * off, and other vCPUs share the CPU, so no step may take long. */
+#define VMM_CLEAR_STEP             (8ull << 20)
 
 static struct vmm_vm vms[CONFIG_MAX_VMS];
 static unsigned vm_count;
@@ -416,7 +425,7 @@ static bool vm_stop_now(struct vmm_vcpu *c, const char *reason)
 enum vm_restart { VM_RESTART_STARTED, VM_RESTART_UNDER_WAY, VM_RESTART_LOOP };
 
 /* Begins a restart of the whole VM from vCPU c: every vCPU is asked to park (the
- * others are kicked to see it); the last to park reboots the VM (vm_reboot_parked).
+ * others are kicked to see it); the last to park reboots the VM (vm_reboot_step).
  * Unless one is under way already, or the guest keeps restarting soon after each
  * start (then it is in a loop and stays stopped). */
 static enum vm_restart vm_restart(struct vmm_vcpu *c)
@@ -429,7 +438,7 @@ static enum vm_restart vm_restart(struct vmm_vcpu *c)
     }
     /* Only restarts in a row, each soon after its (re)start, count as a loop: a
      * guest that ran a while starts a fresh count. */
-    if (core_time_ns() - m->started_ns < VMM_RESTART_MIN_NS)
+    if (core_time_ns() - m->started_ns < VMM_RESTART_STABLE_NS)
         m->quick_crashes++;
     else
         m->quick_crashes = 0;
@@ -437,8 +446,15 @@ static enum vm_restart vm_restart(struct vmm_vcpu *c)
         spin_unlock_irqrestore(&m->lock, flags);
         return VM_RESTART_LOOP;
     }
+    m->restart_delay_ns = 0;
+    if (m->quick_crashes) {
+        m->restart_delay_ns = VMM_RESTART_BACKOFF_NS << (m->quick_crashes - 1);
+        if (m->restart_delay_ns > VMM_RESTART_BACKOFF_MAX_NS)
+            m->restart_delay_ns = VMM_RESTART_BACKOFF_MAX_NS;
+    }
     m->restarts++;
     m->resetting = true;
+    m->rebooter = NULL;
     m->parked = 0;
     for (unsigned i = 0; i < m->vcpu_count; i++) {
         struct vmm_vcpu *t = &m->vcpus[i];
@@ -455,17 +471,34 @@ static enum vm_restart vm_restart(struct vmm_vcpu *c)
     return VM_RESTART_STARTED;
 }
 
-/* Run by the last vCPU to park: no vCPU of m runs, so its RAM and devices are the
- * caller's alone.  Then every vCPU goes on from its own pre_entry: vCPU 0 into the
- * new boot, the others into waiting for a start-up IPI. */
-static void vm_reboot_parked(struct vmm_vcpu *c)
+/* Run by the last vCPU to park (m->rebooter): no vCPU of m runs, so its RAM and
+ * devices are the caller's alone.  Each call does a bounded step: clears the next
+ * VMM_CLEAR_STEP of RAM, or waits out the restart's back-off (blocked until then,
+ * so that the CPU runs others meanwhile), or finally boots the VM again.  True once
+ * the reboot is done (or failed); until then the caller stays parked, its deadline
+ * set for the next step.  Then every vCPU goes on from its own pre_entry: vCPU 0
+ * into the new boot, the others into waiting for a start-up IPI. */
+static bool vm_reboot_step(struct vmm_vcpu *c)
 {
     struct vmm_vm *m = c->vm;
-    core_vm_ram_clear(m->vm);
+    uint64_t now = core_time_ns();
+    if (m->clear_done < m->ram_size) {
+        uint64_t n = m->ram_size - m->clear_done < VMM_CLEAR_STEP ? m->ram_size - m->clear_done : VMM_CLEAR_STEP;
+        memset(m->ram + m->clear_done, 0, n);
+        m->clear_done += n;
+        if (m->clear_done < m->ram_size) {
+            core_vcpu_set_deadline(c->h, now + 1);
+            return false;
+        }
+    }
+    if (now < m->reboot_at) {
+        core_vcpu_set_deadline(c->h, m->reboot_at);
+        return false;
+    }
     if (!vm_boot(m)) {
         vm_stop_now(c, "restart failed (see above)");
         core_vcpu_stop(c->h);
-        return;
+        return true;
     }
     uint64_t flags = spin_lock_irqsave(&m->lock);
     for (unsigned i = 0; i < m->vcpu_count; i++) {
@@ -474,10 +507,12 @@ static void vm_reboot_parked(struct vmm_vcpu *c)
     }
     m->parked = 0;
     m->resetting = false;
+    m->rebooter = NULL;
     spin_unlock_irqrestore(&m->lock, flags);
     for (unsigned i = 0; i < m->vcpu_count; i++)
         if (&m->vcpus[i] != c)
             core_vcpu_kick(m->vcpus[i].h);
+    return true;
 }
 
 bool vmm_vm_pre_entry(struct vmm_vcpu *c)
@@ -490,9 +525,18 @@ bool vmm_vm_pre_entry(struct vmm_vcpu *c)
             c->parked = true;
             last = ++m->parked == m->vcpu_count;
         }
+        if (last) {
+            m->rebooter = c;
+            m->clear_done = 0;
+            m->reboot_at = core_time_ns() + m->restart_delay_ns;
+        }
+        bool rebooter = m->rebooter == c;
         spin_unlock_irqrestore(&m->lock, flags);
-        if (last)
-            vm_reboot_parked(c);
+        if (rebooter && !vm_reboot_step(c)) {
+            /* The next step when its deadline comes (or earlier, if kicked). */
+            core_vcpu_block(c->h);
+            return false;
+        }
         if (__atomic_load_n(&c->park, __ATOMIC_ACQUIRE) || core_vcpu_stopped(c->h)) {
             /* Woken early (an interrupt for it, a kick): it stays parked. */
             core_vcpu_set_deadline(c->h, 0);
@@ -547,13 +591,25 @@ enum vmm_action vmm_vm_halted(struct vmm_vcpu *c, uint64_t rip)
     return vmm_lapic_can_wake_masked(c) ? VMM_CONTINUE : VMM_BLOCK;
 }
 
+/* ", in N ms" into note (32 bytes) when this restart waits out a back-off, for the
+ * restart's log line. */
+static const char *backoff_note(const struct vmm_vm *m, char *note)
+{
+    note[0] = 0;
+    if (m->restart_delay_ns)
+        fmt_snprintf(note, 32, ", in %lu ms", (unsigned long)(m->restart_delay_ns / 1000000));
+    return note;
+}
+
 enum vmm_action vmm_vm_reset(struct vmm_vcpu *c, const char *why)
 {
     struct vmm_vm *m = c->vm;
     switch (vm_restart(c)) {
-    case VM_RESTART_STARTED:
-        log_info("vm %s: %s; restarting (restart %u)", m->conf.name, why, m->restarts);
+    case VM_RESTART_STARTED: {
+        char note[32];
+        log_info("vm %s: %s; restarting (restart %u%s)", m->conf.name, why, m->restarts, backoff_note(m, note));
         return VMM_CONTINUE;
+    }
     case VM_RESTART_UNDER_WAY:
         return m->state == VMM_VM_STOPPED ? VMM_STOP : VMM_CONTINUE;
     case VM_RESTART_LOOP:
@@ -577,10 +633,12 @@ enum vmm_action vmm_vm_stop(struct vmm_vcpu *c, bool crashed, const char *fmt, .
 
     if (crashed && m->conf.on_crash == CONFIG_CRASH_RESTART) {
         switch (vm_restart(c)) {
-        case VM_RESTART_STARTED:
-            log_warn("vm %s: %s; restarting (on_crash = restart, restart %u)", m->conf.name, reason,
-                     m->restarts);
+        case VM_RESTART_STARTED: {
+            char note[32];
+            log_warn("vm %s: %s; restarting (on_crash = restart, restart %u%s)", m->conf.name, reason,
+                     m->restarts, backoff_note(m, note));
             return VMM_CONTINUE;
+        }
         case VM_RESTART_UNDER_WAY:
             /* Another vCPU's crash or reset got there first: this one parks. */
             if (m->state != VMM_VM_STOPPED)

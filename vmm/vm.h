@@ -85,6 +85,10 @@ struct vmm_vm {
     unsigned parked;                      /* how many have */
     unsigned restarts;
     unsigned quick_crashes;               /* crashes in a row, each soon after its start */
+    uint64_t restart_delay_ns;            /* this restart's back-off */
+    struct vmm_vcpu *rebooter;            /* the last vCPU to park: it reboots the VM */
+    uint64_t clear_done;                  /* bytes of RAM it has cleared so far */
+    uint64_t reboot_at;                   /* core_time_ns() at which it boots the VM */
     uint64_t emulated;                    /* instructions emulated on device memory */
     uint64_t started_ns;
     uint64_t pvclock_wall_msr;            /* the pvclock's wall-clock MSR */

@@ -304,10 +304,10 @@ def check_vm(log, vm, problems, image=None, spec=None):
     if boots > 1:
         restarts = [int(m.group(1)) for _, m in
                     log.plinth(rf"warning: vm {re.escape(vm)}: triple fault at rip 0x[0-9a-f]+; restarting "
-                               r"\(on_crash = restart, restart (\d+)\)")]
+                               r"\(on_crash = restart, restart (\d+)(?:, in \d+ ms)?\)")]
         if restarts != list(range(1, boots)):
             problems.append(f"{vm}: restarts logged {restarts}, expected {list(range(1, boots))}")
-        n_boot = sum(1 for t in lines if t == "INFO tf: boot")
+        n_boot = sum(1 for t in lines if t == spec.get("boot_line", "INFO tf: boot"))
         if n_boot != boots:
             problems.append(f"{vm}: booted {n_boot} times, expected {boots}")
 

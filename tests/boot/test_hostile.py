@@ -14,7 +14,9 @@ Each attack is checked on both sides:
 
 The specs live beside the configs, in tests/boot/hostile_GROUP.py (ATTACKS: {vm:
 spec}), in test_guests.check_vm's format (passes, done, stop, exits, skips, rip_from,
-done_name) plus log_max and "svm" (what differs on AMD-V, merged over the spec).
+done_name, boots, boot_line) plus log_max and "svm" (what differs on AMD-V, merged
+over the spec); a group's extra_checks(log, problems, emulator), if it has one, adds
+checks of its own.
 """
 import importlib
 import os
@@ -129,4 +131,7 @@ def test_hostile(guest_build, tmp_path, group, emulator):
         if end is not None and last_round is not None and last_round < end:
             problems.append(f"the neighbour's last round came before {vm} finished: the run shows nothing "
                             f"about {vm} leaving it undisturbed; give the neighbour more rounds")
+    checks = getattr(importlib.import_module(f"hostile_{group}"), "extra_checks", None)
+    if checks:
+        checks(log, problems, emulator)
     verdict(problems, log)

@@ -358,7 +358,7 @@ def test_linux_reboot_svm(linux_build, tmp_path):
     for _, m in log.plinth(r"vm (linux|counter): stopped \((.*)\)$"):
         problems.append(f"{m.group(1)} was stopped ({m.group(2)}); a reboot must restart linux, and counter "
                         "runs on")
-    restarts = log.plinth(r"vm linux: .*; restarting \(restart (\d+)\)$")
+    restarts = log.plinth(r"vm linux: .*; restarting \(restart (\d+)(?:, in \d+ ms)?\)$")
     asked = [i for i, t in log.guest("linux") if t == "linux-guest: reboot (linux-guest.reboot)"]
     if len(markers) >= 2:
         if not any(markers[0] < i < markers[1] for i in asked):

@@ -69,7 +69,7 @@ def check_smp(status, text, vcpus, placement, boots):
     if lines.count("DONE smp") != 1:
         problems.append("smp: expected one 'DONE smp' line")
     # The reason is the platform's (a reset through port 0x92); the restart count is plinth's.
-    restarts = log.plinth(r"vm smp: .*\breset\b.*; restarting \((?:on_crash = restart, )?restart (\d+)\)$")
+    restarts = log.plinth(r"vm smp: .*\breset\b.*; restarting \((?:on_crash = restart, )?restart (\d+)(?:, in \d+ ms)?\)$")
     if [m.group(1) for _, m in restarts] != [str(r) for r in range(1, boots)]:
         problems.append(f"plinth logged {len(restarts)} restarts of vm smp after its reset, expected {boots - 1}")
     stops = log.plinth(r"vm smp: stopped \((.*)\)$")
