@@ -30,6 +30,30 @@ static unsigned vm_count;
 
 /* ---- console: the guest's serial output, one tagged line at a time ---- */
 
+/* Each VM's console output is paced to its share of plinth's serial line (115200
+ * baud, 8N1: 11520 bytes/s, split evenly among the VMs), after a burst of
+ * VMM_CONSOLE_BURST bytes: a VM that prints faster is held back before its next
+ * entry (vmm_vm_pre_entry) until it is within its share again.  So one flooding
+ * guest can neither delay the others' lines nor plinth's own log by more than its
+ * share, and no byte of anyone's is dropped. */
+#define VMM_CONSOLE_LINE_BPS 11520ull
+#define VMM_CONSOLE_BURST    16384ull
+
+/* Called with m->lock held, for n bytes just written to the console. */
+static void console_pace(struct vmm_vm *m, size_t n)
+{
+    uint64_t now = core_time_ns();
+    uint64_t ns_per_byte = 1000000000ull * (vm_count ? vm_count : 1) / VMM_CONSOLE_LINE_BPS;
+    uint64_t burst_ns = VMM_CONSOLE_BURST * ns_per_byte;
+    /* The time at which the line would have carried all of this VM's output so far
+     * at its share of the rate (a virtual scheduling time, GCRA-style). */
+    if (m->tx_tat < now)
+        m->tx_tat = now;
+    m->tx_tat += n * ns_per_byte;
+    __atomic_store_n(&m->tx_paced_until, m->tx_tat > now + burst_ns ? m->tx_tat - burst_ns : 0,
+                     __ATOMIC_RELEASE);
+}
+
 static void console_flush(struct vmm_vm *m)
 {
     char out[VMM_LINE_MAX + CONFIG_NAME_MAX + 8];
@@ -37,6 +61,7 @@ static void console_flush(struct vmm_vm *m)
     if (n > (int)sizeof out - 1)
         n = (int)sizeof out - 1;
     core_console_line(out, (size_t)n);
+    console_pace(m, (size_t)n);
     m->line_len = 0;
 }
 
@@ -564,6 +589,14 @@ bool vmm_vm_pre_entry(struct vmm_vcpu *c)
         core_vcpu_set_tsc_offset(c->h, m->tsc_offset);
         if (c->index == 0)
             core_vcpu_set_state(c->h, &m->boot_state);
+    }
+    /* Its console output ran ahead of its share of the serial line (console_pace):
+     * it waits, as behind a slow UART; the other VMs run, and nothing is lost. */
+    uint64_t until = __atomic_load_n(&m->tx_paced_until, __ATOMIC_ACQUIRE);
+    if (until && until > core_time_ns()) {
+        core_vcpu_set_deadline(c->h, until);
+        core_vcpu_block(c->h);
+        return false;
     }
     return true;
 }

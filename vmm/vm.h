@@ -92,6 +92,8 @@ struct vmm_vm {
     uint64_t emulated;                    /* instructions emulated on device memory */
     uint64_t started_ns;
     uint64_t pvclock_wall_msr;            /* the pvclock's wall-clock MSR */
+    uint64_t tx_tat;                      /* console pacing (vm.c console_pace), under lock */
+    uint64_t tx_paced_until;              /* 0, or when its vCPUs may run again */
 };
 
 /* The vCPU's TSC as the guest reads it (RDTSC and MSR 0x10): host TSC + its offset. */

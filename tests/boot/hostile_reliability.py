@@ -11,6 +11,7 @@ ATTACKS = {
                           boot_line="INFO rel_crashloop: boot", log_max=5),
     "rel_slowcrash": dict(passes=[], done=False, boots=5, stop=CRASHED_5, boot_line="INFO rel_slowcrash: boot",
                           log_max=5),
+    "rel_flood": dict(passes=["rel-flood-paced"], done=True, stop=HALTED),
     "rel_wbinvd": dict(passes=["rel-wbinvd-survived"], done=True, stop=HALTED, exits=[r"\bwbinvd 2000\b"]),
 }
 

@@ -116,6 +116,11 @@ def test_hostile(guest_build, tmp_path, group, emulator):
     check_run(status, log, vms, problems)
     check_vm(log, "neighbour", problems, spec=dict(passes=["neighbour-memory-intact", "neighbour-ran-to-the-end"],
                                                    done=True, stop=HALTED))
+    # Every one of the neighbour's numbered lines arrived, once, in order.
+    rounds = [int(m.group(1)) for _, t in log.guest("neighbour")
+              for m in [re.match(r"INFO neighbour: round (\d+) of", t)] if m]
+    if rounds != list(range(1, len(rounds) + 1)):
+        problems.append(f"the neighbour's round lines are not 1..{len(rounds)} in order: {rounds}")
     last_round = max((i for i, t in log.guest("neighbour") if t.startswith("INFO neighbour: round")), default=None)
     for vm in vms:
         if vm == "neighbour":
