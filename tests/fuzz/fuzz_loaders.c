@@ -45,7 +45,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         ok = loader_elf(&ram, &k, &entry, &err);
         break;
     case 1:
-        ok = loader_multiboot(&ram, &k, mods, which >> 6, cmdline, &entry, &err);
+        ok = loader_multiboot(&ram, &k, mods, (which >> 6) % 3, cmdline, &entry, &err);
         break;
     case 2:
         ok = loader_linux(&ram, &k, (which & 0x40) ? &mods[0] : NULL, cmdline, (which & 0x80) ? 0xe0000 : 0,
