@@ -76,9 +76,9 @@ guest_build = test_guests.guest_build
 def run_svm(build, tmp_path, cfg_text, smp, timeout, cmdline=None):
     # TCG runs guest code faster, relative to plinth's restart path (RAM clear, reload),
     # than Bochs: the faults scenario's counters need more rounds to still be running
-    # when tf-restart has crashed its fifth time.
+    # when tf-restart has crashed its fifth time (after back-offs of 50 to 400 ms).
     if "[vm tf-restart]" in cfg_text:
-        cfg_text = re.sub(r"\brounds=12\b", "rounds=60", cfg_text)
+        cfg_text = re.sub(r"\brounds=12\b", "rounds=200", cfg_text)
     cfg_text = with_skips(cfg_text)
     cfg = tmp_path / "plinth.cfg"
     cfg.write_text(cfg_text)
