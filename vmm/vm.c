@@ -416,12 +416,24 @@ static void log_exit_counts(struct vmm_vm *m)
              (unsigned long)m->emulated);
 }
 
+/* Whether every VM has stopped and logged so (stop_logged, not only state: a VM
+ * whose CPU is still logging its stop and exit counts must not be cut off by a
+ * poweroff another CPU's last stop triggers). */
 static bool all_stopped(void)
 {
+    __atomic_thread_fence(__ATOMIC_SEQ_CST);
     for (unsigned i = 0; i < vm_count; i++)
-        if (vms[i].state != VMM_VM_STOPPED)
+        if (vms[i].state != VMM_VM_STOPPED || !__atomic_load_n(&vms[i].stop_logged, __ATOMIC_SEQ_CST))
             return false;
     return true;
+}
+
+/* Tells the core once, however many CPUs see the last stops at the same time. */
+static void report_all_stopped(void)
+{
+    static bool reported;
+    if (all_stopped() && !__atomic_exchange_n(&reported, true, __ATOMIC_SEQ_CST))
+        core_all_vms_stopped();
 }
 
 /* Stops every vCPU of m but the caller's (which its handler stops by returning
@@ -442,8 +454,8 @@ static bool vm_stop_now(struct vmm_vcpu *c, const char *reason)
             core_vcpu_stop(m->vcpus[i].h);
     log_info("vm %s: stopped (%s)", m->conf.name, reason);
     log_exit_counts(m);
-    if (all_stopped())
-        core_all_vms_stopped();
+    __atomic_store_n(&m->stop_logged, true, __ATOMIC_SEQ_CST);
+    report_all_stopped();
     return true;
 }
 
@@ -601,6 +613,32 @@ bool vmm_vm_pre_entry(struct vmm_vcpu *c)
     return true;
 }
 
+/* Whether every vCPU of the VM is halted with interrupts off, waiting for a SIPI
+ * or stopped.  The caller has just marked its own vCPU so, then fenced: of two
+ * vCPUs ending at once, at least one sees the other's mark. */
+static bool vm_all_ended(struct vmm_vm *m)
+{
+    bool all = true;
+    for (unsigned i = 0; i < m->vcpu_count && all; i++) {
+        struct vmm_vcpu *t = &m->vcpus[i];
+        /* An AP with a start-up IPI on its way is about to run. */
+        bool starting = __atomic_load_n(&t->sipi_pending, __ATOMIC_ACQUIRE);
+        all = t->halted_for_good || (__atomic_load_n(&t->wait_sipi, __ATOMIC_ACQUIRE) && !starting) ||
+              core_vcpu_stopped(t->h);
+    }
+    return all;
+}
+
+bool vmm_vm_ended_at_init(struct vmm_vcpu *c)
+{
+    __atomic_thread_fence(__ATOMIC_SEQ_CST);
+    if (!vm_all_ended(c->vm))
+        return false;
+    vmm_vm_stop(c, false, "every vCPU halted with interrupts disabled (the last: vCPU %u, sent to wait for "
+                "a SIPI by INIT)", c->index);
+    return true;
+}
+
 enum vmm_action vmm_vm_halted(struct vmm_vcpu *c, uint64_t rip)
 {
     struct vmm_vm *m = c->vm;
@@ -610,14 +648,7 @@ enum vmm_action vmm_vm_halted(struct vmm_vcpu *c, uint64_t rip)
     /* No timer wakes it now: only an NMI, INIT or SIPI (vmm_vm_pre_entry). */
     core_vcpu_set_deadline(c->h, 0);
     __atomic_thread_fence(__ATOMIC_SEQ_CST);
-    bool all = true;
-    for (unsigned i = 0; i < m->vcpu_count && all; i++) {
-        struct vmm_vcpu *t = &m->vcpus[i];
-        /* An AP with a start-up IPI on its way is about to run. */
-        bool starting = __atomic_load_n(&t->sipi_pending, __ATOMIC_ACQUIRE);
-        all = t->halted_for_good || (__atomic_load_n(&t->wait_sipi, __ATOMIC_ACQUIRE) && !starting) ||
-              core_vcpu_stopped(t->h);
-    }
+    bool all = vm_all_ended(m);
     if (all)
         return vmm_vm_stop(c, false, "every vCPU halted with interrupts disabled (the last: vCPU %u at rip %#lx)",
                            c->index, (unsigned long)rip);

@@ -65,6 +65,7 @@ struct vmm_vm {
     struct vmm_vcpu vcpus[VMM_MAX_VCPUS];
     struct spinlock lock;                 /* state, console line, warnings */
     volatile enum vmm_vm_state state;
+    bool     stop_logged;                 /* its stop line and exit counts are out */
     struct io_bus io;
     struct mmio_bus mmio;
     struct spinlock uart_lock;            /* the UART model; taken before lock */
@@ -123,6 +124,12 @@ bool vmm_vm_pre_entry(struct vmm_vcpu *c);
  * the guest has ended and the VM stops; until then c sleeps (an OS parks its other
  * CPUs this way before a reset or poweroff).  For exit_hlt. */
 enum vmm_action vmm_vm_halted(struct vmm_vcpu *c, uint64_t rip);
+/* vCPU c (an AP) has just been sent to wait for a SIPI by an INIT: if every other
+ * vCPU is halted with interrupts off (or waiting so too), the guest has ended as
+ * above, and the VM stops (true; c must not enter again).  For vmm_lapic_pre_entry:
+ * without it a VM whose last running vCPU INITs an AP and then halts would sleep
+ * for ever, the halt having looked while the AP still ran. */
+bool vmm_vm_ended_at_init(struct vmm_vcpu *c);
 
 /* The event every exception injection uses. */
 void vmm_inject_exception(struct vmm_vcpu *c, uint8_t vector, bool has_error, uint32_t error);
