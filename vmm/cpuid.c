@@ -393,17 +393,40 @@ bool vmm_guest_is_amd(void)
     return host_amd;
 }
 
+/* A leaf past every range the guest's view reports: past the highest basic leaf,
+ * past the hypervisor leaves (plinth's and the KVM-compatible clock's), past the
+ * highest extended leaf, or in none of those ranges. */
+static bool leaf_out_of_range(uint32_t leaf)
+{
+    uint32_t max_ext = host_max_ext < LEAF_MAX_EXT ? host_max_ext : LEAF_MAX_EXT;
+    if (leaf <= LEAF_MAX_BASIC)
+        return false;
+    if (leaf >= LEAF_HV_BASE && leaf < LEAF_HV_END)
+        return leaf > LEAF_HV_MAX && !(leaf >= PVCLOCK_CPUID_BASE && leaf <= PVCLOCK_CPUID_FEATURES);
+    return leaf < 0x80000000u || leaf > max_ext;
+}
+
 void vmm_cpuid(struct vmm_vcpu *c, uint32_t leaf, uint32_t sub, uint32_t r[4])
 {
     r[0] = r[1] = r[2] = r[3] = 0;
     host_leaves();
     if (pvclock_cpuid(leaf, r))
         return;
+    /* Out of range: AMD CPUs answer zeros (APM Vol. 3, CPUID); Intel CPUs the highest
+     * basic leaf's data (SDM Vol. 2A, CPUID: "If a value entered for CPUID.EAX is
+     * higher than the maximum input value for basic or extended function for that
+     * processor then the data for the highest basic information leaf is returned"),
+     * as KVM gives its Intel guests too. */
+    if (leaf_out_of_range(leaf)) {
+        if (!host_amd)
+            basic_leaf(c, LEAF_MAX_BASIC, sub, r);
+        return;
+    }
     if (leaf >= LEAF_HV_BASE && leaf < LEAF_HV_END)
         hv_leaf(leaf, r);
     else if (leaf >= 0x80000000u)
         ext_leaf(c, leaf, sub, r);
-    else if (leaf <= LEAF_MAX_BASIC)
+    else
         basic_leaf(c, leaf, sub, r);
 }
 

@@ -494,8 +494,30 @@ static void test_cpuid_tsc_and_apic_frequency(void **state)
     /* Leaves past the host's (0xd here) that plinth does not build read as zero. */
     cpuid(0x12, 0, r);
     assert_int_equal(r[0] | r[1] | r[2] | r[3], 0);
-    cpuid(0x20, 0, r);
-    assert_int_equal(r[0] | r[1] | r[2] | r[3], 0);
+    /* Past every range (basic, hypervisor, KVM clock, extended, and none): an Intel
+     * CPU answers with the highest basic leaf's data for that subleaf (leaf 0x1f), an
+     * AMD one with zeros (SDM Vol. 2A and APM Vol. 3, CPUID). */
+    static const uint32_t out_of_range[] = { 0x20, 0x3fffffffu, 0x40000011u, 0x40000102u, 0x4fffffffu,
+                                             0x50000000u, 0x7fffffffu, 0x80000009u, 0xc0000000u,
+                                             0xffffffffu };
+    for (size_t i = 0; i < sizeof out_of_range / sizeof out_of_range[0]; i++) {
+        uint32_t w[4];
+        for (uint32_t sub = 0; sub < 3; sub++) {
+            cpuid(0x1f, sub, w);
+            cpuid(out_of_range[i], sub, r);
+            assert_memory_equal(r, w, sizeof r);
+        }
+    }
+    cpuid(0x1f, 1, r);
+    assert_int_equal(r[2] & 0xffff, 0x201);                /* core level, subleaf 1 echoed */
+    cpuid(0x40000101u, 0, r);                              /* the clock leaves stay in range */
+    assert_int_not_equal(r[0], 0);
+    cpuid_host(true);
+    for (size_t i = 0; i < sizeof out_of_range / sizeof out_of_range[0]; i++) {
+        cpuid(out_of_range[i], 1, r);
+        assert_int_equal(r[0] | r[1] | r[2] | r[3], 0);
+    }
+    cpuid_host(false);
 
     /* Ratios for other TSC rates: exact through Linux's formula, or none at all. */
     static const uint64_t khz[] = { 1, 999, 3999, 4000, 1000000, 2112345, 2993456, 3600000,
