@@ -430,6 +430,9 @@ bool vmm_lapic_pre_entry(struct vmm_vcpu *c)
         lapic_sipi_state(c, sipi);
     if (waiting) {
         core_vcpu_set_deadline(c->h, 0);
+        /* The vCPUs that halted for good looked while this one still ran. */
+        if (init && vmm_vm_ended_at_init(c))
+            core_vcpu_stop(c->h);
         core_vcpu_block(c->h);
         return false;
     }

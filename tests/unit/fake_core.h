@@ -117,6 +117,12 @@ static int blocks;
 void core_vcpu_block(core_vcpu_t v) { (void)v; blocks++; }
 void core_vcpu_reset_private(core_vcpu_t v) { (void)v; }
 bool vmm_vm_pre_entry(struct vmm_vcpu *c) { (void)c; return true; }
+/* Whether the VM's other vCPUs have all ended (vm.c's view when an INIT sends an AP to
+ * wait for a SIPI), and the vCPUs stopped because of it. */
+static bool fake_vm_ended;
+static int vcpu_stops;
+bool vmm_vm_ended_at_init(struct vmm_vcpu *c) { (void)c; return fake_vm_ended; }
+void core_vcpu_stop(core_vcpu_t v) { (void)v; vcpu_stops++; }
 enum vmm_action vmm_vm_reset(struct vmm_vcpu *c, const char *why) { (void)c; (void)why; return VMM_CONTINUE; }
 /* Host console input (vmm/vm.c): no console VM in the monitor tests. */
 void vmm_console_poll(struct vmm_vm *m) { (void)m; }
@@ -180,6 +186,8 @@ static void fake_core_reset(void)
     windows = 0;
     kicks = 0;
     blocks = 0;
+    fake_vm_ended = false;
+    vcpu_stops = 0;
     fake_host_bits = ~0u;
     debug_trap_bits = 0;
     memset(fake_dr, 0, sizeof fake_dr);

@@ -174,6 +174,28 @@ static void test_init_sipi(void **state)
     assert_false(cpu(2)->init_pending);
 }
 
+/* An INIT that sends the last running AP to wait for a SIPI, the other vCPUs halted
+ * for good, ends the VM: the AP is stopped, not only blocked (it would sleep for ever,
+ * the VM never stopping).  One that leaves a vCPU running only blocks it. */
+static void test_init_ends_halted_vm(void **state)
+{
+    (void)state;
+    vmm_lapic_deliver(&vm, 0, VLAPIC_INIT, false, 1, false);
+    vmm_lapic_pre_entry(cpu(1));
+    assert_true(cpu(1)->wait_sipi);
+    assert_int_equal(blocks, 1);
+    assert_int_equal(vcpu_stops, 0);
+    /* Waiting already: a second look does not ask again. */
+    fake_vm_ended = true;
+    vmm_lapic_pre_entry(cpu(1));
+    assert_int_equal(vcpu_stops, 0);
+    vmm_lapic_deliver(&vm, 0, VLAPIC_INIT, false, 2, false);
+    vmm_lapic_pre_entry(cpu(2));
+    assert_true(cpu(2)->wait_sipi);
+    assert_int_equal(vcpu_stops, 1);
+    assert_int_equal(blocks, 3);
+}
+
 static void test_nmi_injection_and_window(void **state)
 {
     (void)state;
@@ -198,6 +220,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup(test_physical_and_broadcast, setup),
+        cmocka_unit_test_setup(test_init_ends_halted_vm, setup),
         cmocka_unit_test_setup(test_logical_flat_and_cluster, setup),
         cmocka_unit_test_setup(test_x2apic_logical, setup),
         cmocka_unit_test_setup(test_lowest_priority_picks_one, setup),
