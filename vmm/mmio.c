@@ -59,31 +59,49 @@ static int dev_write(void *ctx, uint64_t gpa, unsigned size, uint64_t val)
     return r->write(r->ctx ? r->ctx : n->c, gpa - r->base, size, val);
 }
 
-/* The RAM side of MOVS between RAM and a device, by guest-linear address.  A walk that
- * faults is the guest's page fault, as the CPU would have raised it on that access
- * (SDM Vol. 3A §4.7): recorded for vmm_exit_npf to inject. */
-static int mem_access(struct npf_ctx *n, uint64_t linear, unsigned size, uint64_t *val, bool write)
+/* One page's piece of a RAM access: its guest-physical address, or -1 (the walk's
+ * page fault recorded in n, as the CPU would raise it on that access: SDM Vol. 3A
+ * §4.7). */
+static int mem_translate(struct npf_ctx *n, uint64_t linear, unsigned size, bool write, uint64_t *gpa)
 {
-    uint64_t gpa;
     uint32_t pf;
     unsigned access = (write ? X86_WALK_WRITE : 0) | (n->user ? X86_WALK_USER : 0);
-    int rc = x86_walk(&n->paging, linear, access, vmm_read_guest_phys, n->c->vm, &gpa, &pf);
+    int rc = x86_walk(&n->paging, linear, access, vmm_read_guest_phys, n->c->vm, gpa, &pf);
     if (rc == X86_WALK_PAGE_FAULT) {
         n->pf = true;
         n->pf_linear = linear;
         n->pf_error = pf;
         return -1;
     }
-    if (rc != X86_WALK_OK)
-        return -1;
     struct vmm_vm *m = n->c->vm;
-    if (gpa > m->ram_size || size > m->ram_size - gpa || ((gpa & 0xfff) + size) > 0x1000)
+    if (rc != X86_WALK_OK || *gpa > m->ram_size || size > m->ram_size - *gpa)
         return -1;
-    if (write)
-        memcpy(m->ram + gpa, val, size);
-    else {
+    return 0;
+}
+
+/* The RAM side of MOVS between RAM and a device, by guest-linear address.  An element
+ * that crosses a page boundary is two pieces, each translated on its own, both before
+ * any byte moves: a fault on the second page leaves memory as it was, as on the CPU. */
+static int mem_access(struct npf_ctx *n, uint64_t linear, unsigned size, uint64_t *val, bool write)
+{
+    unsigned first = (unsigned)(0x1000 - (linear & 0xfff));
+    if (first > size)
+        first = size;
+    uint64_t gpa[2];
+    if (mem_translate(n, linear, first, write, &gpa[0]) ||
+        (first < size && mem_translate(n, linear + first, size - first, write, &gpa[1])))
+        return -1;
+    uint8_t *bytes = (uint8_t *)val;
+    uint8_t *ram = n->c->vm->ram;
+    if (!write)
         *val = 0;
-        memcpy(val, m->ram + gpa, size);
+    for (unsigned part = 0, done = 0; done < size; part++) {
+        unsigned len = part ? size - first : first;
+        if (write)
+            memcpy(ram + gpa[part], bytes + done, len);
+        else
+            memcpy(bytes + done, ram + gpa[part], len);
+        done += len;
     }
     return 0;
 }
@@ -132,6 +150,14 @@ enum vmm_action vmm_exit_npf(struct vmm_vcpu *c, const struct hvm_exit *x)
     if (!r || x->npf.fetch)
         return vmm_vm_stop(c, true, "%s of guest-physical %#lx outside its memory at rip %#lx",
                            what, (unsigned long)x->npf.gpa, (unsigned long)s.rip);
+    /* The access was an event delivery's (its IDT, GDT, TSS or stack in device
+     * memory), not the instruction's at RIP: emulating that instruction would run it
+     * against the device although it never ran, and plinth does not emulate event
+     * delivery.  The VM stops, as KVM reports such a delivery as an internal error. */
+    if (x->delivering)
+        return vmm_vm_stop(c, true, "the delivery of vector %u at rip %#lx made a %s of device memory %#lx "
+                           "(an IDT, GDT, TSS or stack there): plinth does not emulate event delivery",
+                           x->delivering_vector, (unsigned long)s.rip, what, (unsigned long)x->npf.gpa);
 
     struct npf_ctx n = { .c = c, .user = ((s.seg[HVM_SS].ar >> 5) & 3) == 3,
                          .dbp = { .c = c, .dr7 = s.dr7 } };
@@ -143,6 +169,11 @@ enum vmm_action vmm_exit_npf(struct vmm_vcpu *c, const struct hvm_exit *x)
         /* The instruction's page went away under it (another vCPU changed the page
          * tables): the fetch's own page fault, as the CPU would raise it now. */
         inject_page_fault(c, &s, f.linear + f.got, f.pf_error);
+        return VMM_CONTINUE;
+    }
+    if (st == X86_ERR_TOO_LONG) {
+        /* Past 15 bytes: #GP(0) before any access (SDM Vol. 2A §2.3.11), as above. */
+        vmm_inject_exception(c, 13, true, 0);
         return VMM_CONTINUE;
     }
     if (st == X86_OK) {
@@ -163,6 +194,12 @@ enum vmm_action vmm_exit_npf(struct vmm_vcpu *c, const struct hvm_exit *x)
              * RDI as they were then); the instruction itself does not complete. */
             memcpy(s.gpr, regs.gpr, sizeof s.gpr);
             inject_page_fault(c, &s, n.pf_linear, n.pf_error);
+            return VMM_CONTINUE;
+        }
+        if (st == X86_ERR_LOCK) {
+            /* The CPU raises this #UD before any access; an NPF that reached us anyway
+             * (an emulator's CPU, or another vCPU rewriting the bytes) gets it now. */
+            vmm_inject_exception(c, 6, false, 0);
             return VMM_CONTINUE;
         }
         if (st == X86_OK) {

@@ -103,6 +103,11 @@ struct hvm_exit {
      * the CPU did not report its instruction's length (AMD-V): the core must have it
      * (vmm_vcpu_ops.event_insn_len) to re-inject the event rather than re-run it. */
     bool needs_event_len;
+    /* The exit came in the middle of an event's delivery (the backend re-injects it):
+     * its access was the delivery's own (IDT, GDT, TSS, stack), not the instruction's
+     * at RIP, which did not run.  The vector being delivered. */
+    bool delivering;
+    uint8_t delivering_vector;
 };
 
 enum hvm_task_source { HVM_TASK_CALL, HVM_TASK_IRET, HVM_TASK_JMP, HVM_TASK_IDT };

@@ -876,6 +876,38 @@ static void test_unsupported_untouched(void **state)
     REFUSED(X86_MODE_LONG64, DEV_GPA + 0xffe, X86_ERR_ADDRESS, 0x89, 0x83, 0xfe, 0x0f, 0, 0);
 }
 
+/* LOCK: #UD (X86_ERR_LOCK, nothing touched) on MOV, MOVZX, STOS, MOVS, TEST, CMP, BT
+ * and the ALU forms whose memory operand is the source; the read-modify-write forms
+ * take it. */
+static void test_lock_prefix(void **state)
+{
+    (void)state;
+    REFUSED(X86_MODE_LONG64, DEV_GPA, X86_ERR_LOCK, 0xf0, 0x8b, 0x03);        /* mov eax, [rbx] */
+    REFUSED(X86_MODE_LONG64, DEV_GPA, X86_ERR_LOCK, 0xf0, 0x89, 0x03);        /* mov [rbx], eax */
+    REFUSED(X86_MODE_LONG64, DEV_GPA, X86_ERR_LOCK, 0xf0, 0xc7, 0x03, 1, 0, 0, 0);
+    REFUSED(X86_MODE_LONG64, DEV_GPA, X86_ERR_LOCK, 0xf0, 0x0f, 0xb6, 0x03);  /* movzx */
+    REFUSED(X86_MODE_LONG64, DEV_GPA, X86_ERR_LOCK, 0xf0, 0x85, 0x03);        /* test */
+    REFUSED(X86_MODE_LONG64, DEV_GPA, X86_ERR_LOCK, 0xf0, 0x39, 0x03);        /* cmp [rbx], eax */
+    REFUSED(X86_MODE_LONG64, DEV_GPA, X86_ERR_LOCK, 0xf0, 0x83, 0x3b, 1);     /* cmp [rbx], 1 */
+    REFUSED(X86_MODE_LONG64, DEV_GPA, X86_ERR_LOCK, 0xf0, 0x03, 0x03);        /* add eax, [rbx] */
+    REFUSED(X86_MODE_LONG64, DEV_GPA, X86_ERR_LOCK, 0xf0, 0x0f, 0xa3, 0x03);  /* bt [rbx], eax */
+    REFUSED(X86_MODE_LONG64, DEV_GPA, X86_ERR_LOCK, 0x3e, 0xf0, 0x66, 0x8b, 0x03);
+    struct x86_regs r = regs64();
+    r.gpr[X86_REG_RDI] = 0x7000;
+    assert_int_equal(RUN(X86_MODE_LONG64, &r, DEV_GPA, true, 0xf0, 0xab), X86_ERR_LOCK);   /* stosd */
+
+    static const uint8_t rmw[][4] = {
+        { 0xf0, 0x01, 0x03 }, { 0xf0, 0x83, 0x03, 1 }, { 0xf0, 0x87, 0x03 }, { 0xf0, 0xff, 0x03 },
+        { 0xf0, 0xf7, 0x13 }, { 0xf0, 0x0f, 0xab, 0x03 }, { 0xf0, 0x31, 0x03 },
+    };
+    static const size_t rmw_len[] = { 3, 4, 3, 3, 3, 4, 3 };
+    for (size_t i = 0; i < sizeof rmw / sizeof rmw[0]; i++) {
+        r = regs64();
+        r.gpr[X86_REG_RAX] = 1;
+        assert_int_equal(run(X86_MODE_LONG64, rmw[i], rmw_len[i], &r, DEV_GPA, true), X86_OK);
+    }
+}
+
 static void test_device_failure_untouched(void **state)
 {
     (void)state;
@@ -986,7 +1018,7 @@ static void test_random_instructions(void **state)
             assert_true(r.rip == want || r.rip == before.rip);
         } else if (rc != X86_ERR_ACCESS) {
             refused++;
-            assert_true(rc == X86_ERR_UNSUPPORTED || rc == X86_ERR_ADDRESS);
+            assert_true(rc == X86_ERR_UNSUPPORTED || rc == X86_ERR_ADDRESS || rc == X86_ERR_LOCK);
             assert_memory_equal(&r, &before, sizeof r);
             assert_int_equal(fk.n, 0);
         }
@@ -1012,6 +1044,7 @@ int main(void)
         cmocka_unit_test_setup(test_bit_ops, setup),
         cmocka_unit_test_setup(test_alu_against_host_cpu, setup),
         cmocka_unit_test_setup(test_unsupported_untouched, setup),
+        cmocka_unit_test_setup(test_lock_prefix, setup),
         cmocka_unit_test_setup(test_device_failure_untouched, setup),
         cmocka_unit_test_setup(test_protected_mode_segments, setup),
         cmocka_unit_test_setup(test_random_instructions, setup),

@@ -450,6 +450,80 @@ static void test_movs_page_fault_and_breakpoints(void **state)
     assert_int_equal(debug_trap_bits, 0);
 }
 
+/* A MOVS element that crosses a page boundary on the RAM side: both pages present,
+ * it lands in two pieces; the second page absent, #PF on that page's first byte and
+ * nothing of the element written (it was refused before, stopping the VM). */
+static void test_movs_element_crossing_pages(void **state)
+{
+    (void)state;
+    paging_with_hole();
+    memcpy(ram + 0x1000, "\xa5", 1);                             /* movsd */
+    st.gpr[HVM_RSI] = 0xfed00000;
+    st.gpr[HVM_RDI] = 0x4effe;
+    struct hvm_exit x = { .reason = HVM_EXIT_NPF, .npf = { .gpa = 0xfed00000, .read = true } };
+    assert_int_equal(vmm_handle_exit(cpu0(), 0, &x), VMM_CONTINUE);
+    assert_int_equal(injections, 0);
+    uint32_t got;
+    memcpy(&got, ram + 0x4effe, 4);
+    assert_int_equal(got, 0x11223344);
+    assert_int_equal(st.rip, 0x1001);
+
+    st.rip = 0x1000;
+    st.gpr[HVM_RSI] = 0xfed00000;
+    st.gpr[HVM_RDI] = 0x4fffe;
+    memset(ram + 0x4fffe, 0xee, 2);
+    assert_int_equal(vmm_handle_exit(cpu0(), 0, &x), VMM_CONTINUE);
+    assert_int_equal(injections, 1);
+    assert_int_equal(injected.vector, 14);
+    assert_int_equal(injected.error_code, 2);
+    assert_int_equal(st.cr2, 0x50000);
+    assert_int_equal(st.gpr[HVM_RDI], 0x4fffe);
+    assert_int_equal(st.rip, 0x1000);
+    assert_int_equal(ram[0x4fffe], 0xee);
+    assert_int_equal(ram[0x4ffff], 0xee);
+}
+
+/* What the CPU faults before any access, should its NPF reach plinth anyway: LOCK on
+ * a MOV is #UD, a 16-byte instruction #GP(0); the device is untouched, RIP stays. */
+static void test_npf_lock_and_too_long(void **state)
+{
+    (void)state;
+    memcpy(ram + 0x1000, "\xf0\xa3\x10\x00\xd0\xfe", 6);   /* lock mov [0xfed00010], eax */
+    st.gpr[HVM_RAX] = 0x55;
+    struct hvm_exit x = { .reason = HVM_EXIT_NPF, .npf = { .gpa = 0xfed00010, .write = true } };
+    assert_int_equal(vmm_handle_exit(cpu0(), 0, &x), VMM_CONTINUE);
+    assert_int_equal(injections, 1);
+    assert_int_equal(injected.vector, 6);
+    assert_int_equal(dev_value, 0x11223344);
+    assert_int_equal(st.rip, 0x1000);
+
+    memset(ram + 0x1000, 0x3e, 11);                               /* 11 x ds: + 5 bytes */
+    memcpy(ram + 0x100b, "\xa3\x10\x00\xd0\xfe", 5);
+    assert_int_equal(vmm_handle_exit(cpu0(), 0, &x), VMM_CONTINUE);
+    assert_int_equal(injections, 2);
+    assert_int_equal(injected.vector, 13);
+    assert_int_equal(injected.error_code, 0);
+    assert_int_equal(dev_value, 0x11223344);
+    assert_int_equal(st.rip, 0x1000);
+}
+
+/* An NPF on device memory in the middle of an event's delivery (its stack there) is
+ * the delivery's access: the MOV at RIP, which never ran, is not emulated against the
+ * device; the VM stops, naming the delivery. */
+static void test_npf_during_delivery(void **state)
+{
+    (void)state;
+    memcpy(ram + 0x1000, "\xa3\x10\x00\xd0\xfe", 5);   /* mov [0xfed00010], eax */
+    st.gpr[HVM_RAX] = 0x55;
+    struct hvm_exit x = { .reason = HVM_EXIT_NPF, .npf = { .gpa = 0xfed00010, .write = true },
+                          .delivering = true, .delivering_vector = 14 };
+    assert_int_equal(vmm_handle_exit(cpu0(), 0, &x), VMM_STOP);
+    assert_int_equal(dev_value, 0x11223344);
+    assert_int_equal(st.rip, 0x1000);
+    assert_non_null(strstr(stop_reason, "the delivery of vector 14 at rip 0x1000 made a write of device memory "
+                                        "0xfed00010"));
+}
+
 static void test_event_insn_len(void **state)
 {
     (void)state;
@@ -475,6 +549,9 @@ int main(void)
         cmocka_unit_test_setup(test_string_io, setup),
         cmocka_unit_test_setup(test_string_io_page_fault, setup),
         cmocka_unit_test_setup(test_movs_page_fault_and_breakpoints, setup),
+        cmocka_unit_test_setup(test_movs_element_crossing_pages, setup),
+        cmocka_unit_test_setup(test_npf_lock_and_too_long, setup),
+        cmocka_unit_test_setup(test_npf_during_delivery, setup),
         cmocka_unit_test_setup(test_event_insn_len, setup),
     };
     return cmocka_run_group_tests_name("vmm_cpu_model", tests, NULL, NULL);

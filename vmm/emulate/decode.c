@@ -150,6 +150,7 @@ const char *x86_status_name(int status)
     case X86_ERR_ACCESS:            return "guest memory or device access failed";
     case X86_ERR_ADDRESS:           return "operand address does not match the faulting access";
     case X86_ERR_NO_MEMORY_OPERAND: return "instruction has no memory operand";
+    case X86_ERR_LOCK:              return "LOCK prefix on an instruction that takes none";
     }
     return "unknown status";
 }

@@ -33,6 +33,7 @@ enum x86_status {
     X86_ERR_ACCESS      = -6,  /* a memory or MMIO callback failed */
     X86_ERR_ADDRESS     = -7,  /* operand address disagrees with the faulting access */
     X86_ERR_NO_MEMORY_OPERAND = -8,
+    X86_ERR_LOCK        = -9,  /* LOCK on an instruction that cannot take it: #UD on hardware */
 };
 
 const char *x86_status_name(int status);

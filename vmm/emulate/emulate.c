@@ -409,6 +409,20 @@ static int x86_emu_string(const struct x86_insn *insn, const struct x86_emu_plan
     return X86_OK;
 }
 
+/* Whether LOCK may prefix the planned instruction: the read-modify-write forms with a
+ * memory destination (SDM Vol. 2A LOCK); on anything else it raises #UD. */
+static bool x86_emu_lockable(const struct x86_emu_plan *p)
+{
+    switch (p->kind) {
+    case EMU_ALU:  return p->mem_is_dst && p->op != 7;             /* not CMP */
+    case EMU_BT:   return p->op != 0;                              /* BTS BTR BTC */
+    case EMU_XCHG: case EMU_INC: case EMU_DEC: case EMU_NOT: case EMU_NEG:
+        return true;
+    default:
+        return false;
+    }
+}
+
 int x86_emulate_mmio(const struct x86_insn *insn, struct x86_regs *regs,
                      const struct x86_emu_ops *ops, void *ctx)
 {
@@ -416,6 +430,8 @@ int x86_emulate_mmio(const struct x86_insn *insn, struct x86_regs *regs,
     int rc = x86_emu_plan(insn, &p);
     if (rc)
         return rc;
+    if ((insn->prefixes & X86_PREFIX_LOCK) && !x86_emu_lockable(&p))
+        return X86_ERR_LOCK;
     if (p.kind == EMU_STOS || p.kind == EMU_MOVS)
         return x86_emu_string(insn, &p, regs, ops, ctx);
 

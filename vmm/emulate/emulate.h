@@ -7,7 +7,8 @@
  * REP and either direction; ADD OR ADC SBB AND SUB XOR CMP (00-3B memory forms,
  * 80/81/82/83); TEST 84/85, F6/F7 /0; XCHG 86/87; INC/DEC FE/FF /0 /1; NOT/NEG F6/F7
  * /2 /3; BT/BTS/BTR/BTC 0F A3/AB/B3/BB and 0F BA /4-/7.  Anything else, or a form
- * without a memory operand, is X86_ERR_UNSUPPORTED and nothing is modified.
+ * without a memory operand, is X86_ERR_UNSUPPORTED and nothing is modified; LOCK on a
+ * form that cannot take it is X86_ERR_LOCK (the caller raises #UD), likewise.
  *
  * Flags: CF PF AF ZF SF OF as the SDM defines them; where it calls a flag "undefined"
  * the emulator leaves AF clear for AND/OR/XOR/TEST and leaves OF SF AF PF unchanged

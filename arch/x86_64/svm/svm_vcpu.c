@@ -462,6 +462,8 @@ static void record_vectoring(struct hvm_vcpu *v, uint64_t code, struct hvm_exit 
         }
     }
     hvm_common_interrupted(&v->c, &e, len);
+    x->delivering = true;
+    x->delivering_vector = e.vector;
 }
 
 /* Starts single-stepping an NMI handler's IRET (its intercept came): the #DB after it

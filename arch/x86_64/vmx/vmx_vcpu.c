@@ -793,6 +793,8 @@ static void vmx_vcpu_run(struct hvm_vcpu *v, uint64_t preempt_tsc, struct hvm_ex
     uint32_t raw = (uint32_t)vmcs_read(VMCS_EXIT_REASON);
     record_vectoring(v, raw & 0xffff);
     decode_exit(v, raw, x);
+    x->delivering = v->c.reinject;
+    x->delivering_vector = v->c.reinject_event.vector;
     if (x->reason == HVM_EXIT_ENTRY_FAILED) {
         /* §27.8: the entry failed on guest state (33), MSR loading (34) or a machine
          * check (41); the VMCS is not launched in that case. */
