@@ -20,8 +20,8 @@
 #define APIC_TIMER_DCR 0x3e0
 #define IOAPIC        0xfec00000u
 
-static inline uint32_t apic_read(uint32_t reg) { return *(volatile uint32_t *)(APIC + reg); }
-static inline void apic_write(uint32_t reg, uint32_t v) { *(volatile uint32_t *)(APIC + reg) = v; }
+static inline uint32_t apic_read(uint32_t reg) { return *(volatile uint32_t *)(uintptr_t)(APIC + reg); }
+static inline void apic_write(uint32_t reg, uint32_t v) { *(volatile uint32_t *)(uintptr_t)(APIC + reg) = v; }
 
 /* Spins until the TSC has advanced by ticks. */
 static inline void spin_tsc(uint64_t ticks)
@@ -46,6 +46,39 @@ static inline void pic_remap(void)
     outb(0x21, 0x04); outb(0xa1, 0x02);
     outb(0x21, 0x01); outb(0xa1, 0x01);
     outb(0x21, 0xff); outb(0xa1, 0xff);
+}
+
+/* 32-bit paging with 4 MiB pages (CR4.PSE): pd[0] maps this VM's first 4 MiB
+ * identically, pd[0x3fb] the IOAPIC and local APIC (0xfec00000-0xfeffffff, uncached);
+ * the caller adds what its attack needs, then paging_on(pd). */
+#define PDE_4M_RAM 0x83u
+#define PDE_4M_UC  0x9bu
+static inline void paging_base(uint32_t *pd)
+{
+    for (unsigned i = 0; i < 1024; i++)
+        pd[i] = 0;
+    pd[0] = PDE_4M_RAM;
+    pd[0xfec00000u >> 22] = 0xfec00000u | PDE_4M_UC;
+}
+
+static inline void paging_on(uint32_t *pd)
+{
+    write_cr4(read_cr4() | (1u << 4));
+    __asm__ volatile("mov %0, %%cr3" : : "r"(pd) : "memory");
+    __asm__ volatile("mov %%cr0, %%eax; orl $0x80000000, %%eax; mov %%eax, %%cr0" : : : "eax", "memory");
+}
+
+/* Runs code (ending in RET) as a probe: a fault at its first byte is recorded and the
+ * guest resumes at resume (a RET in the same buffer). */
+static inline uint32_t probe_call(void *code, void *resume, uint32_t eax)
+{
+    probe.vector = -1;
+    probe.at = (uint32_t)(uintptr_t)code;
+    probe.resume = (uint32_t)(uintptr_t)resume;
+    probe.active = 1;
+    __asm__ volatile("call *%1" : "+a"(eax) : "r"(code) : "ecx", "edx", "memory");
+    probe.active = 0;
+    return eax;
 }
 
 #endif
