@@ -25,6 +25,10 @@ struct runq {
     unsigned count;
     unsigned next;                  /* round-robin position */
     volatile enum cpu_guest_state guest_state;
+    /* A vCPU of this CPU became runnable from this CPU itself (an IPI, an interrupt
+     * its monitor routed, a start): the running vCPU's run ends at its next exit,
+     * so that pick() sees the new one even when no slice was armed. */
+    bool resched;
 };
 
 static struct runq runqs[SMP_MAX_CPUS];
@@ -112,6 +116,8 @@ void sched_poke(uint32_t cpu)
 {
     if (cpu != this_cpu()->index)
         smp_send_ipi(cpu, SCHED_KICK_VECTOR);
+    else
+        __atomic_store_n(&runqs[cpu].resched, true, __ATOMIC_RELEASE);
 }
 
 /* Blocked vCPUs whose deadline has come become runnable. */
@@ -215,6 +221,11 @@ static void run_vcpu(core_vcpu_t h, uint64_t slice_ns)
          * would keep the CPU from every other vCPU on it. */
         if (entered && slice_ns && time_since_boot_ns() >= slice_end)
             break;
+        /* Another vCPU here became runnable meanwhile: with one runnable, no slice
+         * was armed, and this one may spin until it runs (an IPI sender waiting
+         * for the answer with interrupts off). */
+        if (entered && __atomic_exchange_n(&runqs[v->cpu].resched, false, __ATOMIC_ACQ_REL))
+            break;
         bool kicked = v->wake_pending;
         v->wake_pending = false;
         uint64_t now = time_since_boot_ns();
@@ -309,6 +320,8 @@ void sched_run_cpu(void)
     for (;;) {
         unsigned runnable;
         uint64_t earliest = UINT64_MAX;
+        /* pick() sees every vCPU made runnable before this point. */
+        __atomic_store_n(&q->resched, false, __ATOMIC_RELEASE);
         core_vcpu_t h = smp_stopping() ? -1 : pick(q, &runnable, &earliest);
         uint64_t now = time_since_boot_ns();
         if (h < 0) {
