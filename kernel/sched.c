@@ -116,8 +116,14 @@ void sched_poke(uint32_t cpu)
 {
     if (cpu != this_cpu()->index)
         smp_send_ipi(cpu, SCHED_KICK_VECTOR);
-    else
+}
+
+void sched_woken(uint32_t cpu)
+{
+    if (cpu == this_cpu()->index)
         __atomic_store_n(&runqs[cpu].resched, true, __ATOMIC_RELEASE);
+    else
+        smp_send_ipi(cpu, SCHED_KICK_VECTOR);
 }
 
 /* Blocked vCPUs whose deadline has come become runnable. */

@@ -66,12 +66,18 @@ void core_vcpu_kick(core_vcpu_t h)
         return;
     uint64_t flags = spin_lock_irqsave(&v->lock);
     v->started = true;
-    if (v->state == VCPU_BLOCKED)
+    bool woke = v->state == VCPU_BLOCKED;
+    if (woke)
         v->state = VCPU_RUNNABLE;
     else if (v->state == VCPU_RUNNABLE)
         v->wake_pending = true;
     spin_unlock_irqrestore(&v->lock, flags);
-    sched_poke(v->cpu);
+    /* A vCPU that was blocked is new work for its CPU's scheduler, even this CPU's
+     * (sched_woken); a running one (a self-IPI) only needs pre_entry to look again. */
+    if (woke)
+        sched_woken(v->cpu);
+    else
+        sched_poke(v->cpu);
 }
 
 void core_vcpu_set_deadline(core_vcpu_t h, uint64_t deadline_ns)
