@@ -12,18 +12,6 @@
 
 #define PM 0x600
 
-static uint8_t cmos_read(uint8_t i)
-{
-    outb(0x70, i);
-    return inb(0x71);
-}
-
-static void cmos_write(uint8_t i, uint8_t v)
-{
-    outb(0x70, i);
-    outb(0x71, v);
-}
-
 static uint8_t kbc_read(void)
 {
     for (int i = 0; i < 1000 && !(inb(0x64) & 1); i++)

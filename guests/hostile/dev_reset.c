@@ -12,18 +12,6 @@
 #define MARKER ((volatile uint32_t *)0x300000)
 #define MARK 0x5eb00700u
 
-static uint8_t cmos_read(uint8_t i)
-{
-    outb(0x70, i);
-    return inb(0x71);
-}
-
-static void cmos_write(uint8_t i, uint8_t v)
-{
-    outb(0x70, i);
-    outb(0x71, v);
-}
-
 static const char *const how[] = { "dev-reset-cf9", "dev-reset-port92-rep-outsb", "dev-reset-kbc-pulse",
                                    "dev-reset-kbc-output-port" };
 

@@ -17,17 +17,6 @@
 
 static char chunk[CHUNK];
 
-static uint8_t rtc_seconds(void)
-{
-    for (int i = 0; i < 100000; i++) {
-        outb(0x70, 0x0a);
-        if (!(inb(0x71) & 0x80))
-            break;
-    }
-    outb(0x70, 0x00);
-    return inb(0x71);
-}
-
 static void number(char *p, uint32_t v)
 {
     for (int i = 5; i >= 0; i--) {

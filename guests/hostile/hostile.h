@@ -48,6 +48,28 @@ static inline void pic_remap(void)
     outb(0x21, 0xff); outb(0xa1, 0xff);
 }
 
+/* CMOS RAM and RTC registers through the index/data ports (MC146818 data sheet). */
+static inline uint8_t cmos_read(uint8_t i)
+{
+    outb(0x70, i);
+    return inb(0x71);
+}
+
+static inline void cmos_write(uint8_t i, uint8_t v)
+{
+    outb(0x70, i);
+    outb(0x71, v);
+}
+
+/* The RTC's seconds register (binary or BCD as the guest left register B), read
+ * outside an update cycle (register A's UIP clear). */
+static inline uint8_t rtc_seconds(void)
+{
+    for (int i = 0; i < 100000 && (cmos_read(0x0a) & 0x80); i++)
+        ;
+    return cmos_read(0x00);
+}
+
 /* 32-bit paging with 4 MiB pages (CR4.PSE): pd[0] maps this VM's first 4 MiB
  * identically, pd[0x3fb] the IOAPIC and local APIC (0xfec00000-0xfeffffff, uncached);
  * the caller adds what its attack needs, then paging_on(pd). */

@@ -7,17 +7,6 @@
 #define FLOOD_BYTES (24u << 10)
 #define LINE 128u
 
-static uint8_t rtc_seconds(void)
-{
-    for (int i = 0; i < 100000; i++) {
-        outb(0x70, 0x0a);
-        if (!(inb(0x71) & 0x80))
-            break;
-    }
-    outb(0x70, 0x00);
-    return inb(0x71);
-}
-
 void guest_main(uint32_t magic, const struct mb1_info *mbi)
 {
     (void)magic; (void)mbi;

@@ -5,18 +5,6 @@
  * seconds are the RTC's: its seconds register changing four times. */
 #include "hostile.h"
 
-static uint8_t rtc_seconds(void)
-{
-    /* Wait out an update in progress (register A bit 7), then read seconds. */
-    for (int i = 0; i < 100000; i++) {
-        outb(0x70, 0x0a);
-        if (!(inb(0x71) & 0x80))
-            break;
-    }
-    outb(0x70, 0x00);
-    return inb(0x71);
-}
-
 void guest_main(uint32_t magic, const struct mb1_info *mbi)
 {
     (void)magic; (void)mbi;
