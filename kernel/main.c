@@ -103,6 +103,8 @@ static void start_guests(void)
     size_t len;
     sched_init();
     smp_release_aps(sched_run_cpu);
+    if (selftest_vm_cycle_start())
+        return;
     if (!core_file("plinth.cfg", &text, &len)) {
         log_error("config: plinth.cfg is not on the boot medium; put one next to plinth.elf "
                   "(see README.md, \"Configuration\")");

@@ -29,6 +29,8 @@ struct runq {
      * its monitor routed, a start): the running vCPU's run ends at its next exit,
      * so that pick() sees the new one even when no slice was armed. */
     bool resched;
+    /* A vCPU of this CPU was destroyed: free it at the scheduler's next turn. */
+    bool reap;
 };
 
 static struct runq runqs[SMP_MAX_CPUS];
@@ -100,16 +102,34 @@ int sched_add(core_vcpu_t v, uint32_t cpu)
     return rc;
 }
 
-void sched_remove(core_vcpu_t v, uint32_t cpu)
+void sched_reap(uint32_t cpu)
 {
-    struct runq *q = &runqs[cpu];
-    uint64_t flags = spin_lock_irqsave(&q->lock);
-    for (unsigned i = 0; i < q->count; i++)
-        if (q->list[i] == v) {
-            q->list[i] = q->list[--q->count];
-            break;
+    __atomic_store_n(&runqs[cpu].reap, true, __ATOMIC_RELEASE);
+    sched_woken(cpu);
+}
+
+/* Takes the destroyed vCPUs off this CPU's run queue and frees them.  Here, between
+ * runs, none of them is in a guest or in a monitor's handler on this CPU. */
+static void reap(struct runq *q)
+{
+    if (!__atomic_exchange_n(&q->reap, false, __ATOMIC_ACQ_REL))
+        return;
+    for (;;) {
+        core_vcpu_t h = -1;
+        uint64_t flags = spin_lock_irqsave(&q->lock);
+        for (unsigned i = 0; i < q->count; i++) {
+            struct vcpu *v = vcpu_get(q->list[i]);
+            if (v && v->destroying) {
+                h = q->list[i];
+                q->list[i] = q->list[--q->count];
+                break;
+            }
         }
-    spin_unlock_irqrestore(&q->lock, flags);
+        spin_unlock_irqrestore(&q->lock, flags);
+        if (h < 0)
+            return;
+        vcpu_free(h);
+    }
 }
 
 void sched_poke(uint32_t cpu)
@@ -328,6 +348,7 @@ void sched_run_cpu(void)
         uint64_t earliest = UINT64_MAX;
         /* pick() sees every vCPU made runnable before this point. */
         __atomic_store_n(&q->resched, false, __ATOMIC_RELEASE);
+        reap(q);
         core_vcpu_t h = smp_stopping() ? -1 : pick(q, &runnable, &earliest);
         uint64_t now = time_since_boot_ns();
         if (h < 0) {

@@ -17,7 +17,8 @@ void sched_init(void);
 /* The least-loaded CPU of mask that can run guests, or -1. */
 int  sched_choose_cpu(uint64_t mask);
 int  sched_add(core_vcpu_t v, uint32_t cpu);
-void sched_remove(core_vcpu_t v, uint32_t cpu);
+/* A vCPU of cpu was destroyed: cpu frees it (vcpu_free) at its scheduler's next turn. */
+void sched_reap(uint32_t cpu);
 /* Makes cpu look at its run queue again (an IPI, unless it is this CPU). */
 void sched_poke(uint32_t cpu);
 /* A vCPU of cpu went from blocked to runnable: as sched_poke, and on this CPU the

@@ -29,6 +29,10 @@ core_vcpu_t core_vcpu_create(core_vm_t vm, uint64_t cpu_mask, const struct vmm_v
                   (unsigned long)cpu_mask);
         return -1;
     }
+    if (!vm_vcpu_hold(vm)) {
+        log_error("vcpu: VM %d is being destroyed; it gets no new vCPU", vm);
+        return -1;
+    }
     uint64_t flags = spin_lock_irqsave(&vcpus_lock);
     core_vcpu_t h = -1;
     for (int i = 0; i < CORE_MAX_VCPUS; i++)
@@ -41,10 +45,14 @@ core_vcpu_t core_vcpu_create(core_vm_t vm, uint64_t cpu_mask, const struct vmm_v
     spin_unlock_irqrestore(&vcpus_lock, flags);
     if (h < 0) {
         log_error("vcpu: more than %d vCPUs in all", CORE_MAX_VCPUS);
+        vm_vcpu_release(vm);
         return -1;
     }
     if (sched_add(h, (uint32_t)cpu) != 0) {
+        flags = spin_lock_irqsave(&vcpus_lock);
         vcpus[h].used = false;
+        spin_unlock_irqrestore(&vcpus_lock, flags);
+        vm_vcpu_release(vm);
         return -1;
     }
     return h;
@@ -53,10 +61,29 @@ core_vcpu_t core_vcpu_create(core_vm_t vm, uint64_t cpu_mask, const struct vmm_v
 void core_vcpu_destroy(core_vcpu_t h)
 {
     struct vcpu *v = vcpu_get(h);
+    if (!v || v->destroying)
+        return;
+    uint64_t flags = spin_lock_irqsave(&v->lock);
+    v->state = VCPU_STOPPED;
+    v->destroying = true;
+    spin_unlock_irqrestore(&v->lock, flags);
+    /* Its CPU may be running it right now (another vCPU of the VM, or another CPU,
+     * destroyed it): only that CPU, back in its scheduler, can free it. */
+    sched_reap(v->cpu);
+}
+
+void vcpu_free(core_vcpu_t h)
+{
+    struct vcpu *v = vcpu_get(h);
     if (!v)
         return;
-    core_vcpu_stop(h);
-    sched_remove(h, v->cpu);
+    if (v->hw)
+        hvm_backend()->vcpu_destroy(v->hw);
+    core_vm_t vm = v->vm;
+    uint64_t flags = spin_lock_irqsave(&vcpus_lock);
+    *v = (struct vcpu){ 0 };
+    spin_unlock_irqrestore(&vcpus_lock, flags);
+    vm_vcpu_release(vm);
 }
 
 void core_vcpu_kick(core_vcpu_t h)

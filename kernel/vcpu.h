@@ -23,6 +23,7 @@ struct vcpu {
     volatile bool wake_pending;
     bool     block_requested;       /* by its pre_entry: do not enter (core_vcpu_block) */
     bool     started;               /* kicked at least once */
+    volatile bool destroying;       /* core_vcpu_destroy: its CPU frees it (vcpu_free) */
     int64_t  tsc_offset;            /* applied when hw is created, and on every change */
     volatile uint64_t deadline;     /* core_time_ns() at which to run it again; 0: none */
     const struct vmm_vcpu_ops *ops;
@@ -37,6 +38,10 @@ struct vcpu {
 };
 
 struct vcpu *vcpu_get(core_vcpu_t h);
+/* Frees a vCPU core_vcpu_destroy gave up, on its own CPU (where its VMCS or VMCB was
+ * last loaded) and outside any run of it: the backend vCPU, the slot, and the VM's
+ * hold on its memory.  Called by the scheduler, after taking it off the run queue. */
+void vcpu_free(core_vcpu_t h);
 /* The slot of a CPUID leaf in the vCPU's cache (core_vcpu_cache_cpuid). */
 static inline struct vcpu_cpuid *vcpu_cpuid_slot(struct vcpu *v, uint32_t leaf, uint32_t subleaf)
 {

@@ -95,16 +95,52 @@ core_vm_t core_vm_create(uint64_t ram_bytes)
     return h;
 }
 
-void core_vm_destroy(core_vm_t h)
+/* Gives the VM's RAM and nested tables back: no vCPU of it is left on any CPU. */
+static void vm_free(struct vm *vm)
 {
-    struct vm *vm = vm_get(h);
-    if (!vm)
-        return;
     gpt_destroy(&vm->nested);
     pmm_free_pages(vm->ram_phys, vm->ram_size / PAGE_SIZE);
     uint64_t flags = spin_lock_irqsave(&vms_lock);
     *vm = (struct vm){ 0 };
     spin_unlock_irqrestore(&vms_lock, flags);
+}
+
+void core_vm_destroy(core_vm_t h)
+{
+    struct vm *vm = vm_get(h);
+    if (!vm)
+        return;
+    uint64_t flags = spin_lock_irqsave(&vms_lock);
+    bool now = !vm->dying && vm->vcpus == 0;
+    vm->dying = true;
+    spin_unlock_irqrestore(&vms_lock, flags);
+    if (now)
+        vm_free(vm);
+}
+
+bool vm_vcpu_hold(core_vm_t h)
+{
+    struct vm *vm = vm_get(h);
+    if (!vm)
+        return false;
+    uint64_t flags = spin_lock_irqsave(&vms_lock);
+    bool ok = vm->used && !vm->dying;
+    if (ok)
+        vm->vcpus++;
+    spin_unlock_irqrestore(&vms_lock, flags);
+    return ok;
+}
+
+void vm_vcpu_release(core_vm_t h)
+{
+    struct vm *vm = vm_get(h);
+    if (!vm)
+        return;
+    uint64_t flags = spin_lock_irqsave(&vms_lock);
+    bool last = vm->vcpus > 0 && --vm->vcpus == 0 && vm->dying;
+    spin_unlock_irqrestore(&vms_lock, flags);
+    if (last)
+        vm_free(vm);
 }
 
 void *core_vm_ram(core_vm_t h, uint64_t *size)

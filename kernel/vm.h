@@ -12,9 +12,18 @@ struct vm {
     uint64_t ram_phys;
     uint64_t ram_size;
     struct gpt nested;
+    /* vCPUs not yet freed by their CPUs (vcpu_free): the VM's RAM and tables are
+     * given back only after the last, since until then a CPU may still hold
+     * translations through them.  dying: core_vm_destroy was called. */
+    unsigned vcpus;
+    bool     dying;
 };
 
-/* The VM behind a handle, or NULL for a bad handle. */
+/* The VM behind a handle, or NULL for a bad handle (or a VM already freed). */
 struct vm *vm_get(core_vm_t h);
+/* A new vCPU of the VM: false if the VM is gone or being destroyed. */
+bool vm_vcpu_hold(core_vm_t h);
+/* One of its vCPUs was freed; the last one of a destroyed VM frees the VM. */
+void vm_vcpu_release(core_vm_t h);
 
 #endif

@@ -62,6 +62,8 @@ void svm_enter(struct hvm_vcpu *v, uint64_t vmcb_pa, uint64_t host_area_pa);
 static struct hvm_vcpu *asid_owner[PERCPU_MAX_CPUS][SVM_ASID_TRACKED];
 static uint32_t next_asid;
 
+static void svm_vcpu_destroy(struct hvm_vcpu *v);
+
 static uint64_t alloc_filled(unsigned pages, uint8_t fill)
 {
     uint64_t p = arch_alloc_pages(pages, PAGE_SIZE);
@@ -108,7 +110,8 @@ static struct hvm_vcpu *svm_vcpu_create(const struct gpt *nested)
     v->iopm = alloc_filled(IOPM_PAGES, 0xff);
     if (!v->vmcb_phys || !v->msrpm || !v->iopm || !hvm_common_init(&v->c)) {
         log_error("svm: out of memory for a vCPU");
-        return NULL; /* the pages taken so far stay with the failed VM's teardown */
+        svm_vcpu_destroy(v);
+        return NULL;
     }
     for (size_t i = 0; i < hvm_msr_passthrough_count; i++)
         svm_msrpm_allow(phys_to_virt(v->msrpm), hvm_msr_passthrough[i]);

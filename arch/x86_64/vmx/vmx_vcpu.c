@@ -4,6 +4,7 @@
 #include "arch/x86_64/vmx/vmcs.h"
 #include "arch/x86_64/vmx/vmx_msr.h"
 #include "arch/x86_64/vmx/ept.h"
+#include "arch/x86_64/vmx/vpid.h"
 #include "arch/x86_64/hvm_msr.h"
 #include "arch/x86_64/hvm_common.h"
 #include "arch/x86_64/fpu.h"
@@ -60,7 +61,9 @@ void vmx_exit_entry(void);
 int vmx_enter(struct hvm_vcpu *v, int launched);
 static void vmx_nested_flush(struct hvm_vcpu *v);
 
-static uint16_t next_vpid = 1;
+static struct vpid_pool vpids;
+
+static void vmx_vcpu_destroy(struct hvm_vcpu *v);
 
 static struct hvm_vcpu *of_common(struct hvm_common *c)
 {
@@ -221,7 +224,8 @@ static struct hvm_vcpu *vmx_vcpu_create(const struct gpt *nested)
     v->io_bitmap_b = alloc_filled_page(0xff);
     if (!v->vmcs_phys || !v->msr_bitmap || !v->io_bitmap_a || !v->io_bitmap_b || !hvm_common_init(&v->c)) {
         log_error("vmx: out of memory for a vCPU");
-        return NULL; /* the pages taken so far stay with the failed VM's teardown */
+        vmx_vcpu_destroy(v);
+        return NULL;
     }
     for (size_t i = 0; i < hvm_msr_passthrough_count; i++)
         msr_bitmap_allow(phys_to_virt(v->msr_bitmap), hvm_msr_passthrough[i]);
@@ -260,8 +264,10 @@ static struct hvm_vcpu *vmx_vcpu_create(const struct gpt *nested)
                       VM_EXIT_SAVE_IA32_PAT | VM_EXIT_LOAD_IA32_PAT, "VM-exit", &exit) &&
               vmx_ctl(&c->entry, VM_ENTRY_LOAD_IA32_EFER | VM_ENTRY_LOAD_DEBUG_CONTROLS, VM_ENTRY_LOAD_IA32_PAT,
                       "VM-entry", &entry);
-    if (!ok)
+    if (!ok) {
+        vmx_vcpu_destroy(v);
         return NULL;
+    }
     /* With EPT, CR3 accesses need no exits (§25.6.2); clear them if TRUE controls allow. */
     proc &= ~((CPU_BASED_CR3_LOAD_EXITING | CPU_BASED_CR3_STORE_EXITING) & ~c->proc.must_be_1);
     entry &= ~VM_ENTRY_IA32E_MODE_GUEST;
@@ -281,11 +287,26 @@ static struct hvm_vcpu *vmx_vcpu_create(const struct gpt *nested)
 
     if (!vmcs_clear(v->vmcs_phys) || !make_current(v)) {
         log_error("vmx: cannot load a new VMCS");
+        vmx_vcpu_destroy(v);
         return NULL;
     }
     if (proc2 & SECONDARY_ENABLE_VPID) {
-        v->vpid = __atomic_fetch_add(&next_vpid, 1, __ATOMIC_RELAXED);
-        vmcs_write(VMCS_VPID, v->vpid);
+        v->vpid = vpid_alloc(&vpids);
+        if (!v->vpid) {
+            /* 65,535 live vCPUs: this one runs untagged (every entry and exit then
+             * flushes its translations, SDM §30.4.3.1), slower but correct. */
+            log_warn("vmx: every VPID is in use; a vCPU runs without one");
+            proc2 &= ~SECONDARY_ENABLE_VPID;
+        } else {
+            vmcs_write(VMCS_VPID, v->vpid);
+            /* The tag may have been a destroyed vCPU's on this CPU, the only one the
+             * new vCPU runs on: drop what was cached under it (§30.4.3.3). */
+            const struct vmx_caps *vc = vmx_caps();
+            if (vc->invvpid_single)
+                vmx_invvpid(1, v->vpid);
+            else if (vc->invvpid_all)
+                vmx_invvpid(2, 0);
+        }
     }
     v->eptp = ept_pointer(nested);
     v->xsaves = proc2 & SECONDARY_ENABLE_XSAVES;
@@ -329,6 +350,7 @@ static void vmx_vcpu_destroy(struct hvm_vcpu *v)
         vmcs_clear(v->vmcs_phys);
         hvm_common_forget(&v->c);
     }
+    vpid_free(&vpids, v->vpid);
     arch_free_pages(v->vmcs_phys, 1);
     arch_free_pages(v->msr_bitmap, 1);
     arch_free_pages(v->io_bitmap_a, 1);
