@@ -25,9 +25,10 @@ struct runq {
     unsigned count;
     unsigned next;                  /* round-robin position */
     volatile enum cpu_guest_state guest_state;
-    /* A vCPU of this CPU became runnable from this CPU itself (an IPI, an interrupt
-     * its monitor routed, a start): the running vCPU's run ends at its next exit,
-     * so that pick() sees the new one even when no slice was armed. */
+    /* A vCPU of this CPU became runnable from blocked (a kick from this CPU or
+     * another: an IPI, an interrupt its monitor routed, a start): the running vCPU's
+     * run ends at its next exit and so does its slice, so that pick() sees the new
+     * one even when no slice was armed. */
     bool resched;
     /* A vCPU of this CPU was destroyed: free it at the scheduler's next turn. */
     bool reap;
@@ -140,39 +141,47 @@ void sched_poke(uint32_t cpu)
 
 void sched_woken(uint32_t cpu)
 {
-    if (cpu == this_cpu()->index)
-        __atomic_store_n(&runqs[cpu].resched, true, __ATOMIC_RELEASE);
-    else
+    __atomic_store_n(&runqs[cpu].resched, true, __ATOMIC_RELEASE);
+    if (cpu != this_cpu()->index)
         smp_send_ipi(cpu, SCHED_KICK_VECTOR);
 }
 
-/* Blocked vCPUs whose deadline has come become runnable. */
-static void wake_due(struct vcpu *v, uint64_t now)
+/* Blocked vCPUs whose deadline has come become runnable; whether v did. */
+static bool wake_due(struct vcpu *v, uint64_t now)
 {
     uint64_t d = __atomic_load_n(&v->deadline, __ATOMIC_ACQUIRE);
     if (!d || d > now || v->state != VCPU_BLOCKED)
-        return;
+        return false;
+    bool woke = false;
     uint64_t flags = spin_lock_irqsave(&v->lock);
-    if (v->state == VCPU_BLOCKED && v->started)
+    if (v->state == VCPU_BLOCKED && v->started) {
         v->state = VCPU_RUNNABLE;
+        woke = true;
+    }
     spin_unlock_irqrestore(&v->lock, flags);
+    return woke;
 }
 
-/* The next runnable vCPU after the last one run, how many are runnable, and the
- * earliest deadline of a blocked vCPU of this CPU (UINT64_MAX: none). */
-static core_vcpu_t pick(struct runq *q, unsigned *runnable, uint64_t *earliest)
+/* The vCPU to run next, how many are runnable, and the earliest deadline of a
+ * blocked vCPU of this CPU (UINT64_MAX: none).  keep (or -1) is the vCPU whose slice
+ * is not over: it goes on unless it is no longer runnable or a deadline just woke
+ * another (whose timer interrupt is due now); otherwise the next runnable vCPU after
+ * the last one chosen, round robin. */
+static core_vcpu_t pick(struct runq *q, core_vcpu_t keep, unsigned *runnable, uint64_t *earliest)
 {
     core_vcpu_t chosen = -1;
+    bool kept = false, woke = false;
     *runnable = 0;
     *earliest = UINT64_MAX;
     uint64_t now = time_since_boot_ns();
     uint64_t flags = spin_lock_irqsave(&q->lock);
+    unsigned next = q->next;
     for (unsigned n = 0; n < q->count; n++) {
         unsigned i = (q->next + n) % q->count;
         struct vcpu *v = vcpu_get(q->list[i]);
-        if (!v)
+        if (!v || v->destroying)
             continue;
-        wake_due(v, now);
+        woke |= wake_due(v, now);
         uint64_t d = __atomic_load_n(&v->deadline, __ATOMIC_ACQUIRE);
         /* Only a blocked vCPU's deadline (its timer while it sleeps) ends another's
          * slice early: a runnable one takes its timer at its own next entry, and
@@ -182,11 +191,17 @@ static core_vcpu_t pick(struct runq *q, unsigned *runnable, uint64_t *earliest)
         if (v->state != VCPU_RUNNABLE)
             continue;
         (*runnable)++;
+        if (q->list[i] == keep)
+            kept = true;
         if (chosen < 0) {
             chosen = q->list[i];
-            q->next = (i + 1) % q->count;
+            next = (i + 1) % q->count;
         }
     }
+    if (kept && !woke)
+        chosen = keep;
+    else
+        q->next = next;
     spin_unlock_irqrestore(&q->lock, flags);
     return chosen;
 }
@@ -250,8 +265,8 @@ static void run_vcpu(core_vcpu_t h, uint64_t slice_ns)
         /* Another vCPU here became runnable meanwhile: with one runnable, no slice
          * was armed, and this one may spin until it runs (an IPI sender waiting
          * for the answer with interrupts off). */
-        if (entered && __atomic_exchange_n(&runqs[v->cpu].resched, false, __ATOMIC_ACQ_REL))
-            break;
+        if (entered && __atomic_load_n(&runqs[v->cpu].resched, __ATOMIC_ACQUIRE))
+            break;   /* left set: the scheduler's loop takes it and ends the slice */
         bool kicked = v->wake_pending;
         v->wake_pending = false;
         uint64_t now = time_since_boot_ns();
@@ -343,14 +358,24 @@ void sched_run_cpu(void)
     if (runqs[cpu].guest_state == CPU_UNKNOWN)
         enable_this_cpu();
     struct runq *q = &runqs[cpu];
+    /* The vCPU whose slice is under way and when it ends (UINT64_MAX: it was alone).
+     * A run that returns for anything but its slice's end, a block or a stop (a host
+     * interrupt, the vCPU's own timer deadline) goes on with what is left of the
+     * slice: ending it there would hand the CPU to the next vCPU at every timer
+     * interrupt a guest takes, and a guest whose timer runs fast would get one
+     * interrupt per round of all the vCPUs here. */
+    core_vcpu_t cur = -1;
+    uint64_t cur_end = 0;
     for (;;) {
         unsigned runnable;
         uint64_t earliest = UINT64_MAX;
-        /* pick() sees every vCPU made runnable before this point. */
-        __atomic_store_n(&q->resched, false, __ATOMIC_RELEASE);
+        /* pick() sees every vCPU made runnable before this point; a vCPU woken from
+         * blocked (sched_woken) ends the slice under way, as before the run. */
+        bool woken = __atomic_exchange_n(&q->resched, false, __ATOMIC_ACQ_REL);
         reap(q);
-        core_vcpu_t h = smp_stopping() ? -1 : pick(q, &runnable, &earliest);
         uint64_t now = time_since_boot_ns();
+        core_vcpu_t keep = !woken && cur >= 0 && now < cur_end ? cur : -1;
+        core_vcpu_t h = smp_stopping() ? -1 : pick(q, keep, &runnable, &earliest);
         if (h < 0) {
             /* Sleep until a kick, or the earliest deadline of a blocked vCPU (the
              * local APIC timer: the host takes it with interrupts on, in hlt). */
@@ -361,9 +386,19 @@ void sched_run_cpu(void)
             __asm__ volatile("sti; hlt; cli" ::: "memory");
             if (earliest != UINT64_MAX)
                 lapic_timer_cancel();
+            cur = -1;
             continue;
         }
-        uint64_t slice = runnable > 1 ? SCHED_SLICE_NS : 0;
+        uint64_t slice;
+        if (h == keep) {
+            slice = cur_end == UINT64_MAX ? (runnable > 1 ? SCHED_SLICE_NS : 0) : cur_end - now;
+            if (cur_end == UINT64_MAX && slice)
+                cur_end = now + slice;   /* another became runnable: a slice starts */
+        } else {
+            slice = runnable > 1 ? SCHED_SLICE_NS : 0;
+            cur = h;
+            cur_end = slice ? now + slice : UINT64_MAX;
+        }
         /* A deadline (this vCPU's timer, or a blocked one's) ends the slice early. */
         if (earliest != UINT64_MAX) {
             uint64_t until = earliest > now + SCHED_MIN_RUN_NS ? earliest - now : SCHED_MIN_RUN_NS;

@@ -21,8 +21,8 @@ int  sched_add(core_vcpu_t v, uint32_t cpu);
 void sched_reap(uint32_t cpu);
 /* Makes cpu look at its run queue again (an IPI, unless it is this CPU). */
 void sched_poke(uint32_t cpu);
-/* A vCPU of cpu went from blocked to runnable: as sched_poke, and on this CPU the
- * running vCPU's run ends at its next exit so that the scheduler sees the new one. */
+/* A vCPU of cpu went from blocked to runnable: as sched_poke, and cpu's running
+ * vCPU's run and slice end at its next exit so that the scheduler sees the new one. */
 void sched_woken(uint32_t cpu);
 /* Never returns: this CPU's scheduling loop. */
 __attribute__((noreturn)) void sched_run_cpu(void);

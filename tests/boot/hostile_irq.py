@@ -24,4 +24,12 @@ ATTACKS = {
     # of the two plinth sees last.
     "irq_init_storm": dict(passes=["irq-init-storm-sipi-ignored", "irq-init-storm-one-start",
                                    "irq-init-storm-cycles"], done=True, stop=ALL_HALTED + "|" + INIT_ENDED),
+    "irq_pit": dict(passes=["irq-pit-mode2-count2-delivered", "irq-pit-mode2-count2-no-backlog",
+                            "irq-pit-mode3-count2-delivered", "irq-pit-mode3-count2-no-backlog",
+                            "irq-pit-count1-silent", "irq-pit-mode0-count1-once"], done=True, stop=HALTED),
+    "irq_rtc": dict(passes=["irq-rtc-fastest-delivered", "irq-rtc-no-backlog", "irq-rtc-unacked-once"],
+                    done=True, stop=HALTED),
+    "irq_window": dict(passes=["irq-window-halted-ap-sleeps", "irq-window-opened-late-delivers-once",
+                               "irq-window-nmi-wakes-halted-ap", "irq-window-fixed-stays-pending"], done=True,
+                       stop=ALL_HALTED),
 }
