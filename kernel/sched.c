@@ -156,6 +156,7 @@ static bool wake_due(struct vcpu *v, uint64_t now)
     uint64_t flags = spin_lock_irqsave(&v->lock);
     if (v->state == VCPU_BLOCKED && v->started) {
         v->state = VCPU_RUNNABLE;
+        vcpu_woken(v, now);
         woke = true;
     }
     spin_unlock_irqrestore(&v->lock, flags);
@@ -165,11 +166,14 @@ static bool wake_due(struct vcpu *v, uint64_t now)
 /* The vCPU to run next, how many are runnable, and the earliest deadline of a
  * blocked vCPU of this CPU (UINT64_MAX: none).  keep (or -1) is the vCPU whose slice
  * is not over: it goes on unless it is no longer runnable or a deadline just woke
- * another (whose timer interrupt is due now); otherwise the next runnable vCPU after
- * the last one chosen, round robin. */
+ * another (whose timer interrupt is due now).  Otherwise a boosted vCPU (woken from
+ * blocked after sleeping at least as long as it last ran: one that waits for
+ * interrupts, not a CPU hog napping) runs first, without moving the round robin;
+ * else the next runnable vCPU after the last one chosen.  Without the boost a
+ * vCPU's timer interrupt waited behind every busy sibling's slice. */
 static core_vcpu_t pick(struct runq *q, core_vcpu_t keep, unsigned *runnable, uint64_t *earliest)
 {
-    core_vcpu_t chosen = -1;
+    core_vcpu_t chosen = -1, boosted = -1;
     bool kept = false, woke = false;
     *runnable = 0;
     *earliest = UINT64_MAX;
@@ -193,15 +197,21 @@ static core_vcpu_t pick(struct runq *q, core_vcpu_t keep, unsigned *runnable, ui
         (*runnable)++;
         if (q->list[i] == keep)
             kept = true;
+        if (boosted < 0 && v->boost)
+            boosted = q->list[i];
         if (chosen < 0) {
             chosen = q->list[i];
             next = (i + 1) % q->count;
         }
     }
-    if (kept && !woke)
+    if (kept && !woke) {
         chosen = keep;
-    else
+    } else if (boosted >= 0) {
+        chosen = boosted;
+        vcpu_get(boosted)->boost = false;
+    } else {
         q->next = next;
+    }
     spin_unlock_irqrestore(&q->lock, flags);
     return chosen;
 }
@@ -226,10 +236,12 @@ static void set_state_after_exit(struct vcpu *v, enum vmm_action a)
     if (a == VMM_STOP)
         v->state = VCPU_STOPPED;
     else if (a == VMM_BLOCK && v->state == VCPU_RUNNABLE) {
-        if (v->wake_pending)
+        if (v->wake_pending) {
             v->wake_pending = false; /* a kick came while it ran: do not sleep */
-        else
+        } else {
             v->state = VCPU_BLOCKED;
+            v->blocked_at = time_since_boot_ns();
+        }
     }
     spin_unlock_irqrestore(&v->lock, flags);
 }
@@ -406,5 +418,8 @@ void sched_run_cpu(void)
                 slice = until;
         }
         run_vcpu(h, slice);
+        struct vcpu *v = vcpu_get(h);
+        if (v)
+            v->ran_ns += time_since_boot_ns() - now;
     }
 }

@@ -7,6 +7,7 @@
 #include "kernel/log.h"
 #include "kernel/smp.h"
 #include "kernel/string.h"
+#include "kernel/time.h"
 #include "arch/x86_64/hvm.h"
 
 static struct vcpu vcpus[CORE_MAX_VCPUS];
@@ -94,8 +95,10 @@ void core_vcpu_kick(core_vcpu_t h)
     uint64_t flags = spin_lock_irqsave(&v->lock);
     v->started = true;
     bool woke = v->state == VCPU_BLOCKED;
-    if (woke)
+    if (woke) {
         v->state = VCPU_RUNNABLE;
+        vcpu_woken(v, time_since_boot_ns());
+    }
     else if (v->state == VCPU_RUNNABLE)
         v->wake_pending = true;
     spin_unlock_irqrestore(&v->lock, flags);

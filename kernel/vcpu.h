@@ -24,6 +24,11 @@ struct vcpu {
     bool     block_requested;       /* by its pre_entry: do not enter (core_vcpu_block) */
     bool     started;               /* kicked at least once */
     volatile bool destroying;       /* core_vcpu_destroy: its CPU frees it (vcpu_free) */
+    /* Wake-up boost (sched.c pick): a vCPU woken from blocked that slept at least as
+     * long as it had run goes before the round robin, once. */
+    volatile bool boost;
+    uint64_t blocked_at;            /* time_since_boot_ns() when it last blocked */
+    uint64_t ran_ns;                /* how long it ran since it was last woken */
     int64_t  tsc_offset;            /* applied when hw is created, and on every change */
     volatile uint64_t deadline;     /* core_time_ns() at which to run it again; 0: none */
     const struct vmm_vcpu_ops *ops;
@@ -38,6 +43,12 @@ struct vcpu {
 };
 
 struct vcpu *vcpu_get(core_vcpu_t h);
+/* v went from blocked to runnable at now (under v->lock): whether it earned a boost. */
+static inline void vcpu_woken(struct vcpu *v, uint64_t now)
+{
+    v->boost = now - v->blocked_at >= v->ran_ns;
+    v->ran_ns = 0;
+}
 /* Frees a vCPU core_vcpu_destroy gave up, on its own CPU (where its VMCS or VMCB was
  * last loaded) and outside any run of it: the backend vCPU, the slot, and the VM's
  * hold on its memory.  Called by the scheduler, after taking it off the run queue. */
