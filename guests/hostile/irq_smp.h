@@ -29,7 +29,7 @@
 #define LVT_MASKED      (1u << 16)
 #define MSR_TSC_DEADLINE 0x6e0
 
-#define IRQ_MAX_CPUS    4
+#define IRQ_MAX_CPUS    8
 /* The trampoline's page, below 1 MiB and clear of plinth's boot information. */
 #define TRAMPOLINE      0x70000u
 
@@ -86,7 +86,7 @@ __asm__(".pushsection .text\n"
         "    mov %ax, %ss\n"
         "    mov 0xfee00020, %eax\n"
         "    shr $24, %eax\n"
-        "    and $3, %eax\n"
+        "    and $7, %eax\n"
         "    mov %eax, %ebx\n"
         "    inc %eax\n"
         "    shl $12, %eax\n"
