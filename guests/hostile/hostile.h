@@ -31,6 +31,15 @@ static inline void spin_tsc(uint64_t ticks)
         __asm__ volatile("pause");
 }
 
+/* A checksum of n bytes (the random-operation guests' canaries). */
+static inline uint32_t bytes_sum(const uint8_t *p, unsigned n)
+{
+    uint32_t s = 0;
+    for (unsigned i = 0; i < n; i++)
+        s = s * 31 + p[i];
+    return s;
+}
+
 /* A small deterministic generator for the attacks' "random" values. */
 static inline uint32_t lcg(uint32_t *s)
 {

@@ -114,14 +114,6 @@ static bool user_vector_ok(uint32_t v)
     return false;
 }
 
-static uint32_t sum(const uint8_t *p, unsigned n)
-{
-    uint32_t s = 0;
-    for (unsigned i = 0; i < n; i++)
-        s = s * 31 + p[i];
-    return s;
-}
-
 static void setup_ring3(void)
 {
     gdt[0] = 0;
@@ -170,7 +162,7 @@ void guest_main(uint32_t magic, const struct mb1_info *mbi)
     gprintf("INFO rnd_insn: seed %u, %u sequences\n", seed, seqs);
     for (unsigned i = 0; i < sizeof canary; i++)
         canary[i] = (uint8_t)(i * 7 + 3);
-    uint32_t canary_sum = sum(canary, sizeof canary);
+    uint32_t canary_sum = bytes_sum(canary, sizeof canary);
     __asm__ volatile("cli");
     /* CR0.NE: an unmasked x87 error the bytes provoke is a #MF, not an IRQ 13. */
     __asm__ volatile("mov %%cr0, %%eax; orl $0x20, %%eax; mov %%eax, %%cr0" : : : "eax", "memory");
@@ -206,5 +198,5 @@ void guest_main(uint32_t magic, const struct mb1_info *mbi)
             seqs - by_vector[6] - by_vector[13] - by_vector[14] - by_vector[TIMER_VEC] - by_vector[0] -
                 by_vector[1]);
     check(wrong == 0, "rnd-insn-outcomes", "%u sequences ended by a vector user code cannot raise", wrong);
-    check(sum(canary, sizeof canary) == canary_sum, "rnd-insn-memory-intact", "the canary changed");
+    check(bytes_sum(canary, sizeof canary) == canary_sum, "rnd-insn-memory-intact", "the canary changed");
 }

@@ -33,14 +33,6 @@ static bool nmi_hook(struct trap_frame *f)
     return true;
 }
 
-static uint32_t sum(const uint8_t *p, unsigned n)
-{
-    uint32_t s = 0;
-    for (unsigned i = 0; i < n; i++)
-        s = s * 31 + p[i];
-    return s;
-}
-
 static unsigned bad;
 static void wrong(uint32_t op, uint32_t kind, const char *what, uint32_t a, uint32_t b)
 {
@@ -63,7 +55,7 @@ void guest_main(uint32_t magic, const struct mb1_info *mbi)
     uint32_t s = seed;
     for (unsigned i = 0; i < sizeof canary; i++)
         canary[i] = (uint8_t)lcg(&s);
-    uint32_t want_sum = sum(canary, sizeof canary);
+    uint32_t want_sum = bytes_sum(canary, sizeof canary);
     uint32_t cr4 = (uint32_t)read_cr4();
     unsigned kinds[16] = { 0 };
 
@@ -181,15 +173,15 @@ void guest_main(uint32_t magic, const struct mb1_info *mbi)
             break;
         }
         }
-        if ((op & 1023) == 1023 && sum(canary, sizeof canary) != want_sum) {
-            wrong(op, kind, "canary changed (sum, want)", sum(canary, sizeof canary), want_sum);
+        if ((op & 1023) == 1023 && bytes_sum(canary, sizeof canary) != want_sum) {
+            wrong(op, kind, "canary changed (sum, want)", bytes_sum(canary, sizeof canary), want_sum);
             break;
         }
         if (ops >= 16 && op % (ops / 16) == ops / 16 - 1)
             gprintf("INFO rnd_ops: %u of %u ops\n", op + 1, ops);
     }
     check(bad == 0, "rnd-ops-outcomes", "%u outcomes the CPU would not give (seed %u)", bad, seed);
-    check(sum(canary, sizeof canary) == want_sum, "rnd-ops-memory-intact", "canary changed (seed %u)", seed);
+    check(bytes_sum(canary, sizeof canary) == want_sum, "rnd-ops-memory-intact", "canary changed (seed %u)", seed);
     gprintf("INFO rnd_ops: kinds");
     for (unsigned k = 0; k < 14; k++)
         gprintf(" %u", kinds[k]);

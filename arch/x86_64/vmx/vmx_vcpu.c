@@ -60,6 +60,7 @@ struct hvm_vcpu {
 void vmx_exit_entry(void);
 int vmx_enter(struct hvm_vcpu *v, int launched);
 static void vmx_nested_flush(struct hvm_vcpu *v);
+static void vmx_vpid_flush(struct hvm_vcpu *v);
 
 static struct vpid_pool vpids;
 
@@ -301,11 +302,7 @@ static struct hvm_vcpu *vmx_vcpu_create(const struct gpt *nested)
             vmcs_write(VMCS_VPID, v->vpid);
             /* The tag may have been a destroyed vCPU's on this CPU, the only one the
              * new vCPU runs on: drop what was cached under it (§30.4.3.3). */
-            const struct vmx_caps *vc = vmx_caps();
-            if (vc->invvpid_single)
-                vmx_invvpid(1, v->vpid);
-            else if (vc->invvpid_all)
-                vmx_invvpid(2, 0);
+            vmx_vpid_flush(v);
         }
     }
     v->eptp = ept_pointer(nested);
@@ -829,6 +826,17 @@ static void vmx_vcpu_run(struct hvm_vcpu *v, uint64_t preempt_tsc, struct hvm_ex
     }
 }
 
+/* Drops the translations this CPU cached under v's VPID (all VPIDs' where the CPU
+ * cannot single one out). */
+static void vmx_vpid_flush(struct hvm_vcpu *v)
+{
+    const struct vmx_caps *c = vmx_caps();
+    if (v->vpid && c->invvpid_single)
+        vmx_invvpid(1, v->vpid);
+    else if (c->invvpid_all)
+        vmx_invvpid(2, 0);
+}
+
 static void vmx_nested_flush(struct hvm_vcpu *v)
 {
     const struct vmx_caps *c = vmx_caps();
@@ -858,11 +866,7 @@ static void vmx_reset_private(struct hvm_vcpu *v)
     vmcs_write(VMCS_GUEST_ACTIVITY_STATE, 0);
     vmcs_write(VMCS_ENTRY_INTR_INFO, 0);
     set_proc(v, v->proc & ~(CPU_BASED_INTR_WINDOW_EXITING | CPU_BASED_NMI_WINDOW_EXITING));
-    const struct vmx_caps *c = vmx_caps();
-    if (v->vpid && c->invvpid_single)
-        vmx_invvpid(1, v->vpid);
-    else if (c->invvpid_all)
-        vmx_invvpid(2, 0);
+    vmx_vpid_flush(v);
 }
 
 static bool vmx_set_xcr0(struct hvm_vcpu *v, uint64_t xcr0)
