@@ -13,6 +13,9 @@ struct fbcon {
     uint32_t cols, rows;
     uint32_t cx, cy;
     uint32_t fg, bg;
+    /* Inside an escape sequence (the shell's prompt redraw sends ESC [ K): 1 after
+     * ESC, 2 inside ESC [ ... up to its final byte. */
+    uint8_t esc;
     char text[FBCON_MAX_ROWS * FBCON_MAX_COLS];
     char shown[FBCON_MAX_ROWS * FBCON_MAX_COLS];
 };
@@ -142,7 +145,25 @@ static void fbcon_put(struct fbcon *con, const char *s, size_t n)
 {
     for (size_t i = 0; i < n; i++) {
         char c = s[i];
+        if (con->esc == 1) {
+            con->esc = c == '[' ? 2 : 0;
+            continue;
+        }
+        if (con->esc == 2) {
+            if (c >= 0x40 && c <= 0x7e) {
+                con->esc = 0;
+                /* Only erase-to-end-of-line means anything here; other sequences
+                 * are dropped rather than drawn. */
+                if (c == 'K')
+                    for (uint32_t x = con->cx; x < con->cols; x++)
+                        con->text[(size_t)con->cy * con->cols + x] = ' ';
+            }
+            continue;
+        }
         switch (c) {
+        case 0x1b:
+            con->esc = 1;
+            continue;
         case '\n':
             fbcon_newline(con);
             continue;

@@ -150,6 +150,18 @@ static void test_text_and_newline(void **state)
     assert_rows("ab      ", "Xd      ", "Q       ");
 }
 
+static void test_erase_line_sequence(void **state)
+{
+    (void)state;
+    init_good();
+    write_str("abcdefg\nxyz");
+    /* The shell's redraw: back to the line's start, erase it, write a line. */
+    write_str("\r\x1b[Kq");
+    assert_rows("abcdefg ", "q       ", "        ");
+    write_str("\x1b[1;5H\x1bxZ");      /* other sequences, and a lone ESC: dropped */
+    assert_rows("abcdefg ", "qZ      ", "        ");
+}
+
 static void test_wrap_and_exact_width_line(void **state)
 {
     (void)state;
@@ -275,6 +287,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup(test_init_maps_clears_and_registers, setup),
+        cmocka_unit_test_setup(test_erase_line_sequence, setup),
         cmocka_unit_test_setup(test_text_and_newline, setup),
         cmocka_unit_test_setup(test_wrap_and_exact_width_line, setup),
         cmocka_unit_test_setup(test_scroll, setup),
