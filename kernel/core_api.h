@@ -52,6 +52,10 @@ void     core_vcpu_destroy(core_vcpu_t v);
 void     core_vcpu_kick(core_vcpu_t v);
 /* Marks it stopped from outside its own exit handler (another vCPU stopped the VM). */
 void     core_vcpu_stop(core_vcpu_t v);
+/* A stopped vCPU becomes blocked again, as a new one is, for a stopped VM started
+ * again (run it with core_vcpu_kick).  0; -1 while its CPU is still leaving its
+ * last run (try again), or for a destroyed one. */
+int      core_vcpu_revive(core_vcpu_t v);
 /* From the vCPU's own pre_entry handler: do not enter the guest now, block as after
  * an exit handler's VMM_BLOCK until core_vcpu_kick (a vCPU waiting for a start-up
  * IPI, or parked for a VM reset).  A kick that came while pre_entry ran makes the
@@ -127,12 +131,42 @@ void     core_host_cpuid(uint32_t leaf, uint32_t subleaf, uint32_t out[4]);
 /* A file from the boot medium (plinth.cfg, guest images): a read-only view. */
 bool     core_file(const char *name, const void **data, size_t *size);
 
-/* The host console (serial and screen), one whole line at a time. */
-void     core_console_line(const char *s, size_t n);
-/* Up to max bytes typed on the host console (its serial line) since the last call,
- * without waiting; 0 when none.  Only the console VM's monitor asks: plinth itself
- * consumes no input. */
-size_t   core_console_read(char *buf, size_t max);
+/* ---- The VM as plinth's console and shell see it ---- */
+
+enum core_vm_command { CORE_VM_STOP, CORE_VM_START, CORE_VM_RESTART };
+
+struct core_vm_status {
+    char     state[112];   /* "running", or "stopped (reason)" */
+    bool     stopped;
+    bool     by_shell;     /* stopped by a shell command, not by the guest */
+    uint64_t uptime_ns;    /* since its last (re)start; 0 while stopped */
+    unsigned restarts;
+};
+
+/* The monitor's side of a VM, for plinth's shell.  Called on the shell's CPU,
+ * outside any vCPU's handler, and each returns at once: what it asks of the vCPUs
+ * they do at their next entry (a message to the monitor, once it is a process). */
+struct vmm_vm_ops {
+    /* 0, or -1 with one line in msg saying why not and what would work. */
+    int    (*command)(void *ctx, enum core_vm_command cmd, char *msg, size_t len);
+    void   (*status)(void *ctx, struct core_vm_status *st);
+    /* The monitor's own counters for `stats`, as text lines: the length written. */
+    size_t (*stats)(void *ctx, char *buf, size_t len);
+    /* Console input for the VM is waiting (core_vm_console_read). */
+    void   (*input)(void *ctx);
+};
+
+/* Names the VM to plinth's console and shell (its number is the order of
+ * registration, from 1); console_log bytes of its latest output are kept to replay
+ * when the console's focus moves to it.  0, or -1 (the log says why). */
+int      core_vm_register(core_vm_t vm, const char *name, size_t console_log,
+                          const struct vmm_vm_ops *ops, void *ctx);
+/* One line of the guest's console output (no newline): the core tags it with the
+ * VM's name, prints it on the host console and keeps it in the VM's console log. */
+void     core_vm_console_line(core_vm_t vm, const char *s, size_t n);
+/* Up to max bytes typed for this VM (while the console's focus was on it) since
+ * the last call, without waiting; 0 when none. */
+size_t   core_vm_console_read(core_vm_t vm, char *buf, size_t max);
 
 /* Every VM has stopped: the core applies on_idle. */
 void     core_all_vms_stopped(void);

@@ -9,6 +9,8 @@
 #include "drivers/rtc.h"
 #include "kernel/time.h"
 #include "kernel/console.h"
+#include "kernel/hotkey.h"
+#include "kernel/vmcon.h"
 #include "arch/x86_64/cpu/cpuinfo.h"
 #include "arch/x86_64/hvm.h"
 #include "kernel/log.h"
@@ -102,6 +104,7 @@ static void start_guests(void)
     const void *text;
     size_t len;
     sched_init();
+    sched_set_service(vmcon_service);
     smp_release_aps(sched_run_cpu);
     if (selftest_vm_cycle_start())
         return;
@@ -119,6 +122,14 @@ static void start_guests(void)
     }
     idle_set_poweroff(cfg.on_idle == CONFIG_IDLE_POWEROFF);
     log_info("config: %u VM%s", cfg.vm_count, cfg.vm_count == 1 ? "" : "s");
+    const char *focus = cfg.console[0] ? cfg.console : cfg.vm_count ? cfg.vms[0].name : NULL;
+    vmcon_init(cfg.hotkey, cfg.console_shell || !focus, focus);
+    char key[8];
+    if (cfg.hotkey > 0)
+        log_info("console: %s then ? lists the console keys; %s s opens plinth's shell", hotkey_name(cfg.hotkey, key),
+                 hotkey_name(cfg.hotkey, key));
+    else
+        log_info("console: the hotkey is off (hotkey = off in plinth.cfg)");
     vmm_start(&cfg);
 }
 

@@ -35,6 +35,9 @@ struct runq {
 };
 
 static struct runq runqs[SMP_MAX_CPUS];
+/* The boot CPU's core service (the console's input and the shell, kernel/vmcon.c):
+ * run between vCPU runs, it says when it wants to run next. */
+static uint64_t (*service_fn)(uint64_t now);
 /* Time slices from the local APIC timer rather than the VMX-preemption timer: forced
  * by plinth.slice=apic, and the only way where the CPU has no preemption timer. */
 static bool apic_slices;
@@ -101,6 +104,11 @@ int sched_add(core_vcpu_t v, uint32_t cpu)
     }
     spin_unlock_irqrestore(&q->lock, flags);
     return rc;
+}
+
+void sched_set_service(uint64_t (*fn)(uint64_t now))
+{
+    service_fn = fn;
 }
 
 void sched_reap(uint32_t cpu)
@@ -183,7 +191,7 @@ static core_vcpu_t pick(struct runq *q, core_vcpu_t keep, unsigned *runnable, ui
     for (unsigned n = 0; n < q->count; n++) {
         unsigned i = (q->next + n) % q->count;
         struct vcpu *v = vcpu_get(q->list[i]);
-        if (!v || v->destroying)
+        if (!v || v->destroying || vm_paused(v->vm))
             continue;
         woke |= wake_due(v, now);
         uint64_t d = __atomic_load_n(&v->deadline, __ATOMIC_ACQUIRE);
@@ -383,11 +391,16 @@ void sched_run_cpu(void)
         uint64_t earliest = UINT64_MAX;
         /* pick() sees every vCPU made runnable before this point; a vCPU woken from
          * blocked (sched_woken) ends the slice under way, as before the run. */
+        uint64_t service_due = UINT64_MAX;
+        if (cpu == 0 && service_fn)
+            service_due = service_fn(time_since_boot_ns());
         bool woken = __atomic_exchange_n(&q->resched, false, __ATOMIC_ACQ_REL);
         reap(q);
         uint64_t now = time_since_boot_ns();
         core_vcpu_t keep = !woken && cur >= 0 && now < cur_end ? cur : -1;
         core_vcpu_t h = smp_stopping() ? -1 : pick(q, keep, &runnable, &earliest);
+        if (service_due < earliest)
+            earliest = service_due;
         if (h < 0) {
             /* Sleep until a kick, or the earliest deadline of a blocked vCPU (the
              * local APIC timer: the host takes it with interrupts on, in hlt). */
@@ -417,9 +430,14 @@ void sched_run_cpu(void)
             if (!slice || until < slice)
                 slice = until;
         }
-        run_vcpu(h, slice);
         struct vcpu *v = vcpu_get(h);
-        if (v)
-            v->ran_ns += time_since_boot_ns() - now;
+        __atomic_store_n(&v->in_run, true, __ATOMIC_SEQ_CST);
+        run_vcpu(h, slice);
+        __atomic_store_n(&v->in_run, false, __ATOMIC_SEQ_CST);
+        if (v) {
+            uint64_t ran = time_since_boot_ns() - now;
+            v->ran_ns += ran;
+            __atomic_store_n(&v->cpu_ns, v->cpu_ns + ran, __ATOMIC_RELAXED);
+        }
     }
 }

@@ -24,6 +24,9 @@ void sched_poke(uint32_t cpu);
 /* A vCPU of cpu went from blocked to runnable: as sched_poke, and cpu's running
  * vCPU's run and slice end at its next exit so that the scheduler sees the new one. */
 void sched_woken(uint32_t cpu);
+/* fn runs on the boot CPU between vCPU runs, as soon as it is due: it returns when
+ * it is due next (absolute time_since_boot_ns), and vCPU runs there end by then. */
+void sched_set_service(uint64_t (*fn)(uint64_t now));
 /* Never returns: this CPU's scheduling loop. */
 __attribute__((noreturn)) void sched_run_cpu(void);
 

@@ -48,6 +48,23 @@ static inline void spin_unlock_irqrestore(struct spinlock *l, uint64_t flags)
     if (flags & (1u << 9))
         __asm__ volatile("sti" ::: "memory");
 }
+
+/* As spin_lock_irqsave, giving up after `tries` attempts: SPIN_TRY_FAILED, with
+ * interrupts as they were. */
+#define SPIN_TRY_FAILED (~0ull)
+static inline uint64_t spin_lock_irqsave_try(struct spinlock *l, unsigned long tries)
+{
+    uint64_t flags;
+    __asm__ volatile("pushfq; popq %0; cli" : "=r"(flags) :: "memory");
+    for (unsigned long i = 0; i < tries; i++) {
+        if (spin_trylock(l))
+            return flags;
+        __asm__ volatile("pause");
+    }
+    if (flags & (1u << 9))
+        __asm__ volatile("sti" ::: "memory");
+    return SPIN_TRY_FAILED;
+}
 #else
 /* Host unit tests run in user mode, where cli/sti fault: the lock alone. */
 static inline uint64_t spin_lock_irqsave(struct spinlock *l)
@@ -60,6 +77,15 @@ static inline void spin_unlock_irqrestore(struct spinlock *l, uint64_t flags)
 {
     (void)flags;
     spin_unlock(l);
+}
+
+#define SPIN_TRY_FAILED (~0ull)
+static inline uint64_t spin_lock_irqsave_try(struct spinlock *l, unsigned long tries)
+{
+    for (unsigned long i = 0; i < tries; i++)
+        if (spin_trylock(l))
+            return 0;
+    return SPIN_TRY_FAILED;
 }
 #endif
 

@@ -132,6 +132,25 @@ void core_vcpu_stop(core_vcpu_t h)
     sched_poke(v->cpu);
 }
 
+int core_vcpu_revive(core_vcpu_t h)
+{
+    struct vcpu *v = vcpu_get(h);
+    if (!v || v->destroying)
+        return -1;
+    uint64_t flags = spin_lock_irqsave(&v->lock);
+    int rc = 0;
+    if (__atomic_load_n(&v->in_run, __ATOMIC_ACQUIRE))
+        rc = -1;
+    else if (v->state == VCPU_STOPPED) {
+        v->state = VCPU_BLOCKED;
+        v->wake_pending = false;
+        v->deadline = 0;
+        v->blocked_at = time_since_boot_ns();
+    }
+    spin_unlock_irqrestore(&v->lock, flags);
+    return rc;
+}
+
 void core_vcpu_block(core_vcpu_t h)
 {
     struct vcpu *v = vcpu_get(h);
@@ -328,4 +347,39 @@ void core_vcpu_set_tsc_aux(core_vcpu_t h, uint32_t value)
     struct vcpu *v = vcpu_get(h);
     if (v && v->hw)
         hvm_backend()->set_tsc_aux(v->hw, value);
+}
+
+unsigned vcpu_of_vm(core_vm_t vm, core_vcpu_t *out, unsigned max)
+{
+    unsigned n = 0;
+    for (int i = 0; i < CORE_MAX_VCPUS && n < max; i++)
+        if (vcpus[i].used && !vcpus[i].destroying && vcpus[i].vm == vm)
+            out[n++] = i;
+    return n;
+}
+
+uint64_t vcpu_total_exits(const struct vcpu *v)
+{
+    uint64_t t = 0;
+    for (int r = 0; r < HVM_EXIT_REASON_COUNT; r++)
+        t += v->exits[r];
+    return t;
+}
+
+void vcpu_sample(void)
+{
+    /* Read while the vCPUs run on other CPUs: each counter is one aligned 64-bit
+     * word, so a read sees an old or a new value, and a second's figure is off by
+     * at most what one run adds. */
+    for (int i = 0; i < CORE_MAX_VCPUS; i++) {
+        struct vcpu *v = &vcpus[i];
+        if (!v->used)
+            continue;
+        uint64_t ns = __atomic_load_n(&v->cpu_ns, __ATOMIC_RELAXED);
+        uint64_t ex = vcpu_total_exits(v);
+        v->sec_cpu_ns = ns - v->sample_cpu_ns;
+        v->sec_exits = ex - v->sample_exits;
+        v->sample_cpu_ns = ns;
+        v->sample_exits = ex;
+    }
 }

@@ -24,11 +24,16 @@ struct vcpu {
     bool     block_requested;       /* by its pre_entry: do not enter (core_vcpu_block) */
     bool     started;               /* kicked at least once */
     volatile bool destroying;       /* core_vcpu_destroy: its CPU frees it (vcpu_free) */
+    volatile bool in_run;           /* its CPU is in run_vcpu for it (sched.c) */
     /* Wake-up boost (sched.c pick): a vCPU woken from blocked that slept at least as
      * long as it had run goes before the round robin, once. */
     volatile bool boost;
     uint64_t blocked_at;            /* time_since_boot_ns() when it last blocked */
     uint64_t ran_ns;                /* how long it ran since it was last woken */
+    uint64_t cpu_ns;                /* how long it ran in all */
+    /* The last whole second's CPU time and exits (vcpu_sample), for the shell. */
+    uint64_t sec_cpu_ns, sec_exits;
+    uint64_t sample_cpu_ns, sample_exits;
     int64_t  tsc_offset;            /* applied when hw is created, and on every change */
     volatile uint64_t deadline;     /* core_time_ns() at which to run it again; 0: none */
     const struct vmm_vcpu_ops *ops;
@@ -43,6 +48,12 @@ struct vcpu {
 };
 
 struct vcpu *vcpu_get(core_vcpu_t h);
+/* The vCPUs of vm (at most max, in creation order): how many. */
+unsigned vcpu_of_vm(core_vm_t vm, core_vcpu_t *out, unsigned max);
+/* Once a second, from the shell's CPU: each vCPU's CPU time and exits in the
+ * second just past (sec_cpu_ns, sec_exits). */
+void vcpu_sample(void);
+uint64_t vcpu_total_exits(const struct vcpu *v);
 /* v went from blocked to runnable at now (under v->lock): whether it earned a boost. */
 static inline void vcpu_woken(struct vcpu *v, uint64_t now)
 {

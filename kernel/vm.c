@@ -7,6 +7,8 @@
 #include "kernel/pmm.h"
 #include "kernel/spinlock.h"
 #include "kernel/string.h"
+#include "kernel/vcpu.h"
+#include "kernel/sched.h"
 
 /* Guest RAM stays below the 32-bit MMIO window (local APIC, IOAPIC, HPET at
  * 0xfec00000 and up), which the monitor emulates. */
@@ -152,4 +154,25 @@ void *core_vm_ram(core_vm_t h, uint64_t *size)
     }
     *size = vm->ram_size;
     return phys_to_virt(vm->ram_phys);
+}
+
+bool vm_set_paused(core_vm_t h, bool paused)
+{
+    struct vm *vm = vm_get(h);
+    if (!vm)
+        return false;
+    __atomic_store_n(&vm->paused, paused, __ATOMIC_SEQ_CST);
+    /* A running vCPU of it leaves the guest at its next exit (the IPI makes one),
+     * and its scheduler looks again; a resumed one is chosen again. */
+    core_vcpu_t list[CORE_MAX_VCPUS];
+    unsigned n = vcpu_of_vm(h, list, CORE_MAX_VCPUS);
+    for (unsigned i = 0; i < n; i++)
+        sched_woken(core_vcpu_cpu(list[i]));
+    return true;
+}
+
+bool vm_paused(core_vm_t h)
+{
+    struct vm *vm = vm_get(h);
+    return vm && __atomic_load_n(&vm->paused, __ATOMIC_ACQUIRE);
 }

@@ -17,12 +17,17 @@ struct vm {
      * translations through them.  dying: core_vm_destroy was called. */
     unsigned vcpus;
     bool     dying;
+    /* The shell's `pause`: its vCPUs are not scheduled (sched.c pick) until resumed. */
+    volatile bool paused;
 };
 
 /* The VM behind a handle, or NULL for a bad handle (or a VM already freed). */
 struct vm *vm_get(core_vm_t h);
 /* A new vCPU of the VM: false if the VM is gone or being destroyed. */
 bool vm_vcpu_hold(core_vm_t h);
+/* Pauses or resumes the VM's vCPUs (at their next exit); false for a bad handle. */
+bool vm_set_paused(core_vm_t h, bool paused);
+bool vm_paused(core_vm_t h);
 /* One of its vCPUs was freed; the last one of a destroyed VM frees the VM. */
 void vm_vcpu_release(core_vm_t h);
 

@@ -149,7 +149,7 @@ static void vm_defaults(struct config_vm *vm, unsigned line)
 {
     *vm = (struct config_vm){
         .line = line, .memory = DEFAULT_MEMORY, .vcpus = 1, .cpus = 1,
-        .on_crash = CONFIG_CRASH_STOP,
+        .on_crash = CONFIG_CRASH_STOP, .console_log = CONFIG_CONSOLE_LOG_DEFAULT,
     };
 }
 
@@ -185,6 +185,17 @@ static bool parse_section(struct parser *p, const char *s, size_t n)
         if (!valid_name(name, nlen) || nlen >= CONFIG_NAME_MAX)
             return config_fail(p, "bad VM name '%.*s'; use up to %d letters, digits, '-', '_' or '.'",
                         (int)nlen, name, CONFIG_NAME_MAX - 1);
+        /* `console = shell` and the shell's VM arguments (a name or a number) must
+         * never be ambiguous. */
+        if (str_eq(name, nlen, "shell"))
+            return config_fail(p, "a VM cannot be named 'shell': `console = shell` means plinth's shell; "
+                               "pick another name");
+        bool digits = true;
+        for (size_t i = 0; i < nlen; i++)
+            digits &= name[i] >= '0' && name[i] <= '9';
+        if (digits)
+            return config_fail(p, "VM name '%.*s' is a number, which the shell reads as a VM's position; "
+                               "give it a name with a letter", (int)nlen, name);
         for (unsigned i = 0; i < p->cfg->vm_count; i++)
             if (str_eq(name, nlen, p->cfg->vms[i].name))
                 return config_fail(p, "a second VM named '%s' (the first is on line %u); VM names must be unique",
@@ -251,6 +262,13 @@ static bool parse_vm_key(struct parser *p, const char *k, size_t kn, const char 
         vm->memory = m;
         return true;
     }
+    if (str_eq(k, kn, "console_log")) {
+        uint64_t m;
+        if (!parse_size(v, vn, &m) || m < CONFIG_CONSOLE_LOG_MIN || m > CONFIG_CONSOLE_LOG_MAX)
+            return config_fail(p, "console_log '%.*s' must be a size from 4K to 1M, e.g. 64K", (int)vn, v);
+        vm->console_log = m;
+        return true;
+    }
     if (str_eq(k, kn, "vcpus")) {
         uint64_t n;
         if (!parse_number(v, vn, &n) || n < 1 || n > CONFIG_MAX_CPUS)
@@ -296,7 +314,7 @@ static bool parse_vm_key(struct parser *p, const char *k, size_t kn, const char 
         return true;
     }
     return config_fail(p, "unknown key '%.*s' in [vm %s]; keys are loader, kernel, module, initrd, "
-                "cmdline, memory, vcpus, cpus, on_crash, load, entry", (int)kn, k, vm->name);
+                "cmdline, memory, vcpus, cpus, on_crash, load, entry, console_log", (int)kn, k, vm->name);
 }
 
 static bool parse_line(struct parser *p, const char *s, size_t n)
@@ -336,14 +354,33 @@ static bool parse_line(struct parser *p, const char *s, size_t n)
             else return config_fail(p, "on_idle '%.*s' must be poweroff or stay", (int)vn, v);
             return true;
         }
+        if (str_eq(k, kn, "hotkey")) {
+            if (str_eq(v, vn, "off")) {
+                p->cfg->hotkey = -1;
+                return true;
+            }
+            char c = vn == 6 && (v[0] | 0x20) == 'c' && (v[1] | 0x20) == 't' && (v[2] | 0x20) == 'r' &&
+                     (v[3] | 0x20) == 'l' && v[4] == '-' ? (char)(v[5] | 0x20) : 0;
+            /* Ctrl-H, I, J, M and [ are backspace, tab, newline, return and escape:
+             * taking one would break typing in every guest. */
+            if (c < 'a' || c > 'z' || c == 'h' || c == 'i' || c == 'j' || c == 'm')
+                return config_fail(p, "hotkey '%.*s' must be ctrl-a .. ctrl-z (not ctrl-h, -i, -j or -m, which "
+                                   "are backspace, tab and newlines) or off", (int)vn, v);
+            p->cfg->hotkey = c - 'a' + 1;
+            return true;
+        }
         if (str_eq(k, kn, "console")) {
+            if (str_eq(v, vn, "shell")) {
+                p->cfg->console_shell = true;
+                return true;
+            }
             if (!valid_name(v, vn) || vn >= CONFIG_NAME_MAX)
-                return config_fail(p, "console '%.*s' must be the name of a [vm NAME] section", (int)vn, v);
+                return config_fail(p, "console '%.*s' must be shell or the name of a [vm NAME] section", (int)vn, v);
             copy_value(p->cfg->console, sizeof p->cfg->console, v, vn);
             p->console_line = p->line;
             return true;
         }
-        return config_fail(p, "unknown key '%.*s' in [plinth]; the keys there are on_idle and console",
+        return config_fail(p, "unknown key '%.*s' in [plinth]; the keys there are on_idle, console and hotkey",
                            (int)kn, k);
     }
     return parse_vm_key(p, k, kn, v, vn);
@@ -376,6 +413,8 @@ static bool check_vm(struct parser *p, const struct config_vm *vm)
 static bool assign_console(struct parser *p)
 {
     struct config *cfg = p->cfg;
+    if (cfg->console_shell)
+        return true;
     if (!cfg->console[0]) {
         if (cfg->vm_count)
             cfg->vms[0].console = true;
@@ -397,7 +436,7 @@ static bool assign_console(struct parser *p)
 
 bool config_parse(const char *text, size_t len, struct config *cfg, struct config_error *err)
 {
-    *cfg = (struct config){ .on_idle = CONFIG_IDLE_POWEROFF };
+    *cfg = (struct config){ .on_idle = CONFIG_IDLE_POWEROFF, .hotkey = 1 };
     *err = (struct config_error){ 0 };
     struct parser p = { .cfg = cfg, .err = err };
     size_t i = 0;

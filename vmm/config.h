@@ -2,8 +2,9 @@
  *
  *   [plinth]                 global settings
  *   on_idle = poweroff       when every guest has stopped: poweroff | stay
- *   console = NAME           the VM that gets the host console's input (default:
- *                            the first VM)
+ *   console = NAME|shell     where the host console's input goes at boot: that VM
+ *                            (default: the first VM) or plinth's shell
+ *   hotkey = ctrl-a|..|off   the console hotkey (default ctrl-a)
  *   [vm NAME]                one section per guest
  *   key = value              # comments run to the end of the line
  *
@@ -23,6 +24,9 @@
 #define CONFIG_PATH_MAX      64
 #define CONFIG_CMDLINE_MAX   256
 #define CONFIG_MAX_CPUS      64
+#define CONFIG_CONSOLE_LOG_DEFAULT (64u << 10)
+#define CONFIG_CONSOLE_LOG_MIN     (4u << 10)
+#define CONFIG_CONSOLE_LOG_MAX     (1u << 20)
 
 enum config_on_idle { CONFIG_IDLE_POWEROFF, CONFIG_IDLE_STAY };
 enum config_on_crash { CONFIG_CRASH_STOP, CONFIG_CRASH_RESTART };
@@ -51,12 +55,15 @@ struct config_vm {
     bool     have_load, have_entry;
     uint64_t load;                          /* flat/realmode: guest-physical load address */
     uint64_t entry;                         /* flat: guest-physical; realmode: seg << 16 | off */
-    bool     console;                       /* gets the host console's input: one VM */
+    bool     console;                       /* has the host console's input at boot: one VM */
+    uint64_t console_log;                   /* bytes of its latest console output kept */
 };
 
 struct config {
     enum config_on_idle on_idle;
     char     console[CONFIG_NAME_MAX];      /* [plinth] console; empty: the first VM */
+    bool     console_shell;                 /* console = shell */
+    int      hotkey;                        /* its byte, 1 (Ctrl-A) .. 26; -1: off */
     unsigned vm_count;
     struct config_vm vms[CONFIG_MAX_VMS];
 };

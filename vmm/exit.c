@@ -185,6 +185,7 @@ enum vmm_action vmm_io_after_write(struct vmm_vcpu *c)
 
 static enum vmm_action exit_io(struct vmm_vcpu *c, const struct hvm_exit *x)
 {
+    vmm_count(&c->vm->port_exits, x->io.port);
     if (x->io.string)
         return vmm_exit_string_io(c, x);
     struct io_bus *bus = &c->vm->io;

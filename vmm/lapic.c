@@ -445,6 +445,7 @@ bool vmm_lapic_pre_entry(struct vmm_vcpu *c)
         if (core_vcpu_can_inject(c->h, HVM_EVENT_NMI)) {
             struct hvm_event e = { .type = HVM_EVENT_NMI, .vector = 2 };
             if (core_vcpu_inject(c->h, &e)) {
+                __atomic_add_fetch(&c->vm->injected, 1, __ATOMIC_RELAXED);
                 c->nmi_pending = false;
                 injected_nmi = true;
             }
@@ -456,8 +457,10 @@ bool vmm_lapic_pre_entry(struct vmm_vcpu *c)
     if (vec >= 0) {
         if (!injected_nmi && core_vcpu_can_inject(c->h, HVM_EVENT_EXTINT)) {
             struct hvm_event e = { .type = HVM_EVENT_EXTINT, .vector = (uint8_t)vec };
-            if (core_vcpu_inject(c->h, &e))
+            if (core_vcpu_inject(c->h, &e)) {
+                __atomic_add_fetch(&c->vm->injected, 1, __ATOMIC_RELAXED);
                 vlapic_ack(&c->lapic, (uint8_t)vec);
+            }
         } else {
             /* Interrupts are off in the guest (or an NMI goes in first): exit as
              * soon as they are on again. */

@@ -147,6 +147,7 @@ enum vmm_action vmm_exit_npf(struct vmm_vcpu *c, const struct hvm_exit *x)
     core_vcpu_get_state(c->h, &s);
     const char *what = x->npf.fetch ? "instruction fetch" : x->npf.write ? "write" : "read";
     const struct mmio_region *r = mmio_bus_find(&c->vm->mmio, x->npf.gpa);
+    vmm_count(&c->vm->mmio_exits, r ? r->base : x->npf.gpa & ~0xfffull);
     if (!r || x->npf.fetch)
         return vmm_vm_stop(c, true, "%s of guest-physical %#lx outside its memory at rip %#lx",
                            what, (unsigned long)x->npf.gpa, (unsigned long)s.rip);

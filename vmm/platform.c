@@ -389,7 +389,8 @@ void vmm_platform_extint(struct vmm_vcpu *c)
      * yields the spurious vector, as on the real part. */
     struct hvm_event e = { .type = HVM_EVENT_EXTINT, .vector = i8259_acknowledge(&p->pic) };
     spin_unlock_irqrestore(&p->lock, f);
-    core_vcpu_inject(c->h, &e);
+    if (core_vcpu_inject(c->h, &e))
+        __atomic_add_fetch(&c->vm->injected, 1, __ATOMIC_RELAXED);
 }
 
 uint64_t vmm_platform_next_event(struct vmm_vcpu *c)

@@ -56,12 +56,9 @@ static void console_pace(struct vmm_vm *m, size_t n)
 
 static void console_flush(struct vmm_vm *m)
 {
-    char out[VMM_LINE_MAX + CONFIG_NAME_MAX + 8];
-    int n = fmt_snprintf(out, sizeof out, "[%s] %.*s\n", m->conf.name, (int)m->line_len, m->line);
-    if (n > (int)sizeof out - 1)
-        n = (int)sizeof out - 1;
-    core_console_line(out, (size_t)n);
-    console_pace(m, (size_t)n);
+    core_vm_console_line(m->vm, m->line, m->line_len);
+    /* What goes on the line: the tag "[name] ", the text and the newline. */
+    console_pace(m, m->line_len + strlen(m->conf.name) + 4);
     m->line_len = 0;
 }
 
@@ -87,18 +84,7 @@ static void uart_irq(void *ctx, bool level)
     vmm_platform_set_irq(ctx, PLATFORM_UART_IRQ, level);
 }
 
-/* ---- console input: the host's keystrokes to the console VM's UART ---- */
-
-/* Bytes taken from the host but not yet by the guest's receiver (FIFOs off, full,
- * or in loopback): kept rather than dropped.  Only the console VM uses them, under
- * its uart_lock. */
-#define VMM_CONSOLE_BUF 256
-static char console_buf[VMM_CONSOLE_BUF];
-static unsigned console_head, console_count;
-static uint64_t console_next_ns;
-/* The guest takes input by interrupt (uart16550_rx_irq_armed), so a halted vCPU 0
- * must be woken for it; kept where the UART's lock is held, read without it. */
-static bool console_wake;
+/* ---- console input: what the host console's focus typed for this VM ---- */
 
 /* As many buffered bytes as the receiver takes; when all are in, the line has gone
  * quiet, which a 16550 reports as a receive timeout for data below its trigger
@@ -106,44 +92,55 @@ static bool console_wake;
 static void console_feed(struct vmm_vm *m)
 {
     unsigned space = uart16550_rx_space(&m->uart);
-    for (; space && console_count; space--) {
-        uart16550_receive(&m->uart, (uint8_t)console_buf[console_head]);
-        console_head = (console_head + 1) % VMM_CONSOLE_BUF;
-        console_count--;
+    for (; space && m->in_count; space--) {
+        uart16550_receive(&m->uart, (uint8_t)m->in_buf[m->in_head]);
+        m->in_head = (m->in_head + 1) % VMM_CONSOLE_BUF;
+        m->in_count--;
     }
-    if (!console_count)
+    if (!m->in_count)
         uart16550_rx_idle(&m->uart);
 }
 
 void vmm_console_poll(struct vmm_vm *m)
 {
-    if (!m->conf.console || m->state == VMM_VM_STOPPED)
-        return;
-    uint64_t now = core_time_ns();
-    if (now < __atomic_load_n(&console_next_ns, __ATOMIC_RELAXED))
+    if (m->state == VMM_VM_STOPPED || !__atomic_load_n(&m->input_waiting, __ATOMIC_ACQUIRE))
         return;
     uint64_t flags = spin_lock_irqsave(&m->uart_lock);
-    char in[64];
-    size_t room = VMM_CONSOLE_BUF - console_count;
-    size_t n = core_console_read(in, room < sizeof in ? room : sizeof in);
-    for (size_t i = 0; i < n; i++)
-        console_buf[(console_head + console_count++) % VMM_CONSOLE_BUF] = in[i];
-    console_feed(m);
-    __atomic_store_n(&console_wake, uart16550_rx_irq_armed(&m->uart), __ATOMIC_RELAXED);
-    uint64_t wait = n ? VMM_CONSOLE_BUSY_POLL_NS : VMM_CONSOLE_POLL_NS;
-    __atomic_store_n(&console_next_ns, now + wait, __ATOMIC_RELAXED);
+    size_t room = VMM_CONSOLE_BUF - m->in_count;
+    if (room) {
+        char in[64];
+        size_t want = room < sizeof in ? room : sizeof in;
+        /* Cleared before the read: a notice that comes during it is not lost. */
+        __atomic_store_n(&m->input_waiting, false, __ATOMIC_RELEASE);
+        size_t n = core_vm_console_read(m->vm, in, want);
+        for (size_t i = 0; i < n; i++)
+            m->in_buf[(m->in_head + m->in_count++) % VMM_CONSOLE_BUF] = in[i];
+        /* All it asked for came: there may be more. */
+        if (n == want)
+            __atomic_store_n(&m->input_waiting, true, __ATOMIC_RELEASE);
+        console_feed(m);
+    }
+    /* With its buffer full the guest is not reading: the rest waits in the core
+     * until it reads on (input_waiting stays set, each entry looks again). */
     spin_unlock_irqrestore(&m->uart_lock, flags);
 }
 
 uint64_t vmm_console_next_poll(const struct vmm_vm *m)
 {
-    /* A guest that polls the UART exits to read it, and every exit of vCPU 0 polls:
-     * only one waiting for an interrupt needs a wake-up (and a deadline that passes
-     * while the vCPU waits for its turn shortens its neighbours' time slices). */
-    if (!m->conf.console || !__atomic_load_n(&console_wake, __ATOMIC_RELAXED))
-        return 0;
-    uint64_t next = __atomic_load_n(&console_next_ns, __ATOMIC_RELAXED);
-    return next ? next : 1;
+    /* Typed bytes wait in the core and there is room for them: vCPU 0 takes them
+     * now.  Not while its buffer is full, or a guest that stopped reading would be
+     * woken over and over for nothing. */
+    return __atomic_load_n(&m->input_waiting, __ATOMIC_ACQUIRE) && m->in_count < VMM_CONSOLE_BUF ? 1 : 0;
+}
+
+/* The core's word that input for this VM is waiting (from the console's CPU):
+ * vCPU 0, perhaps halted waiting for the receive interrupt, takes it. */
+static void vm_op_input(void *ctx)
+{
+    struct vmm_vm *m = ctx;
+    __atomic_store_n(&m->input_waiting, true, __ATOMIC_RELEASE);
+    if (m->state != VMM_VM_STOPPED)
+        core_vcpu_kick(m->vcpus[0].h);
 }
 
 static uint8_t uart_port_read(void *ctx, uint16_t port)
@@ -152,7 +149,7 @@ static uint8_t uart_port_read(void *ctx, uint16_t port)
     uint64_t flags = spin_lock_irqsave(&m->uart_lock);
     uint8_t v = uart16550_read(&m->uart, port - 0x3f8);
     /* The guest is reading on: buffered input keeps arriving as on a busy line. */
-    if (port == 0x3f8 && console_count && m->conf.console)
+    if (port == 0x3f8 && m->in_count)
         console_feed(m);
     spin_unlock_irqrestore(&m->uart_lock, flags);
     return v;
@@ -163,16 +160,7 @@ static void uart_port_write(void *ctx, uint16_t port, uint8_t value)
     struct vmm_vm *m = ctx;
     uint64_t flags = spin_lock_irqsave(&m->uart_lock);
     uart16550_write(&m->uart, port - 0x3f8, value);
-    bool armed = false;
-    if (m->conf.console) {
-        bool now = uart16550_rx_irq_armed(&m->uart);
-        armed = now && !__atomic_exchange_n(&console_wake, now, __ATOMIC_RELAXED);
-    }
     spin_unlock_irqrestore(&m->uart_lock, flags);
-    /* Input by interrupt just began (maybe from another vCPU): vCPU 0, perhaps
-     * halted, must start polling for it now. */
-    if (armed)
-        core_vcpu_kick(m->vcpus[0].h);
 }
 
 /* ---- boot state ---- */
@@ -304,6 +292,7 @@ static bool vm_boot(struct vmm_vm *m)
     uart16550_init(&m->uart, uart_tx, m, uart_irq, m);
     vmm_platform_boot(m);
     m->line_len = 0;
+    m->in_count = 0;     /* typed for the last boot */
     boot_state(&entry, 0, &m->boot_state);
     /* The guest's TSC starts near zero (DESIGN.md, "CPUs and time"), with one
      * offset for every vCPU, taken once: their TSCs agree, as Linux checks before
@@ -323,6 +312,7 @@ static bool vm_boot(struct vmm_vm *m)
 }
 
 static const struct vmm_vcpu_ops vcpu_ops = { vmm_pre_entry, vmm_handle_exit, vmm_event_insn_len };
+static const struct vmm_vm_ops vm_ops;
 
 static bool vm_create(struct vmm_vm *m, const struct config_vm *c)
 {
@@ -359,6 +349,8 @@ static bool vm_create(struct vmm_vm *m, const struct config_vm *c)
         return false;
     m->state = VMM_VM_RUNNING;
     m->used = true;
+    if (core_vm_register(m->vm, c->name, c->console_log, &vm_ops, m) != 0)
+        log_warn("vm %s: not known to plinth's console and shell (see above); it runs without them", c->name);
     return true;
 }
 
@@ -428,24 +420,38 @@ static bool all_stopped(void)
     return true;
 }
 
-/* Tells the core once, however many CPUs see the last stops at the same time. */
+/* Whether on_idle was applied for the VMs' current stops (a `start` from the shell
+ * makes a new round). */
+static bool reported_idle;
+
+/* Tells the core once, however many CPUs see the last stops at the same time.  Not
+ * when a person stopped one of them at the shell: they are at the console, and
+ * `poweroff` is theirs to type. */
 static void report_all_stopped(void)
 {
-    static bool reported;
-    if (all_stopped() && !__atomic_exchange_n(&reported, true, __ATOMIC_SEQ_CST))
+    if (!all_stopped())
+        return;
+    for (unsigned i = 0; i < vm_count; i++)
+        if (__atomic_load_n(&vms[i].stopped_by_shell, __ATOMIC_ACQUIRE))
+            return;
+    if (!__atomic_exchange_n(&reported_idle, true, __ATOMIC_SEQ_CST))
         core_all_vms_stopped();
 }
 
-/* Stops every vCPU of m but the caller's (which its handler stops by returning
- * VMM_STOP), once; false if the VM had stopped already. */
-static bool vm_stop_now(struct vmm_vcpu *c, const char *reason)
+/* Stops every vCPU of m but the caller's c (which its handler stops by returning
+ * VMM_STOP; NULL from the shell), once; false if the VM had stopped already. */
+static bool vm_stop_now(struct vmm_vm *m, struct vmm_vcpu *c, const char *reason)
 {
-    struct vmm_vm *m = c->vm;
     uint64_t flags = spin_lock_irqsave(&m->lock);
     bool first = m->state != VMM_VM_STOPPED;
     m->state = VMM_VM_STOPPED;
-    if (first && m->line_len)
-        console_flush(m);
+    if (first) {
+        size_t n = strnlen(reason, sizeof m->stop_reason - 1);
+        memcpy(m->stop_reason, reason, n);
+        m->stop_reason[n] = 0;
+        if (m->line_len)
+            console_flush(m);
+    }
     spin_unlock_irqrestore(&m->lock, flags);
     if (!first)
         return false;
@@ -465,17 +471,17 @@ enum vm_restart { VM_RESTART_STARTED, VM_RESTART_UNDER_WAY, VM_RESTART_LOOP };
  * others are kicked to see it); the last to park reboots the VM (vm_reboot_step).
  * Unless one is under way already, or the guest keeps restarting soon after each
  * start (then it is in a loop and stays stopped). */
-static enum vm_restart vm_restart(struct vmm_vcpu *c)
+static enum vm_restart vm_restart(struct vmm_vm *m, struct vmm_vcpu *c)
 {
-    struct vmm_vm *m = c->vm;
     uint64_t flags = spin_lock_irqsave(&m->lock);
     if (m->resetting || m->state == VMM_VM_STOPPED) {
         spin_unlock_irqrestore(&m->lock, flags);
         return VM_RESTART_UNDER_WAY;
     }
     /* Only restarts in a row, each soon after its (re)start, count as a loop: a
-     * guest that ran a while starts a fresh count. */
-    if (core_time_ns() - m->started_ns < VMM_RESTART_STABLE_NS)
+     * guest that ran a while starts a fresh count.  One asked for at the shell (no
+     * vCPU c) is a person's choice, never a loop. */
+    if (c && core_time_ns() - m->started_ns < VMM_RESTART_STABLE_NS)
         m->quick_crashes++;
     else
         m->quick_crashes = 0;
@@ -533,7 +539,7 @@ static bool vm_reboot_step(struct vmm_vcpu *c)
         return false;
     }
     if (!vm_boot(m)) {
-        vm_stop_now(c, "restart failed (see above)");
+        vm_stop_now(c->vm, c, "restart failed (see above)");
         core_vcpu_stop(c->h);
         return true;
     }
@@ -668,7 +674,7 @@ static const char *backoff_note(const struct vmm_vm *m, char *note)
 enum vmm_action vmm_vm_reset(struct vmm_vcpu *c, const char *why)
 {
     struct vmm_vm *m = c->vm;
-    switch (vm_restart(c)) {
+    switch (vm_restart(c->vm, c)) {
     case VM_RESTART_STARTED: {
         char note[32];
         log_info("vm %s: %s; restarting (restart %u%s)", m->conf.name, why, m->restarts, backoff_note(m, note));
@@ -682,7 +688,7 @@ enum vmm_action vmm_vm_reset(struct vmm_vcpu *c, const char *why)
     char reason[200];
     fmt_snprintf(reason, sizeof reason, "%s; reset %u times in a row soon after starting, not "
                  "restarting again", why, m->quick_crashes);
-    vm_stop_now(c, reason);
+    vm_stop_now(c->vm, c, reason);
     return VMM_STOP;
 }
 
@@ -696,7 +702,7 @@ enum vmm_action vmm_vm_stop(struct vmm_vcpu *c, bool crashed, const char *fmt, .
     va_end(ap);
 
     if (crashed && m->conf.on_crash == CONFIG_CRASH_RESTART) {
-        switch (vm_restart(c)) {
+        switch (vm_restart(c->vm, c)) {
         case VM_RESTART_STARTED: {
             char note[32];
             log_warn("vm %s: %s; restarting (on_crash = restart, restart %u%s)", m->conf.name, reason,
@@ -714,9 +720,137 @@ enum vmm_action vmm_vm_stop(struct vmm_vcpu *c, bool crashed, const char *fmt, .
             break;
         }
     }
-    vm_stop_now(c, reason);
+    vm_stop_now(c->vm, c, reason);
     return VMM_STOP;
 }
+
+/* ---- plinth's shell: commands, state and counters (struct vmm_vm_ops) ---- */
+
+/* A stopped VM boots again: its stopped vCPUs are revived and go through the
+ * restart path (RAM cleared, image reloaded, devices reset), as on_crash = restart
+ * does. */
+static int vm_start_again(struct vmm_vm *m, char *msg, size_t len)
+{
+    if (!__atomic_load_n(&m->stop_logged, __ATOMIC_ACQUIRE)) {
+        fmt_snprintf(msg, len, "vm %s is still stopping; try again in a moment", m->conf.name);
+        return -1;
+    }
+    for (unsigned i = 0; i < m->vcpu_count; i++)
+        if (core_vcpu_revive(m->vcpus[i].h) != 0) {
+            fmt_snprintf(msg, len, "vm %s: vCPU %u is still leaving its last run; try again in a moment",
+                         m->conf.name, i);
+            return -1;
+        }
+    uint64_t flags = spin_lock_irqsave(&m->lock);
+    m->state = VMM_VM_RUNNING;
+    m->resetting = false;
+    m->quick_crashes = 0;
+    m->stop_reason[0] = 0;
+    __atomic_store_n(&m->stopped_by_shell, false, __ATOMIC_RELEASE);
+    __atomic_store_n(&m->stop_logged, false, __ATOMIC_RELEASE);
+    spin_unlock_irqrestore(&m->lock, flags);
+    __atomic_store_n(&reported_idle, false, __ATOMIC_SEQ_CST);
+    vm_restart(m, NULL);
+    log_info("vm %s: starting again (from the shell)", m->conf.name);
+    return 0;
+}
+
+static int vm_op_command(void *ctx, enum core_vm_command cmd, char *msg, size_t len)
+{
+    struct vmm_vm *m = ctx;
+    bool stopped = m->state == VMM_VM_STOPPED;
+    switch (cmd) {
+    case CORE_VM_STOP:
+        if (stopped) {
+            fmt_snprintf(msg, len, "vm %s is stopped already (%s); `start %s` boots it", m->conf.name,
+                         m->stop_reason, m->conf.name);
+            return -1;
+        }
+        __atomic_store_n(&m->stopped_by_shell, true, __ATOMIC_RELEASE);
+        if (!vm_stop_now(m, NULL, "stopped from the shell")) {
+            __atomic_store_n(&m->stopped_by_shell, false, __ATOMIC_RELEASE);
+            fmt_snprintf(msg, len, "vm %s stopped by itself meanwhile", m->conf.name);
+            return -1;
+        }
+        fmt_snprintf(msg, len, "stopped; its memory is kept (`start %s` boots it again)", m->conf.name);
+        return 0;
+    case CORE_VM_START:
+        if (!stopped) {
+            fmt_snprintf(msg, len, "vm %s is running; `restart %s` boots it again from a clean image",
+                         m->conf.name, m->conf.name);
+            return -1;
+        }
+        if (vm_start_again(m, msg, len) != 0)
+            return -1;
+        fmt_snprintf(msg, len, "booting from a clean image");
+        return 0;
+    case CORE_VM_RESTART:
+        if (stopped) {
+            if (vm_start_again(m, msg, len) != 0)
+                return -1;
+        } else {
+            if (vm_restart(m, NULL) != VM_RESTART_STARTED) {
+                fmt_snprintf(msg, len, "vm %s is restarting already", m->conf.name);
+                return -1;
+            }
+            log_info("vm %s: restarting (from the shell, restart %u)", m->conf.name, m->restarts);
+        }
+        fmt_snprintf(msg, len, "restarting from a clean image (RAM cleared, image reloaded, devices reset)");
+        return 0;
+    }
+    fmt_snprintf(msg, len, "unknown command");
+    return -1;
+}
+
+static void vm_op_status(void *ctx, struct core_vm_status *st)
+{
+    struct vmm_vm *m = ctx;
+    uint64_t flags = spin_lock_irqsave(&m->lock);
+    st->stopped = m->state == VMM_VM_STOPPED;
+    st->by_shell = m->stopped_by_shell;
+    st->restarts = m->restarts;
+    if (st->stopped)
+        fmt_snprintf(st->state, sizeof st->state, "stopped (%s)", m->stop_reason);
+    else
+        fmt_snprintf(st->state, sizeof st->state, "%s", m->resetting ? "restarting" : "running");
+    st->uptime_ns = st->stopped ? 0 : core_time_ns() - m->started_ns;
+    spin_unlock_irqrestore(&m->lock, flags);
+}
+
+/* One line "TITLE: key count, ..." of a counter table's top 10. */
+static size_t top_line(char *buf, size_t len, const char *title, const struct vmm_counters *t)
+{
+    uint64_t keys[10], counts[10];
+    unsigned n = vmm_count_top(t, 10, keys, counts);
+    size_t at = (size_t)fmt_snprintf(buf, len, "%s:", title);
+    for (unsigned i = 0; i < n && at < len; i++)
+        at += (size_t)fmt_snprintf(buf + at, len - at, "%s %#lx %lu", i ? "," : "",
+                                   (unsigned long)keys[i], (unsigned long)counts[i]);
+    if (!n && at < len)
+        at += (size_t)fmt_snprintf(buf + at, len - at, " none");
+    if (t->other && at < len)
+        at += (size_t)fmt_snprintf(buf + at, len - at, ", others %lu", (unsigned long)t->other);
+    if (at < len)
+        at += (size_t)fmt_snprintf(buf + at, len - at, "\n");
+    return at < len ? at : len;
+}
+
+static size_t vm_op_stats(void *ctx, char *buf, size_t len)
+{
+    struct vmm_vm *m = ctx;
+    size_t at = (size_t)fmt_snprintf(buf, len, "injected interrupts and NMIs: %lu; emulated instructions: %lu\n",
+                                     (unsigned long)__atomic_load_n(&m->injected, __ATOMIC_RELAXED),
+                                     (unsigned long)m->emulated);
+    if (at >= len)
+        return len;
+    at += top_line(buf + at, len - at, "I/O port exits, top 10 (port count)", &m->port_exits);
+    if (at >= len)
+        return len;
+    at += top_line(buf + at, len - at, "MMIO exits, top 10 (region count)", &m->mmio_exits);
+    return at < len ? at : len;
+}
+
+static const struct vmm_vm_ops vm_ops = { vm_op_command, vm_op_status, vm_op_stats, vm_op_input };
 
 void vmm_inject_exception(struct vmm_vcpu *c, uint8_t vector, bool has_error, uint32_t error)
 {

@@ -10,6 +10,8 @@
 #include "vmm/mmio.h"
 #include "vmm/dev/vlapic.h"
 #include "vmm/platform.h"
+#include "vmm/console.h"
+#include "vmm/stats.h"
 
 #define VMM_MAX_VCPUS 8
 #define VMM_LINE_MAX  160
@@ -95,6 +97,15 @@ struct vmm_vm {
     uint64_t pvclock_wall_msr;            /* the pvclock's wall-clock MSR */
     uint64_t tx_tat;                      /* console pacing (vm.c console_pace), under lock */
     uint64_t tx_paced_until;              /* 0, or when its vCPUs may run again */
+    /* Console input (vm.c): the core has bytes for it; taken ones the UART has not. */
+    bool     input_waiting;
+    char     in_buf[VMM_CONSOLE_BUF];
+    unsigned in_head, in_count;           /* under uart_lock */
+    /* For the shell: why it stopped, whether the shell stopped it, and counters. */
+    char     stop_reason[96];
+    bool     stopped_by_shell;
+    uint64_t injected;                    /* interrupts and NMIs injected */
+    struct vmm_counters port_exits, mmio_exits;
 };
 
 /* The vCPU's TSC as the guest reads it (RDTSC and MSR 0x10): host TSC + its offset. */

@@ -15,6 +15,7 @@
 
 #include "kernel/fmt.c"
 #include "vmm/io.c"
+#include "vmm/stats.c"
 #include "vmm/mmio.c"
 #include "vmm/exit.c"
 #include "vmm/string_io.c"

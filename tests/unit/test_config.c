@@ -193,12 +193,42 @@ static void test_console(void **state)
     expect_error("[plinth]\non_idle = stay\nconsole = c\n[vm a]\nloader=elf\nkernel=a\n", 3,
                  "console = c names no VM");
     expect_error("[plinth]\nconsole = c\n", 2, "names no VM");
-    expect_error("[plinth]\nconsole =\n[vm a]\nloader=elf\nkernel=a\n", 2, "must be the name");
-    expect_error("[plinth]\nconsole = a b\n[vm a]\nloader=elf\nkernel=a\n", 2, "must be the name");
-    expect_error("[plinth]\nconsole = aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\n", 2, "must be the name");
-    expect_error("[plinth]\nconsoles = a\n", 2, "on_idle and console");
+    expect_error("[plinth]\nconsole =\n[vm a]\nloader=elf\nkernel=a\n", 2, "must be shell or the name");
+    expect_error("[plinth]\nconsole = a b\n[vm a]\nloader=elf\nkernel=a\n", 2, "must be shell or the name");
+    expect_error("[plinth]\nconsole = aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\n", 2, "must be shell or the name");
+    expect_error("[plinth]\nconsoles = a\n", 2, "on_idle, console and hotkey");
     /* A later error still wins over the console check: the file stops at the first. */
     expect_error("[plinth]\nconsole = z\n[vm a]\nloader=elf\n", 3, "no kernel");
+}
+
+static void test_console_shell_hotkey_and_log(void **state)
+{
+    (void)state;
+    /* console = shell: no VM has the console at boot; the hotkey defaults to Ctrl-A. */
+    assert_true(parse("[plinth]\nconsole = shell\n[vm a]\nloader=elf\nkernel=a\n"));
+    assert_true(cfg.console_shell);
+    assert_false(cfg.vms[0].console);
+    assert_int_equal(cfg.hotkey, 1);
+    assert_int_equal(cfg.vms[0].console_log, 64 * 1024);
+    assert_true(parse("[plinth]\nhotkey = Ctrl-B\n[vm a]\nloader=elf\nkernel=a\nconsole_log = 1M\n"));
+    assert_int_equal(cfg.hotkey, 2);
+    assert_int_equal(cfg.vms[0].console_log, 1 << 20);
+    assert_true(parse("[plinth]\nhotkey = ctrl-z\n"));
+    assert_int_equal(cfg.hotkey, 26);
+    assert_true(parse("[plinth]\nhotkey = off\n"));
+    assert_int_equal(cfg.hotkey, -1);
+    expect_error("[plinth]\nhotkey = ctrl-m\n", 2, "must be ctrl-a .. ctrl-z");
+    expect_error("[plinth]\nhotkey = ctrl-h\n", 2, "must be ctrl-a .. ctrl-z");
+    expect_error("[plinth]\nhotkey = ctrl-1\n", 2, "must be ctrl-a .. ctrl-z");
+    expect_error("[plinth]\nhotkey = a\n", 2, "must be ctrl-a .. ctrl-z");
+    expect_error("[plinth]\nhotkey =\n", 2, "must be ctrl-a .. ctrl-z");
+    expect_error("[vm a]\nconsole_log = 1K\n", 2, "from 4K to 1M");
+    expect_error("[vm a]\nconsole_log = 2M\n", 2, "from 4K to 1M");
+    expect_error("[vm a]\nconsole_log = lots\n", 2, "from 4K to 1M");
+    /* Names the shell would read otherwise. */
+    expect_error("[vm shell]\n", 1, "cannot be named 'shell'");
+    expect_error("[vm 12]\n", 1, "is a number");
+    assert_true(parse("[vm 12b]\nloader=elf\nkernel=a\n"));
 }
 
 int main(void)
@@ -213,6 +243,7 @@ int main(void)
         cmocka_unit_test(test_section_checks),
         cmocka_unit_test(test_limits),
         cmocka_unit_test(test_console),
+        cmocka_unit_test(test_console_shell_hotkey_and_log),
     };
     return cmocka_run_group_tests_name("config", tests, NULL, NULL);
 }
