@@ -42,6 +42,12 @@ struct vmm_vcpu_ops {
 core_vm_t core_vm_create(uint64_t ram_bytes);
 /* Releases the VM's memory and tables; its vCPUs must be stopped. */
 void      core_vm_destroy(core_vm_t vm);
+/* How its vCPUs share the CPUs they run on with others: CPU time in proportion to
+ * weight (1..1000, CORE_WEIGHT_DEFAULT), at most cap_pct percent of a CPU per vCPU
+ * (1..100; 0: no cap, the default), and high: a runnable vCPU of it goes before
+ * normal ones (still held to its cap).  False for values out of range. */
+#define CORE_WEIGHT_DEFAULT 100
+bool      core_vm_set_shares(core_vm_t vm, unsigned weight, unsigned cap_pct, bool high);
 /* The monitor's window on the VM's RAM (a mapping, once the monitor is a process). */
 void     *core_vm_ram(core_vm_t vm, uint64_t *size);
 

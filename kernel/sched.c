@@ -23,7 +23,8 @@ struct runq {
     struct spinlock lock;
     core_vcpu_t list[CORE_MAX_VCPUS];
     unsigned count;
-    unsigned next;                  /* round-robin position */
+    unsigned next;                  /* round-robin position, for ties */
+    uint64_t vclock;                /* the least virtual run time of the last vCPU chosen */
     volatile enum cpu_guest_state guest_state;
     /* A vCPU of this CPU became runnable from blocked (a kick from this CPU or
      * another: an IPI, an interrupt its monitor routed, a start): the running vCPU's
@@ -171,23 +172,51 @@ static bool wake_due(struct vcpu *v, uint64_t now)
     return woke;
 }
 
-/* The vCPU to run next, how many are runnable, and the earliest deadline of a
- * blocked vCPU of this CPU (UINT64_MAX: none).  keep (or -1) is the vCPU whose slice
- * is not over: it goes on unless it is no longer runnable or a deadline just woke
- * another (whose timer interrupt is due now).  Otherwise a boosted vCPU (woken from
+/* A capped vCPU's budget period ([vm] cpu_cap: that percentage of each period). */
+#define SCHED_CAP_PERIOD_NS 100000000ull
+
+static unsigned weight_of(const struct vm *vm)
+{
+    return vm && vm->weight ? vm->weight : CORE_WEIGHT_DEFAULT;
+}
+
+/* A capped vCPU's CPU time left in its period (rolling the period on when it is
+ * over: what it overran the last budget by is owed); UINT64_MAX when uncapped. */
+static uint64_t cap_left(struct vcpu *v, const struct vm *vm, uint64_t now)
+{
+    if (!vm || !vm->cap_pct)
+        return UINT64_MAX;
+    uint64_t budget = SCHED_CAP_PERIOD_NS / 100 * vm->cap_pct;
+    if (now - v->cap_start >= SCHED_CAP_PERIOD_NS) {
+        uint64_t periods = (now - v->cap_start) / SCHED_CAP_PERIOD_NS;
+        v->cap_start += periods * SCHED_CAP_PERIOD_NS;
+        uint64_t paid = periods * budget;
+        v->cap_used = v->cap_used > paid ? v->cap_used - paid : 0;
+    }
+    return v->cap_used < budget ? budget - v->cap_used : 0;
+}
+
+/* The vCPU to run next, how many may run, and the earliest time this CPU must look
+ * again (UINT64_MAX: none): a blocked vCPU's deadline, or the end of a capped
+ * vCPU's period.  Among the vCPUs that may run (runnable, their VM not paused, a
+ * capped one within its budget), priority = high ones come first; within a class,
+ * keep (or -1), the vCPU whose slice is not over, goes on unless a deadline just
+ * woke another (whose timer interrupt is due now); else a boosted vCPU (woken from
  * blocked after sleeping at least as long as it last ran: one that waits for
- * interrupts, not a CPU hog napping) runs first, without moving the round robin;
- * else the next runnable vCPU after the last one chosen.  Without the boost a
- * vCPU's timer interrupt waited behind every busy sibling's slice. */
+ * interrupts, not a CPU hog napping) runs first; else the one with the least
+ * virtual run time, which grows by the time run scaled by 100 / cpu_weight, so
+ * that CPU time goes in proportion to the weights (ties: the next after the last
+ * one chosen, a round robin).  Without the boost a vCPU's timer interrupt waited
+ * behind every busy sibling's slice. */
 static core_vcpu_t pick(struct runq *q, core_vcpu_t keep, unsigned *runnable, uint64_t *earliest)
 {
-    core_vcpu_t chosen = -1, boosted = -1;
-    bool kept = false, woke = false;
+    core_vcpu_t best[2] = { -1, -1 }, boosted[2] = { -1, -1 };
+    unsigned best_at[2] = { 0, 0 };
+    bool kept = false, woke = false, keep_high = false;
     *runnable = 0;
     *earliest = UINT64_MAX;
     uint64_t now = time_since_boot_ns();
     uint64_t flags = spin_lock_irqsave(&q->lock);
-    unsigned next = q->next;
     for (unsigned n = 0; n < q->count; n++) {
         unsigned i = (q->next + n) % q->count;
         struct vcpu *v = vcpu_get(q->list[i]);
@@ -202,24 +231,42 @@ static core_vcpu_t pick(struct runq *q, core_vcpu_t keep, unsigned *runnable, ui
             *earliest = d;
         if (v->state != VCPU_RUNNABLE)
             continue;
+        const struct vm *vm = vm_get(v->vm);
+        if (!cap_left(v, vm, now)) {
+            uint64_t again = v->cap_start + SCHED_CAP_PERIOD_NS;
+            if (again < *earliest)
+                *earliest = again;
+            continue;
+        }
         (*runnable)++;
-        if (q->list[i] == keep)
+        /* A vCPU that slept keeps at most one slice of credit over the others, so
+         * that waking it does not hand it the CPU for as long as it slept. */
+        if (v->vruntime + SCHED_SLICE_NS < q->vclock)
+            v->vruntime = q->vclock - SCHED_SLICE_NS;
+        int c = vm && vm->high ? 1 : 0;
+        if (q->list[i] == keep) {
             kept = true;
-        if (boosted < 0 && v->boost)
-            boosted = q->list[i];
-        if (chosen < 0) {
-            chosen = q->list[i];
-            next = (i + 1) % q->count;
+            keep_high = c;
+        }
+        if (boosted[c] < 0 && v->boost)
+            boosted[c] = q->list[i];
+        if (best[c] < 0 || v->vruntime < vcpu_get(best[c])->vruntime) {
+            best[c] = q->list[i];
+            best_at[c] = i;
         }
     }
-    if (kept && !woke) {
+    int c = best[1] >= 0 ? 1 : 0;
+    core_vcpu_t chosen = best[c];
+    if (kept && !woke && keep_high == c) {
         chosen = keep;
-    } else if (boosted >= 0) {
-        chosen = boosted;
-        vcpu_get(boosted)->boost = false;
-    } else {
-        q->next = next;
+    } else if (boosted[c] >= 0) {
+        chosen = boosted[c];
+        vcpu_get(chosen)->boost = false;
+    } else if (chosen >= 0) {
+        q->next = (best_at[c] + 1) % q->count;
     }
+    if (chosen >= 0 && vcpu_get(chosen)->vruntime > q->vclock)
+        q->vclock = vcpu_get(chosen)->vruntime;
     spin_unlock_irqrestore(&q->lock, flags);
     return chosen;
 }
@@ -431,12 +478,23 @@ void sched_run_cpu(void)
                 slice = until;
         }
         struct vcpu *v = vcpu_get(h);
+        const struct vm *vm = vm_get(v->vm);
+        /* A capped vCPU runs no longer than its budget has left, even alone. */
+        uint64_t left = cap_left(v, vm, now);
+        if (left != UINT64_MAX) {
+            if (left < SCHED_MIN_RUN_NS)
+                left = SCHED_MIN_RUN_NS;
+            if (!slice || left < slice)
+                slice = left;
+        }
         __atomic_store_n(&v->in_run, true, __ATOMIC_SEQ_CST);
         run_vcpu(h, slice);
         __atomic_store_n(&v->in_run, false, __ATOMIC_SEQ_CST);
         if (v) {
             uint64_t ran = time_since_boot_ns() - now;
             v->ran_ns += ran;
+            v->cap_used += ran;
+            v->vruntime += ran * CORE_WEIGHT_DEFAULT / weight_of(vm);
             __atomic_store_n(&v->cpu_ns, v->cpu_ns + ran, __ATOMIC_RELAXED);
         }
     }

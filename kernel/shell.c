@@ -158,6 +158,14 @@ static void cmd_stats(unsigned index)
     out("vm %s (%u/%u): %s, up %s, %u vCPU%s, %lu MiB, restarts %u, snapshots 0", v.con.name, index + 1,
         vmcon_count(), state_of(&v), v.st.stopped ? "-" : up, v.nvcpus, v.nvcpus == 1 ? "" : "s",
         (unsigned long)(v.memory >> 20), v.st.restarts);
+    const struct vm *cvm = vm_get(v.con.vm);
+    if (cvm) {
+        char cap[16] = "none";
+        if (cvm->cap_pct)
+            fmt_snprintf(cap, sizeof cap, "%u%%", cvm->cap_pct);
+        out("  CPU shares: cpu_weight %u, cpu_cap %s, priority %s", cvm->weight ? cvm->weight : CORE_WEIGHT_DEFAULT,
+            cap, cvm->high ? "high" : "normal");
+    }
     uint64_t total[HVM_EXIT_REASON_COUNT] = { 0 };
     for (unsigned j = 0; j < v.nvcpus; j++) {
         struct vcpu *c = vcpu_get(v.vcpus[j]);

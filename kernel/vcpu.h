@@ -31,6 +31,10 @@ struct vcpu {
     uint64_t blocked_at;            /* time_since_boot_ns() when it last blocked */
     uint64_t ran_ns;                /* how long it ran since it was last woken */
     uint64_t cpu_ns;                /* how long it ran in all */
+    /* CPU shares (sched.c): virtual run time (ns run x 100 / its VM's cpu_weight),
+     * and a capped vCPU's use of its budget in the period that began at cap_start. */
+    uint64_t vruntime;
+    uint64_t cap_used, cap_start;
     /* The last whole second's CPU time and exits (vcpu_sample), for the shell. */
     uint64_t sec_cpu_ns, sec_exits;
     uint64_t sample_cpu_ns, sample_exits;

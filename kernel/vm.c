@@ -176,3 +176,14 @@ bool vm_paused(core_vm_t h)
     struct vm *vm = vm_get(h);
     return vm && __atomic_load_n(&vm->paused, __ATOMIC_ACQUIRE);
 }
+
+bool core_vm_set_shares(core_vm_t h, unsigned weight, unsigned cap_pct, bool high)
+{
+    struct vm *vm = vm_get(h);
+    if (!vm || weight < 1 || weight > 1000 || cap_pct > 100)
+        return false;
+    vm->weight = weight;
+    vm->cap_pct = cap_pct;
+    vm->high = high;
+    return true;
+}

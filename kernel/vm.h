@@ -19,6 +19,10 @@ struct vm {
     bool     dying;
     /* The shell's `pause`: its vCPUs are not scheduled (sched.c pick) until resumed. */
     volatile bool paused;
+    /* CPU shares of its vCPUs (core_vm_set_shares, sched.c pick). */
+    unsigned weight;               /* 1..1000; 0: CORE_WEIGHT_DEFAULT */
+    unsigned cap_pct;              /* 1..100 percent of a CPU per vCPU; 0: none */
+    bool     high;                 /* priority = high */
 };
 
 /* The VM behind a handle, or NULL for a bad handle (or a VM already freed). */

@@ -150,6 +150,7 @@ static void vm_defaults(struct config_vm *vm, unsigned line)
     *vm = (struct config_vm){
         .line = line, .memory = DEFAULT_MEMORY, .vcpus = 1, .cpus = 1,
         .on_crash = CONFIG_CRASH_STOP, .console_log = CONFIG_CONSOLE_LOG_DEFAULT,
+        .cpu_weight = 100,
     };
 }
 
@@ -269,6 +270,27 @@ static bool parse_vm_key(struct parser *p, const char *k, size_t kn, const char 
         vm->console_log = m;
         return true;
     }
+    if (str_eq(k, kn, "cpu_weight")) {
+        uint64_t n;
+        if (!parse_number(v, vn, &n) || n < 1 || n > 1000)
+            return config_fail(p, "cpu_weight '%.*s' must be a number from 1 to 1000 (default 100)", (int)vn, v);
+        vm->cpu_weight = (unsigned)n;
+        return true;
+    }
+    if (str_eq(k, kn, "cpu_cap")) {
+        uint64_t n;
+        size_t len = vn && v[vn - 1] == '%' ? vn - 1 : vn;
+        if (!parse_number(v, len, &n) || n < 1 || n > 100)
+            return config_fail(p, "cpu_cap '%.*s' must be a percentage of one CPU from 1 to 100", (int)vn, v);
+        vm->cpu_cap = (unsigned)n;
+        return true;
+    }
+    if (str_eq(k, kn, "priority")) {
+        if (str_eq(v, vn, "normal")) vm->priority_high = false;
+        else if (str_eq(v, vn, "high")) vm->priority_high = true;
+        else return config_fail(p, "priority '%.*s' must be normal or high", (int)vn, v);
+        return true;
+    }
     if (str_eq(k, kn, "vcpus")) {
         uint64_t n;
         if (!parse_number(v, vn, &n) || n < 1 || n > CONFIG_MAX_CPUS)
@@ -314,7 +336,7 @@ static bool parse_vm_key(struct parser *p, const char *k, size_t kn, const char 
         return true;
     }
     return config_fail(p, "unknown key '%.*s' in [vm %s]; keys are loader, kernel, module, initrd, "
-                "cmdline, memory, vcpus, cpus, on_crash, load, entry, console_log", (int)kn, k, vm->name);
+                "cmdline, memory, vcpus, cpus, on_crash, load, entry, console_log, cpu_weight, cpu_cap, priority", (int)kn, k, vm->name);
 }
 
 static bool parse_line(struct parser *p, const char *s, size_t n)

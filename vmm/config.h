@@ -57,6 +57,9 @@ struct config_vm {
     uint64_t entry;                         /* flat: guest-physical; realmode: seg << 16 | off */
     bool     console;                       /* has the host console's input at boot: one VM */
     uint64_t console_log;                   /* bytes of its latest console output kept */
+    unsigned cpu_weight;                    /* 1..1000: its share of a CPU it shares */
+    unsigned cpu_cap;                       /* 1..100 percent of a CPU per vCPU; 0: none */
+    bool     priority_high;                 /* priority = high */
 };
 
 struct config {

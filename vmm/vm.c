@@ -332,6 +332,10 @@ static bool vm_create(struct vmm_vm *m, const struct config_vm *c)
     m->vm = core_vm_create(c->memory);
     if (m->vm < 0)
         return false;
+    if (!core_vm_set_shares(m->vm, c->cpu_weight, c->cpu_cap, c->priority_high)) {
+        log_error("vm %s: cpu_weight %u / cpu_cap %u are out of range", c->name, c->cpu_weight, c->cpu_cap);
+        return false;
+    }
     m->ram = core_vm_ram(m->vm, &m->ram_size);
     io_bus_claim(&m->io, 0x3f8, 0x3ff, uart_port_read, uart_port_write, m);
     vmm_lapic_attach(m);

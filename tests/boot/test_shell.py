@@ -86,6 +86,7 @@ def test_focus_switching_input_and_replay(session):
     s.expect(r"exits by reason \(since its vCPUs were made\): .*io \d+", since=at)
     s.expect(r"injected interrupts and NMIs: [1-9]\d*", since=at)
     s.command("stats 2", r"vm beta \(2/2\)")
+    s.expect(r"CPU shares: cpu_weight 100, cpu_cap none, priority normal", since=at)
     s.command("poweroff", r"power: off \(poweroff typed at the shell\)")
     assert s.wait_exit() == 0
 

@@ -225,6 +225,22 @@ static void test_console_shell_hotkey_and_log(void **state)
     expect_error("[vm a]\nconsole_log = 1K\n", 2, "from 4K to 1M");
     expect_error("[vm a]\nconsole_log = 2M\n", 2, "from 4K to 1M");
     expect_error("[vm a]\nconsole_log = lots\n", 2, "from 4K to 1M");
+    /* CPU shares. */
+    assert_int_equal(cfg.vms[0].cpu_weight, 100);
+    assert_int_equal(cfg.vms[0].cpu_cap, 0);
+    assert_false(cfg.vms[0].priority_high);
+    assert_true(parse("[vm a]\nloader=elf\nkernel=a\ncpu_weight = 300\ncpu_cap = 20%\npriority = high\n"));
+    assert_int_equal(cfg.vms[0].cpu_weight, 300);
+    assert_int_equal(cfg.vms[0].cpu_cap, 20);
+    assert_true(cfg.vms[0].priority_high);
+    assert_true(parse("[vm a]\nloader=elf\nkernel=a\ncpu_cap = 100\npriority = normal\n"));
+    assert_int_equal(cfg.vms[0].cpu_cap, 100);
+    expect_error("[vm a]\ncpu_weight = 0\n", 2, "from 1 to 1000");
+    expect_error("[vm a]\ncpu_weight = 1001\n", 2, "from 1 to 1000");
+    expect_error("[vm a]\ncpu_cap = 0\n", 2, "from 1 to 100");
+    expect_error("[vm a]\ncpu_cap = 101%\n", 2, "from 1 to 100");
+    expect_error("[vm a]\ncpu_cap = %\n", 2, "from 1 to 100");
+    expect_error("[vm a]\npriority = realtime\n", 2, "normal or high");
     /* Names the shell would read otherwise. */
     expect_error("[vm shell]\n", 1, "cannot be named 'shell'");
     expect_error("[vm 12]\n", 1, "is a number");

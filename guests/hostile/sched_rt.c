@@ -1,0 +1,78 @@
+/* sched_rt: timer latency of a vCPU that also computes, beside a CPU hog on one
+ * physical CPU.  Each round it works for 2 ms, then sleeps on a 1 ms one-shot APIC
+ * timer and measures how late the interrupt arrives.  Having run longer than it
+ * slept, it earns no wake-up boost: with priority = normal it waits behind the
+ * hog's time slice (up to 10 ms); with priority = high it must pre-empt the hog at
+ * once (tests/boot/test_sched.py, `bound_us`). */
+#include "irq_smp.h"
+
+#define VEC_ONESHOT 0x50
+#define ROUNDS      50u
+#define WORK_US     2000u
+#define ONESHOT_NS  1000000u
+
+static volatile uint32_t fired;
+static volatile uint64_t fired_tsc;
+
+static bool oneshot_hook(struct trap_frame *f)
+{
+    (void)f;
+    fired_tsc = rdtsc();
+    fired++;
+    apic_write(APIC_EOI, 0);
+    return true;
+}
+
+/* TSC ticks in microseconds at tsc_khz, without a 64-bit division. */
+static uint32_t ticks_to_us(uint64_t t, uint32_t tsc_khz)
+{
+    uint32_t per_us = tsc_khz / 1000 ? tsc_khz / 1000 : 1;
+    uint64_t q = 0;
+    for (int b = 63; b >= 0; b--)
+        if ((t >> b) >= per_us) {
+            t -= (uint64_t)per_us << b;
+            q |= 1ull << b;
+        }
+    return q > 0xffffffffu ? 0xffffffffu : (uint32_t)q;
+}
+
+void guest_main(uint32_t magic, const struct mb1_info *mbi)
+{
+    (void)magic;
+    guest_name = "sched_rt";
+    set_trap_hook(VEC_ONESHOT, oneshot_hook);
+    apic_write(APIC_SVR, 0x1ff);
+    uint32_t r[4];
+    cpuid(0x40000010u, 0, r);
+    uint32_t tsc_khz = r[0] ? r[0] : 1000000;
+    uint64_t per_us = tsc_khz / 1000 ? tsc_khz / 1000 : 1;
+    apic_write(APIC_TIMER_DCR, 0xb);
+    uint64_t worst = 0, total = 0;
+    unsigned i;
+    for (i = 0; i < ROUNDS; i++) {
+        spin_tsc(WORK_US * per_us);
+        apic_write(APIC_LVT_TIMER, VEC_ONESHOT);
+        __asm__ volatile("cli");
+        uint64_t t = rdtsc();
+        apic_write(APIC_TIMER_ICR, ONESHOT_NS);
+        uint32_t want = fired + 1;
+        uint64_t t0 = rdtsc();
+        while (fired < want && rdtsc() - t0 < WAIT_TICKS)
+            __asm__ volatile("sti; hlt; cli" ::: "memory");
+        if (fired < want)
+            break;
+        uint64_t due = t + (uint64_t)(ONESHOT_NS / 1000) * per_us;
+        uint64_t late = fired_tsc > due ? fired_tsc - due : 0;
+        total += late;
+        if (late > worst)
+            worst = late;
+    }
+    uint32_t worst_us = ticks_to_us(worst, tsc_khz), mean_us = ticks_to_us(total, tsc_khz) / ROUNDS;
+    gprintf("INFO sched_rt: %u of %u timers arrived, worst %u us late, mean %u us\n", i, ROUNDS, worst_us, mean_us);
+    check(i == ROUNDS, "sched-rt-timers-arrive", "timer %u did not arrive", i);
+    uint32_t bound_us = cmdline_number(mbi, "bound_us", 0);
+    if (bound_us)
+        check(worst_us <= bound_us, "sched-rt-bounded", "the latest timer arrived %u us late, more than %u us",
+              worst_us, bound_us);
+    done();
+}
