@@ -44,9 +44,18 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                 FUZZ_CHECK(terminated(v->modules[m], CONFIG_PATH_MAX), "VM %s module %u", v->name, m);
             for (unsigned j = 0; j < i; j++)
                 FUZZ_CHECK(strcmp(cfg.vms[j].name, v->name), "two VMs named %s", v->name);
+            FUZZ_CHECK(v->console_log >= CONFIG_CONSOLE_LOG_MIN && v->console_log <= CONFIG_CONSOLE_LOG_MAX,
+                       "VM %s console_log %lu", v->name, (unsigned long)v->console_log);
+            FUZZ_CHECK(v->cpu_weight >= 1 && v->cpu_weight <= 1000, "VM %s cpu_weight %u", v->name, v->cpu_weight);
+            FUZZ_CHECK(v->cpu_cap <= 100, "VM %s cpu_cap %u", v->name, v->cpu_cap);
+            FUZZ_CHECK(strcmp(v->name, "shell") && strspn(v->name, "0123456789") < strlen(v->name),
+                       "VM name %s the shell would misread", v->name);
             consoles += v->console;
         }
         FUZZ_CHECK(consoles <= 1, "%u console VMs", consoles);
+        FUZZ_CHECK(!cfg.console_shell || consoles == 0, "console = shell and a console VM");
+        FUZZ_CHECK(cfg.hotkey == -1 || (cfg.hotkey >= 1 && cfg.hotkey <= 26 && cfg.hotkey != 8 && cfg.hotkey != 9 &&
+                                         cfg.hotkey != 10 && cfg.hotkey != 13), "hotkey %d", cfg.hotkey);
     }
     free(text);
     return 0;
