@@ -168,3 +168,65 @@ def test_garbage_at_the_shell(session):
     assert "vm alpha: stopped" not in s.text and "restarting" not in s.text
     s.command("poweroff", r"power: off")
     assert s.wait_exit() == 0
+
+
+LINUX_CFG = """[plinth]
+on_idle = poweroff
+console = linux
+
+[vm linux]
+loader = linux
+kernel = guests/linux/vmlinux
+initrd = guests/linux/initramfs.cpio.gz
+cmdline = console=ttyS0 quiet linux-guest.cpus=2 linux-guest.mem=128 linux-guest.clocksource=tsc linux-guest.stay
+memory = 128M
+vcpus = 2
+cpus = 0-1
+
+[vm alpha]
+loader = multiboot
+kernel = guests/console.elf
+cmdline = tick=20
+memory = 16M
+cpus = 1
+"""
+
+
+def test_linux_console_and_restart_svm(guest_build, tmp_path):
+    """Debian's kernel (PVH entry, two vCPUs, QEMU TCG) with the console at boot
+    (console = linux): its shell reads what is typed through its 8250 driver's
+    receive interrupt; the shell restarts it from a clean image and it boots, passes
+    its self-check and takes input again, while alpha ticks throughout."""
+    import test_linux
+    missing = [f for f in test_linux.LINUX_FILES if not os.path.isfile(os.path.join(guest_build, f))]
+    if missing:
+        pytest.fail(f"`make all` left no {', '.join(missing)}", pytrace=False)
+    cfg = tmp_path / "plinth.cfg"
+    cfg.write_text(LINUX_CFG)
+    iso = str(tmp_path / "linux.iso")
+    test_guests.make_iso(guest_build, str(cfg), iso)
+    with Session("qemu", iso, tmp_path, smp=2, timeout=900) as s:
+        s.expect(r"^\[linux\] linux-guest: selfcheck ok$", 400)
+        s.expect(r"^\[linux\] linux-guest: shell \(linux-guest.stay\)", 120)
+        at = s.mark()
+        s.send("echo typed-$((6*7))\r")
+        s.expect(r"^\[linux\] typed-42$", 120, since=at)
+        at = s.mark()
+        s.send(CTRL_A + "s")
+        s.expect(r"plinth: console -> shell", since=at)
+        row = list_row(s, "linux")
+        assert row["vcpus"] == "2" and row["memory"] == "128", row
+        at = s.mark()
+        s.command("restart linux", r"restart: vm linux: restarting from a clean image")
+        s.expect(r"^\[linux\] linux-guest: up cpus=2 ", 400, since=at)
+        s.expect(r"^\[linux\] linux-guest: selfcheck ok$", 120, since=at)
+        s.expect(r"^\[linux\] linux-guest: shell \(linux-guest.stay\)", 120, since=at)
+        assert re.search(r"^\[alpha\] console: tick \d+$", s.text[at:], re.MULTILINE), "alpha stopped ticking"
+        at = s.mark()
+        s.send(CTRL_A + "1")
+        s.expect(r"plinth: console -> linux \(1/2\)", since=at)
+        s.send("echo again-$((2+3))\r")
+        s.expect(r"^\[linux\] again-5$", 120, since=at)
+        s.send(CTRL_A + "s")
+        s.command("poweroff", r"power: off")
+        assert s.wait_exit() == 0
