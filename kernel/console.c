@@ -36,6 +36,22 @@ static void to_sinks(const char *s, size_t n)
         sinks[i].fn(sinks[i].ctx, s, n);
 }
 
+/* Takes the input line off the terminal's last row: back to its start, blanks over
+ * it, back again.  Blanks rather than an erase sequence (ESC [ K): a log captured
+ * from the serial line then holds no escape codes, only a line of blanks that a
+ * carriage return ends, and every line keeps its own start. */
+static void erase_input(void)
+{
+    static const char blanks[16] = "                ";
+    to_sinks("\r", 1);
+    for (size_t left = input_len; left; ) {
+        size_t k = left < sizeof blanks ? left : sizeof blanks;
+        to_sinks(blanks, k);
+        left -= k;
+    }
+    to_sinks("\r", 1);
+}
+
 void console_write(const char *s, size_t n)
 {
     if (panic_mode) {
@@ -44,7 +60,7 @@ void console_write(const char *s, size_t n)
     }
     uint64_t flags = spin_lock_irqsave(&console_lock);
     if (input_len)
-        to_sinks("\r\033[K", 4);
+        erase_input();
     to_sinks(s, n);
     if (input_len)
         to_sinks(input_line, input_len);
@@ -59,6 +75,15 @@ void console_write_raw(const char *s, size_t n)
     }
     uint64_t flags = spin_lock_irqsave(&console_lock);
     to_sinks(s, n);
+    spin_unlock_irqrestore(&console_lock, flags);
+}
+
+void console_erase_input_line(void)
+{
+    uint64_t flags = spin_lock_irqsave(&console_lock);
+    if (input_len)
+        erase_input();
+    input_len = 0;
     spin_unlock_irqrestore(&console_lock, flags);
 }
 

@@ -18,6 +18,8 @@ void console_write_raw(const char *s, size_t n);
 /* What the terminal's unfinished last line shows now (the shell's prompt and what
  * was typed after it); n = 0: nothing. */
 void console_set_input_line(const char *s, size_t n);
+/* Takes the input line off the screen (the focus leaves the shell) and forgets it. */
+void console_erase_input_line(void);
 /* After a panic: stop taking the lock, which a stopped CPU may hold. */
 void console_enter_panic_mode(void);
 

@@ -65,8 +65,7 @@ void shell_enter(void)
 
 void shell_leave(void)
 {
-    console_set_input_line(NULL, 0);
-    console_write_raw("\r\033[K", 4);
+    console_erase_input_line();
 }
 
 /* ---- what the commands show ---- */
@@ -155,7 +154,7 @@ static void cmd_stats(unsigned index)
     view(index, &v);
     char up[16];
     fmt_duration(up, sizeof up, v.st.uptime_ns);
-    out("vm %s (%u/%u): %s, up %s, %u vCPU%s, %lu MiB, restarts %u, snapshots 0", v.con.name, index + 1,
+    out("vm %s (%u/%u): %s, up %s, %u vCPU%s, %lu MiB, restarts %u", v.con.name, index + 1,
         vmcon_count(), state_of(&v), v.st.stopped ? "-" : up, v.nvcpus, v.nvcpus == 1 ? "" : "s",
         (unsigned long)(v.memory >> 20), v.st.restarts);
     const struct vm *cvm = vm_get(v.con.vm);

@@ -43,7 +43,8 @@ static unsigned nslots;
 /* Guards the slots' logs and input queues (taken on every CPU; the slot table
  * itself only grows, from the monitors' start-up). */
 static struct spinlock lock = SPINLOCK_INIT;
-static struct hotkey hotkey;
+/* Ctrl-A until vmcon_init says otherwise (it never does when the config is broken). */
+static struct hotkey hotkey = { 1, false };
 static int focus = VMCON_FOCUS_SHELL;
 static bool focus_resolved;
 static char focus_name[VMCON_NAME_MAX];

@@ -739,12 +739,21 @@ static int vm_start_again(struct vmm_vm *m, char *msg, size_t len)
         fmt_snprintf(msg, len, "vm %s is still stopping; try again in a moment", m->conf.name);
         return -1;
     }
-    for (unsigned i = 0; i < m->vcpu_count; i++)
-        if (core_vcpu_revive(m->vcpus[i].h) != 0) {
+    for (unsigned i = 0; i < m->vcpu_count; i++) {
+        /* A vCPU stopped from outside leaves its run at its next exit: give it a
+         * moment (its CPU is another than the shell's, which is between runs). */
+        int rc = -1;
+        for (unsigned spin = 0; spin < 1000000 && rc != 0; spin++) {
+            rc = core_vcpu_revive(m->vcpus[i].h);
+            if (rc != 0)
+                __asm__ volatile("pause");
+        }
+        if (rc != 0) {
             fmt_snprintf(msg, len, "vm %s: vCPU %u is still leaving its last run; try again in a moment",
                          m->conf.name, i);
             return -1;
         }
+    }
     uint64_t flags = spin_lock_irqsave(&m->lock);
     m->state = VMM_VM_RUNNING;
     m->resetting = false;

@@ -32,7 +32,7 @@ class Session:
         self.emulator = emulator
         self.log_path = os.path.join(str(tmp_path), "serial.log")
         self.text = ""
-        self.pending = ""
+        self.committed, self.done, self.cur, self.col, self.esc = "", [], [], 0, ""
         self.lock = threading.Condition()
         self.closed = False
         if emulator == "qemu":
@@ -86,24 +86,43 @@ class Session:
                 self._add(data.decode(errors="replace"))
                 self.lock.notify_all()
 
-    ERASE = "\r\x1b[K"
-
     def _add(self, chunk):
-        """Keeps self.text as a terminal would show it, for matching: the shell's
-        redraw ("\\r ESC [K": the prompt line erased before a guest's line) removes
-        what the line showed, and the serial line's CR LF is a plain newline."""
-        chunk = self.pending + chunk
-        self.pending = ""
-        for k in range(len(self.ERASE) - 1, 0, -1):
-            if chunk.endswith(self.ERASE[:k]):
-                self.pending = chunk[-k:]
-                chunk = chunk[:-k]
-                break
-        parts = chunk.split(self.ERASE)
-        for i, part in enumerate(parts):
-            if i > 0:
-                self.text = self.text[:self.text.rfind("\n") + 1]
-            self.text += part.replace("\r", "")
+        """Keeps self.text as a terminal would show it, for matching: a carriage
+        return goes back to the line's start and what follows overwrites it (the
+        shell takes its prompt off the line with CR, blanks, CR before a guest's
+        line, and redraws it after), backspace steps back, ESC [ K erases to the
+        end; each finished line loses its trailing blanks.  The log file keeps the
+        bytes as they came."""
+        i = 0
+        while i < len(chunk):
+            c = chunk[i]
+            i += 1
+            if self.esc:
+                self.esc += c
+                if self.esc == "\x1b[" or (len(self.esc) > 2 and not ("@" <= c <= "~")):
+                    continue
+                if self.esc == "\x1b[K":
+                    del self.cur[self.col:]
+                self.esc = ""
+            elif c == "\x1b":
+                self.esc = c
+            elif c == "\r":
+                self.col = 0
+            elif c == "\n":
+                self.done.append("".join(self.cur).rstrip(" ") + "\n")
+                self.cur, self.col = [], 0
+            elif c == "\b":
+                self.col = max(0, self.col - 1)
+            else:
+                if self.col < len(self.cur):
+                    self.cur[self.col] = c
+                else:
+                    self.cur.append(c)
+                self.col += 1
+        if len(self.done) > 64:
+            self.committed += "".join(self.done)
+            self.done = []
+        self.text = self.committed + "".join(self.done) + "".join(self.cur)
 
     def run_messages(self):
         self.stderr.flush()

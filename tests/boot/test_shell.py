@@ -19,9 +19,9 @@ SMP = {"qemu": 2, "bochs": 1}
 @pytest.fixture
 def session(guest_build, tmp_path, request):
     emulator = request.param
-    iso = os.path.join(guest_build, "guests", "shell.iso")
-    if not os.path.isfile(iso):
-        pytest.fail(f"`make all` built no {iso}", pytrace=False)
+    iso = str(tmp_path / "shell.iso")
+    test_guests.make_iso(guest_build, os.path.join(test_guests.plinthboot.ROOT, "guests", "configs", "shell.cfg"),
+                         iso)
     with Session(emulator, iso, tmp_path, smp=SMP[emulator], timeout=900) as s:
         s.expect(r"^plinth: console -> shell$", 180)
         s.expect(r"\[alpha\] console: ready", 180)
