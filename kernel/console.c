@@ -1,5 +1,8 @@
 #include "kernel/console.h"
 #include "kernel/spinlock.h"
+#include "kernel/fmt.h"
+
+#include <stdarg.h>
 
 #include <stdbool.h>
 
@@ -101,4 +104,19 @@ void console_set_input_line(const char *s, size_t n)
 void console_enter_panic_mode(void)
 {
     panic_mode = true;
+}
+
+void console_linef(const char *fmt, ...)
+{
+    char line[400];
+    va_list ap;
+    va_start(ap, fmt);
+    int n = fmt_vsnprintf(line, sizeof line - 1, fmt, ap);
+    va_end(ap);
+    if (n < 0)
+        n = 0;
+    if (n > (int)sizeof line - 2)
+        n = (int)sizeof line - 2;
+    line[n++] = '\n';
+    console_write(line, (size_t)n);
 }

@@ -13,6 +13,9 @@ int  console_register(console_sink_fn fn, void *ctx);
  * it is erased first and shown again after, so that lines printed while a person
  * types at the shell never run into what they typed. */
 void console_write(const char *s, size_t n);
+/* One formatted line (the newline added; cut at 400 characters): the console's and
+ * shell's answers, which are not log lines (no timestamp, not in the log ring). */
+void console_linef(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 /* The shell's own echo and prompt, written as they are. */
 void console_write_raw(const char *s, size_t n);
 /* What the terminal's unfinished last line shows now (the shell's prompt and what

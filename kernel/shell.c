@@ -20,21 +20,7 @@
 static struct lineedit editor;
 static bool editor_ready;
 
-static void out(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static void out(const char *fmt, ...)
-{
-    char line[400];
-    va_list ap;
-    va_start(ap, fmt);
-    int n = fmt_vsnprintf(line, sizeof line - 1, fmt, ap);
-    va_end(ap);
-    if (n < 0)
-        n = 0;
-    if (n > (int)sizeof line - 2)
-        n = (int)sizeof line - 2;
-    line[n++] = '\n';
-    console_write(line, (size_t)n);
-}
+#define out console_linef
 
 /* Keeps the console's idea of the input line in step with the terminal's. */
 static void show_input(void)
@@ -178,12 +164,8 @@ static void cmd_stats(unsigned index)
             total[r] += c->exits[r];
     }
     char buf[400];
-    size_t n = 0;
-    for (int r = 0; r < HVM_EXIT_REASON_COUNT && n < sizeof buf; r++)
-        if (total[r])
-            n += (size_t)fmt_snprintf(buf + n, sizeof buf - n, "%s%s %lu", n ? ", " : "",
-                                      hvm_exit_reason_name((enum hvm_exit_reason)r), (unsigned long)total[r]);
-    out("  exits by reason (since its vCPUs were made): %s", n ? buf : "none");
+    hvm_exit_counts_text(total, buf, sizeof buf);
+    out("  exits by reason (since its vCPUs were made): %s", buf);
     static char text[OUT_MAX];
     size_t len = v.con.ops->stats(v.con.ctx, text, sizeof text);
     if (len > sizeof text)

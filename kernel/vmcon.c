@@ -185,21 +185,7 @@ int vmcon_find(const char *name)
     return v >= 1 && v <= n ? (int)v - 1 : -1;
 }
 
-static void say(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static void say(const char *fmt, ...)
-{
-    char line[200];
-    va_list ap;
-    va_start(ap, fmt);
-    int n = fmt_vsnprintf(line, sizeof line - 1, fmt, ap);
-    va_end(ap);
-    if (n < 0)
-        n = 0;
-    if (n > (int)sizeof line - 2)
-        n = (int)sizeof line - 2;
-    line[n++] = '\n';
-    console_write(line, (size_t)n);
-}
+#define say console_linef
 
 void vmcon_focus(int index)
 {

@@ -403,13 +403,8 @@ static void log_exit_counts(struct vmm_vm *m)
             total[r] += c[r];
     }
     char buf[400];
-    size_t n = 0;
-    for (int r = 0; r < HVM_EXIT_REASON_COUNT && n < sizeof buf; r++)
-        if (total[r])
-            n += (size_t)fmt_snprintf(buf + n, sizeof buf - n, "%s%s %lu", n ? ", " : "",
-                                      hvm_exit_reason_name((enum hvm_exit_reason)r), (unsigned long)total[r]);
-    log_info("vm %s: exits: %s; emulated instructions: %lu", m->conf.name, n ? buf : "none",
-             (unsigned long)m->emulated);
+    hvm_exit_counts_text(total, buf, sizeof buf);
+    log_info("vm %s: exits: %s; emulated instructions: %lu", m->conf.name, buf, (unsigned long)m->emulated);
 }
 
 /* Whether every VM has stopped and logged so (stop_logged, not only state: a VM

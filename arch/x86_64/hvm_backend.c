@@ -3,6 +3,7 @@
 #include "arch/x86_64/hvm_vcpu.h"
 #include "arch/x86_64/vmx/vmx.h"
 #include "arch/x86_64/svm/svm.h"
+#include "kernel/fmt.h"
 
 /* Looked up on every exit (kernel/vcpu.c): the choice is kept after the first call. */
 static const struct hvm_backend *chosen;
@@ -37,4 +38,16 @@ const char *hvm_exit_reason_name(enum hvm_exit_reason r)
         [HVM_EXIT_ENTRY_FAILED] = "entry-failed", [HVM_EXIT_UNHANDLED] = "unhandled",
     };
     return (unsigned)r < HVM_EXIT_REASON_COUNT && names[r] ? names[r] : "?";
+}
+
+size_t hvm_exit_counts_text(const uint64_t counts[HVM_EXIT_REASON_COUNT], char *buf, size_t len)
+{
+    size_t n = 0;
+    for (int r = 0; r < HVM_EXIT_REASON_COUNT && n < len; r++)
+        if (counts[r])
+            n += (size_t)fmt_snprintf(buf + n, len - n, "%s%s %lu", n ? ", " : "",
+                                      hvm_exit_reason_name((enum hvm_exit_reason)r), (unsigned long)counts[r]);
+    if (!n && len)
+        n = (size_t)fmt_snprintf(buf, len, "none");
+    return n < len ? n : len - 1;
 }

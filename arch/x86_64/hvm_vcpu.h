@@ -201,5 +201,7 @@ struct hvm_backend {
 const struct hvm_backend *hvm_backend(void);
 
 const char *hvm_exit_reason_name(enum hvm_exit_reason r);
+/* "io 12, hlt 3" (or "none") into buf for the non-zero counts: the length. */
+size_t hvm_exit_counts_text(const uint64_t counts[HVM_EXIT_REASON_COUNT], char *buf, size_t len);
 
 #endif

@@ -39,6 +39,19 @@
 
 static inline uint32_t apic_id(void) { return apic_read(APIC_ID) >> 24; }
 
+/* TSC ticks in microseconds at tsc_khz, without a 64-bit division (no libgcc here). */
+static inline uint32_t ticks_to_us(uint64_t t, uint32_t tsc_khz)
+{
+    uint32_t per_us = tsc_khz / 1000 ? tsc_khz / 1000 : 1;
+    uint64_t q = 0;
+    for (int b = 63; b >= 0; b--)
+        if ((t >> b) >= per_us) {
+            t -= (uint64_t)per_us << b;
+            q |= 1ull << b;
+        }
+    return q > 0xffffffffu ? 0xffffffffu : (uint32_t)q;
+}
+
 static inline void send_ipi(uint32_t dest, uint32_t low)
 {
     apic_write(APIC_ICR_HIGH, dest << 24);

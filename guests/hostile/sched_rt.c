@@ -23,19 +23,6 @@ static bool oneshot_hook(struct trap_frame *f)
     return true;
 }
 
-/* TSC ticks in microseconds at tsc_khz, without a 64-bit division. */
-static uint32_t ticks_to_us(uint64_t t, uint32_t tsc_khz)
-{
-    uint32_t per_us = tsc_khz / 1000 ? tsc_khz / 1000 : 1;
-    uint64_t q = 0;
-    for (int b = 63; b >= 0; b--)
-        if ((t >> b) >= per_us) {
-            t -= (uint64_t)per_us << b;
-            q |= 1ull << b;
-        }
-    return q > 0xffffffffu ? 0xffffffffu : (uint32_t)q;
-}
-
 void guest_main(uint32_t magic, const struct mb1_info *mbi)
 {
     (void)magic;

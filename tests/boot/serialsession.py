@@ -135,9 +135,11 @@ class Session:
                              f"--- tools/run ---\n{self.run_messages()}")
 
     def mark(self):
-        """A position in the text: expect(..., since=mark) looks only after it."""
+        """A position in the text: expect(..., since=mark) looks only after it.  The
+        start of the line being written: a carriage return may still rewrite it
+        (the shell's prompt, taken off for the next line)."""
         with self.lock:
-            return len(self.text)
+            return len(self.text) - len(self.cur)
 
     def expect(self, pattern, timeout=60, since=0):
         """Waits for pattern (a regex, MULTILINE) in what arrived after `since`;
