@@ -205,13 +205,14 @@ static uint64_t cap_left(struct vcpu *v, const struct vm *vm, uint64_t now)
  * blocked after sleeping at least as long as it last ran: one that waits for
  * interrupts, not a CPU hog napping) runs first; else the one with the least
  * virtual run time, which grows by the time run scaled by 100 / cpu_weight, so
- * that CPU time goes in proportion to the weights (ties: the next after the last
- * one chosen, a round robin).  Without the boost a vCPU's timer interrupt waited
+ * that CPU time goes in proportion to the weights (ties, and vCPUs all of one
+ * weight: the next after the last one chosen, a round robin).  Without the boost a vCPU's timer interrupt waited
  * behind every busy sibling's slice. */
 static core_vcpu_t pick(struct runq *q, core_vcpu_t keep, unsigned *runnable, uint64_t *earliest)
 {
-    core_vcpu_t best[2] = { -1, -1 }, boosted[2] = { -1, -1 };
-    unsigned best_at[2] = { 0, 0 };
+    core_vcpu_t best[2] = { -1, -1 }, boosted[2] = { -1, -1 }, first[2] = { -1, -1 };
+    unsigned best_at[2] = { 0, 0 }, first_at[2] = { 0, 0 }, weight[2] = { 0, 0 };
+    bool mixed[2] = { false, false };
     bool kept = false, woke = false, keep_high = false;
     *runnable = 0;
     *earliest = UINT64_MAX;
@@ -250,11 +251,27 @@ static core_vcpu_t pick(struct runq *q, core_vcpu_t keep, unsigned *runnable, ui
         }
         if (boosted[c] < 0 && v->boost)
             boosted[c] = q->list[i];
+        unsigned w = weight_of(vm);
+        if (!weight[c])
+            weight[c] = w;
+        else if (weight[c] != w)
+            mixed[c] = true;
+        if (best[c] < 0)
+            first[c] = q->list[i], first_at[c] = i;
         if (best[c] < 0 || v->vruntime < vcpu_get(best[c])->vruntime) {
             best[c] = q->list[i];
             best_at[c] = i;
         }
     }
+    /* All of one weight: a plain round robin, as before weights existed.  (Bochs
+     * 2.7 leaks one guest's virtual-NMI blocking into the next guest it enters,
+     * so the order vCPUs share a CPU in decides whether a guest's NMIs get through
+     * there; the hostile irq group's order is the round robin's.) */
+    for (int k = 0; k < 2; k++)
+        if (!mixed[k] && first[k] >= 0) {
+            best[k] = first[k];
+            best_at[k] = first_at[k];
+        }
     int c = best[1] >= 0 ? 1 : 0;
     core_vcpu_t chosen = best[c];
     if (kept && !woke && keep_high == c) {
