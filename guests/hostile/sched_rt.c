@@ -1,9 +1,10 @@
-/* sched_rt: timer latency of a vCPU that also computes, beside a CPU hog on one
+/* sched_rt: timer latency of a vCPU that also computes, beside CPU hogs on one
  * physical CPU.  Each round it works for 2 ms, then sleeps on a 1 ms one-shot APIC
  * timer and measures how late the interrupt arrives.  Having run longer than it
- * slept, it earns no wake-up boost: with priority = normal it waits behind the
- * hog's time slice (up to 10 ms); with priority = high it must pre-empt the hog at
- * once (tests/boot/test_sched.py, `bound_us`). */
+ * slept, it earns no wake-up boost: with priority = normal it waits for the round
+ * robin to come back to it past the hogs' time slices (10 ms each); with
+ * priority = high it must pre-empt them at once (tests/boot/test_sched.py,
+ * `bound_us`). */
 #include "irq_smp.h"
 
 #define VEC_ONESHOT 0x50
