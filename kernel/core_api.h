@@ -144,7 +144,6 @@ enum core_vm_command { CORE_VM_STOP, CORE_VM_START, CORE_VM_RESTART };
 struct core_vm_status {
     char     state[112];   /* "running", or "stopped (reason)" */
     bool     stopped;
-    bool     by_shell;     /* stopped by a shell command, not by the guest */
     uint64_t uptime_ns;    /* since its last (re)start; 0 while stopped */
     unsigned restarts;
 };

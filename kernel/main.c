@@ -122,7 +122,11 @@ static void start_guests(void)
     }
     idle_set_poweroff(cfg.on_idle == CONFIG_IDLE_POWEROFF);
     log_info("config: %u VM%s", cfg.vm_count, cfg.vm_count == 1 ? "" : "s");
-    const char *focus = cfg.console[0] ? cfg.console : cfg.vm_count ? cfg.vms[0].name : NULL;
+    /* The config marks the VM that has the console at boot (none for console = shell). */
+    const char *focus = NULL;
+    for (unsigned i = 0; i < cfg.vm_count; i++)
+        if (cfg.vms[i].console)
+            focus = cfg.vms[i].name;
     vmcon_init(cfg.hotkey, cfg.console_shell || !focus, focus);
     char key[8];
     if (cfg.hotkey > 0)

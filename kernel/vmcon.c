@@ -229,7 +229,8 @@ static void help_line(void)
         k, k, k);
 }
 
-/* The bytes typed for the focused VM; true if it should be told. */
+/* A byte typed for the focused VM: queued, or counted as dropped when the VM has
+ * not read the last VMCON_INPUT; true if queued (the VM is then told). */
 static bool deliver(struct slot *s, unsigned char c)
 {
     uint64_t f = spin_lock_irqsave(&lock);
@@ -239,7 +240,7 @@ static bool deliver(struct slot *s, unsigned char c)
     else
         s->pub.input_dropped++;
     spin_unlock_irqrestore(&lock, f);
-    return true;
+    return ok;
 }
 
 static void switch_by(int step)

@@ -815,7 +815,6 @@ static void vm_op_status(void *ctx, struct core_vm_status *st)
     struct vmm_vm *m = ctx;
     uint64_t flags = spin_lock_irqsave(&m->lock);
     st->stopped = m->state == VMM_VM_STOPPED;
-    st->by_shell = m->stopped_by_shell;
     st->restarts = m->restarts;
     if (st->stopped)
         fmt_snprintf(st->state, sizeof st->state, "stopped (%s)", m->stop_reason);
