@@ -4,6 +4,7 @@
  * and the next event it announces is never in the past. */
 #include "fuzz.h"
 #include "vmm/dev/i8254.c"
+#include "vmm/snap.c"
 
 static uint64_t ticks;
 static uint64_t clock_fn(void *ctx) { (void)ctx; return ticks; }

@@ -4,6 +4,7 @@
  * state stays within its ranges. */
 #include "fuzz.h"
 #include "vmm/dev/i8259.c"
+#include "vmm/snap.c"
 
 static bool intr;
 static void intr_fn(void *ctx, bool level) { (void)ctx; intr = level; }

@@ -4,6 +4,7 @@
  * for a masked pin. */
 #include "fuzz.h"
 #include "vmm/dev/ioapic.c"
+#include "vmm/snap.c"
 
 static struct ioapic io;
 static int delivered;

@@ -3,6 +3,7 @@
  * and the next-event time it gives is an event or "none". */
 #include "fuzz.h"
 #include "vmm/dev/mc146818.c"
+#include "vmm/snap.c"
 
 static uint64_t now_sec;
 static uint32_t now_nsec;

@@ -4,6 +4,7 @@
  * only from the writes that ask for them. */
 #include "fuzz.h"
 #include "vmm/dev/pc_misc.c"
+#include "vmm/snap.c"
 
 static uint64_t now;
 static int resets, poweroffs;

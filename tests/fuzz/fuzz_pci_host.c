@@ -4,6 +4,7 @@
  * only its defined bits. */
 #include "fuzz.h"
 #include "vmm/dev/pci_host.c"
+#include "vmm/snap.c"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {

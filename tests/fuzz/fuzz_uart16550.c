@@ -4,6 +4,7 @@
  * interrupt line goes low when the guest masks every source. */
 #include "fuzz.h"
 #include "vmm/dev/uart16550.c"
+#include "vmm/snap.c"
 
 static unsigned tx_bytes;
 static bool line;

@@ -5,6 +5,7 @@
  * fire in the past. */
 #include "fuzz.h"
 #include "vmm/dev/vlapic.c"
+#include "vmm/snap.c"
 
 static int ipis;
 static void ipi(void *ctx, const struct vlapic_ipi *m) { (void)ctx; (void)m; ipis++; }

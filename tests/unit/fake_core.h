@@ -34,6 +34,7 @@
 #include "vmm/dev/mc146818.c"
 #include "vmm/dev/pc_misc.c"
 #include "vmm/dev/pci_host.c"
+#include "vmm/snap.c"
 #include "vmm/acpi/acpi_build.c"
 #include "vmm/emulate/decode.c"
 #include "vmm/emulate/emulate.c"

@@ -8,6 +8,8 @@
 #include <cmocka.h>
 
 #include "vmm/dev/i8254.c"
+#include "vmm/snap.c"
+#include "snap_test.h"
 
 struct irq_sink {
     int  pulses;     /* false-then-true pairs */
@@ -631,6 +633,269 @@ static void test_clock_backwards_and_far_epoch(void **state)
     assert_int_equal(sink.pulses, 1);
 }
 
+/* ---- snapshots ---- */
+
+static size_t save_pit(const struct i8254 *p, uint8_t *buf, uint64_t ns)
+{
+    struct snap st;
+    snap_save_begin(&st, buf, SNAP_TEST_BUF);
+    assert_true(i8254_save(p, &st, ns));
+    size_t n = snap_save_end(&st);
+    assert_true(n > SNAP_HEADER_BYTES);
+    return n;
+}
+
+/* Loads at the fake clock's now, as the monitor would pass its clock's reading. */
+static bool load_pit(void *model, struct snap *st)
+{
+    return i8254_load(model, st, now_ns);
+}
+
+static void load_pit_ok(struct i8254 *p, const uint8_t *buf, size_t n, uint64_t ns)
+{
+    struct snap st;
+    assert_true(snap_load_begin(&st, buf, n));
+    assert_true(i8254_load(p, &st, ns));
+    assert_true(snap_load_end(&st));
+}
+
+#define SNAP_TICK 2200
+
+/* Counter 0 periodic (mode 2), reprogrammed mid-period, with the edge at the
+ * period's end (2101) due but not yet delivered; counter 2 one-shot behind an
+ * open gate with its count latched and half read; counter 1 halfway through a
+ * two-byte count, its status latched. */
+static void busy_pit(void)
+{
+    at_tick(100);
+    program(I8254_COUNTER0, 0x34, 1000);
+    i8254_write(&pit, I8254_PORT_B, PORTB_GATE2 | PORTB_SPEAKER);
+    program(I8254_COUNTER2, 0xb0, 30000);
+    i8254_write(&pit, I8254_CONTROL, 0x74);
+    i8254_write(&pit, I8254_COUNTER1, 0x34);
+    at_tick(1500);
+    i8254_write(&pit, I8254_COUNTER0, 0xf4);  /* 500, from the period's end at 2101 */
+    i8254_write(&pit, I8254_COUNTER0, 0x01);
+    assert_true(pit.ch[0].pending);
+    assert_int_equal(sink.pulses, 1);         /* the write delivered the edge at 1101 */
+    at_tick(SNAP_TICK);
+    i8254_write(&pit, I8254_CONTROL, 0xc0 | RB_NOT_COUNT | (RB_CNT0 << 1));
+    i8254_write(&pit, I8254_CONTROL, 0x80);
+    (void)i8254_read(&pit, I8254_COUNTER2);
+    assert_int_equal(sink.pulses, 1);
+    assert_true(pit.ch[2].read_msb && pit.ch[2].count_latched);
+    assert_true(pit.ch[1].write_msb && pit.ch[1].status_latched);
+}
+
+/* What the guest and the monitor see from base on, times relative to base. */
+static void observe_pit(struct i8254 *p, struct irq_sink *k, uint64_t base, uint64_t out[16])
+{
+    unsigned n = 0;
+    at_tick(base);
+    out[n++] = i8254_read(p, I8254_COUNTER2);          /* the latched MSB */
+    out[n++] = i8254_read(p, I8254_COUNTER1);          /* the latched status */
+    out[n++] = i8254_read(p, I8254_PORT_B) & ~PORTB_REFRESH;
+    i8254_write(p, I8254_CONTROL, 0x00);
+    out[n++] = i8254_read(p, I8254_COUNTER0);
+    out[n++] = i8254_read(p, I8254_COUNTER0);
+    out[n++] = ticks_of_ns(i8254_next_event_ns(p)) - EPOCH_TICK - base;
+    at_tick(base + 2999);
+    i8254_update(p);
+    out[n++] = (uint64_t)k->pulses;
+    i8254_write(p, I8254_CONTROL, 0x80);
+    out[n++] = i8254_read(p, I8254_COUNTER2);
+    out[n++] = i8254_read(p, I8254_COUNTER2);
+    out[n++] = ticks_of_ns(i8254_next_event_ns(p)) - EPOCH_TICK - base;
+    i8254_write(p, I8254_COUNTER1, 0x12);              /* the MSB: counter 1 starts */
+    at_tick(base + 40000);
+    i8254_update(p);
+    out[n++] = (uint64_t)k->pulses;
+    out[n++] = i8254_read(p, I8254_PORT_B) & PORTB_OUT2;
+    i8254_write(p, I8254_CONTROL, 0x40);
+    out[n++] = i8254_read(p, I8254_COUNTER1);
+    out[n++] = i8254_read(p, I8254_COUNTER1);
+    out[n++] = (uint64_t)k->calls;
+    out[15] = n;
+}
+
+static void test_snapshot_round_trip(void **state)
+{
+    (void)state;
+    busy_pit();
+    uint64_t t_save = now_ns;
+    uint8_t a[SNAP_TEST_BUF], b[SNAP_TEST_BUF];
+    size_t n = save_pit(&pit, a, t_save);
+
+    struct irq_sink s2 = { 0 }, s3 = { 0 };
+    struct i8254 q, r;
+    i8254_init(&q, fake_clock, NULL, sink_irq, &s2);
+    load_pit_ok(&q, a, n, t_save);
+    assert_int_equal(save_pit(&q, b, t_save), n);
+    assert_memory_equal(a, b, n);
+
+    /* Counters read on after a load 10^7 ticks (8.4 s) later as they would have
+     * without the gap; the edge that was due comes first. */
+    uint64_t want[16], got[16];
+    sink = (struct irq_sink){ 0 };            /* both sinks count from here */
+    observe_pit(&pit, &sink, SNAP_TICK, want);
+    const uint64_t gap = 10000000;
+    at_tick(SNAP_TICK + 40000 + gap);
+    i8254_init(&r, fake_clock, NULL, sink_irq, &s3);
+    at_tick(SNAP_TICK + gap);
+    load_pit_ok(&r, a, n, now_ns);
+    assert_int_equal(s3.calls, 0);             /* the load calls no callback */
+    assert_ptr_equal(r.irq_ctx, &s3);
+    observe_pit(&r, &s3, SNAP_TICK + gap, got);
+    assert_memory_equal(want, got, sizeof want);
+    /* Counter 0 at the save: 99 into the new 500 period (from 2101), 401 left;
+     * the edge of 2101 still due, then one every 500. */
+    assert_int_equal(want[3] | want[4] << 8, 401);
+    assert_int_equal(want[5], (uint64_t)(2101 - SNAP_TICK)); /* in the past: due now */
+    assert_int_equal(want[6], 1);
+    assert_int_equal(want[9], (uint64_t)(2101 + 7 * 500 - SNAP_TICK));
+    assert_int_equal(want[10], 2);
+    assert_int_equal(want[11], PORTB_OUT2);   /* counter 2's one-shot has ended */
+}
+
+static void test_snapshot_truncated(void **state)
+{
+    (void)state;
+    busy_pit();
+    uint8_t a[SNAP_TEST_BUF];
+    size_t n = save_pit(&pit, a, now_ns);
+    struct irq_sink s2 = { 0 };
+    struct i8254 q;
+    i8254_init(&q, fake_clock, NULL, sink_irq, &s2);
+    program(I8254_COUNTER0, 0x36, 77);
+    snap_test_truncations(a, n, load_pit, &q, sizeof q);
+    snap_test_extended(a, n, load_pit, &q, sizeof q);
+    assert_int_equal(s2.calls, 0);
+}
+
+static void refuse_pit(const struct i8254 *bad, const char *why)
+{
+    uint8_t a[SNAP_TEST_BUF];
+    size_t n = save_pit(bad, a, now_ns);
+    struct i8254 q;
+    i8254_init(&q, fake_clock, NULL, NULL, NULL);
+    i8254_write(&q, I8254_CONTROL, 0x34);
+    snap_test_refused(a, n, load_pit, &q, sizeof q, why);
+}
+
+static void test_snapshot_tampered(void **state)
+{
+    (void)state;
+    busy_pit();
+    uint8_t a[SNAP_TEST_BUF];
+    size_t n = save_pit(&pit, a, now_ns);
+    snap_test_flips(a, n);
+
+    struct i8254 bad = pit;
+    bad.ch[0].mode = 6;
+    refuse_pit(&bad, "i8254: a mode past 5");
+    bad = pit;
+    bad.ch[1].rw = 4;
+    refuse_pit(&bad, "i8254: a read/write mode past 3");
+    bad = pit;
+    bad.ch[0].mode = 3;                        /* the control word says 2 */
+    refuse_pit(&bad, "i8254: mode, rw or BCD not as the control word says");
+    bad = pit;
+    bad.ch[2].bcd = true;
+    refuse_pit(&bad, "i8254: mode, rw or BCD not as the control word says");
+    bad = pit;
+    bad.ch[0].control = 0x74;
+    refuse_pit(&bad, "i8254: mode, rw or BCD not as the control word says");
+    bad = pit;
+    bad.ch[0].reload = 0;
+    refuse_pit(&bad, "i8254: count register out of 1..65536");
+    bad = pit;
+    bad.ch[2].reload = 65537;
+    refuse_pit(&bad, "i8254: count register out of 1..65536");
+    bad = pit;
+    bad.ch[0].start_count = 0;                 /* channel_out() would divide by it */
+    refuse_pit(&bad, "i8254: counting element out of 1..65536");
+    bad = pit;
+    bad.ch[0].pending_reload = 0;
+    refuse_pit(&bad, "i8254: a pending count outside modes 2 and 3, or out of 1..65536");
+    bad = pit;
+    bad.ch[2].pending = true;
+    bad.ch[2].pending_reload = 5;
+    refuse_pit(&bad, "i8254: a pending count outside modes 2 and 3, or out of 1..65536");
+    bad = pit;
+    bad.ch[1].armed = false;
+    bad.ch[1].running = true;
+    refuse_pit(&bad, "i8254: counting without a count");
+    bad = pit;
+    bad.ch[1] = (struct i8254_channel){ .gate = true, .armed = true, .reload = 5, .load_tick = NO_TICK };
+    refuse_pit(&bad, "i8254: a counter never programmed is counting");
+    bad = pit;
+    bad.ch[0].write_msb = true;
+    bad.ch[0].control = 0x14;                  /* LSB only */
+    bad.ch[0].rw = 1;
+    refuse_pit(&bad, "i8254: a byte flip-flop outside LSB-then-MSB mode");
+    bad = pit;
+    bad.ch[0].gate = false;
+    refuse_pit(&bad, "i8254: a gate not wired as on the PC");
+    bad = pit;
+    bad.ch[2].gate = false;                    /* port 0x61 says open */
+    refuse_pit(&bad, "i8254: a gate not wired as on the PC");
+    bad = pit;
+    bad.port_b = 0x13;
+    refuse_pit(&bad, "i8254: port 0x61 bits the model does not keep");
+}
+
+/* A deterministic stand-in for the fuzzer: xorshift64. */
+static uint64_t rnd_state = 0x9e3779b97f4a7c15ull;
+
+static uint64_t rnd(void)
+{
+    rnd_state ^= rnd_state << 13;
+    rnd_state ^= rnd_state >> 7;
+    rnd_state ^= rnd_state << 17;
+    return rnd_state;
+}
+
+/* Every state the guest can drive the timer into is one a load takes, and the
+ * stream comes back unchanged: the checks refuse only what the model cannot hold. */
+static void test_snapshot_every_reachable_state_loads(void **state)
+{
+    (void)state;
+    static const uint16_t ports[] = { 0x40, 0x41, 0x42, 0x43, 0x61 };
+    static const uint8_t cws[] = { 0x30, 0x34, 0x36, 0x32, 0x38, 0x3a, 0x31, 0x35, 0x70, 0x74, 0x76,
+                                   0x72, 0x7a, 0xb0, 0xb4, 0xb6, 0xb2, 0xb8, 0xba, 0x10, 0x20, 0x90,
+                                   0x00, 0x40, 0x80, 0xc2, 0xe4, 0xd8, 0xce, 0xfe, 0xa1, 0xbf };
+    uint64_t tick = 0;
+    uint8_t a[SNAP_TEST_BUF], b[SNAP_TEST_BUF];
+    for (unsigned step = 0; step < 20000; step++) {
+        uint64_t r = rnd();
+        uint16_t port = ports[r % 5];
+        switch ((r >> 8) % 4) {
+        case 0:
+            i8254_write(&pit, port, port == 0x43 ? cws[(r >> 16) % sizeof cws] : (uint8_t)(r >> 16));
+            break;
+        case 1:
+            (void)i8254_read(&pit, port);
+            break;
+        case 2:
+            tick += (r >> 24) % 64 == 0 ? (r >> 32) % 1000000 : (r >> 24) % 300;
+            at_tick(tick);
+            i8254_update(&pit);
+            break;
+        default:
+            (void)i8254_next_event_ns(&pit);
+            break;
+        }
+        if (step % 5)
+            continue;
+        size_t n = save_pit(&pit, a, now_ns);
+        struct i8254 q;
+        i8254_init(&q, fake_clock, NULL, NULL, NULL);
+        load_pit_ok(&q, a, n, now_ns);
+        assert_int_equal(save_pit(&q, b, now_ns), n);
+        assert_memory_equal(a, b, n);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -656,6 +921,10 @@ int main(void)
         cmocka_unit_test_setup(test_rearm_delivers_unreported_shot, setup),
         cmocka_unit_test_setup(test_mode2_pending_boundary_seen_by_read, setup),
         cmocka_unit_test_setup(test_clock_backwards_and_far_epoch, setup),
+        cmocka_unit_test_setup(test_snapshot_round_trip, setup),
+        cmocka_unit_test_setup(test_snapshot_truncated, setup),
+        cmocka_unit_test_setup(test_snapshot_tampered, setup),
+        cmocka_unit_test_setup(test_snapshot_every_reachable_state_loads, setup),
     };
     return cmocka_run_group_tests_name("i8254", tests, NULL, NULL);
 }

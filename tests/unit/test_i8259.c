@@ -7,6 +7,8 @@
 #include <cmocka.h>
 
 #include "vmm/dev/i8259.c"
+#include "vmm/snap.c"
+#include "snap_test.h"
 
 struct intr_sink {
     int changes;
@@ -544,6 +546,209 @@ static void test_cascade_id_mismatch_floats(void **state)
     assert_int_equal(i8259_acknowledge(&pic), 0xff);
 }
 
+/* ---- snapshots ---- */
+
+static size_t save_pic(const struct i8259 *p, uint8_t *buf)
+{
+    struct snap st;
+    snap_save_begin(&st, buf, SNAP_TEST_BUF);
+    assert_true(i8259_save(p, &st));
+    size_t n = snap_save_end(&st);
+    assert_true(n > SNAP_HEADER_BYTES);
+    return n;
+}
+
+static bool load_pic(void *model, struct snap *st)
+{
+    return i8259_load(model, st);
+}
+
+/* Linux's programming; IRQ 1 in service, IRQ 0 requested above it (INT high), IRQ 9
+ * level-triggered and held high on the slave, the slave reading ISR, the master's
+ * priority rotated. */
+static void busy_pic(void)
+{
+    linux_init();
+    unmask(0);
+    unmask(1);
+    unmask(9);
+    i8259_write(&pic, 0x4d1, 0x02);
+    i8259_write(&pic, 0x20, 0xc6);               /* set priority: IR6 lowest, IR7 highest */
+    pulse(1);
+    assert_int_equal(i8259_acknowledge(&pic), 0x21);
+    pulse(0);
+    assert_true(i8259_set_irq(&pic, 9, true));
+    i8259_write(&pic, 0xa0, 0x0b);
+    assert_true(i8259_has_interrupt(&pic));
+    assert_int_equal(pic.master.lowest, 6);
+}
+
+/* What the guest sees next, for comparing two pairs step by step. */
+static void run_guest(struct i8259 *p, uint8_t out[8])
+{
+    out[0] = i8259_acknowledge(p);              /* IRQ 0 */
+    out[1] = i8259_read(p, 0x20);
+    i8259_write(p, 0x20, 0x20);                 /* EOI: IRQ 0 */
+    i8259_write(p, 0x20, 0x20);                 /* EOI: IRQ 1 */
+    out[2] = i8259_acknowledge(p);              /* IRQ 9, through the cascade */
+    out[3] = i8259_read(p, 0xa0);               /* slave ISR */
+    i8259_write(p, 0xa0, 0x20);
+    i8259_write(p, 0x20, 0x20);
+    out[4] = i8259_has_interrupt(p);            /* the level line asks again */
+    out[5] = i8259_acknowledge(p);
+    out[6] = i8259_read(p, 0x21);
+    out[7] = i8259_read(p, 0x4d1);
+}
+
+static void test_snapshot_round_trip(void **state)
+{
+    (void)state;
+    busy_pic();
+    uint8_t a[SNAP_TEST_BUF], b[SNAP_TEST_BUF];
+    size_t n = save_pic(&pic, a);
+
+    struct intr_sink s2 = { 0 };
+    struct i8259 q;
+    i8259_init(&q, sink_intr, &s2);
+    struct snap st;
+    assert_true(snap_load_begin(&st, a, n));
+    assert_true(i8259_load(&q, &st));
+    assert_true(snap_load_end(&st));
+    assert_int_equal(s2.changes, 0);            /* the caller re-syncs INTR */
+    assert_true(i8259_has_interrupt(&q));
+    assert_true(q.master.is_master);
+    assert_false(q.slave.is_master);
+    assert_int_equal(save_pic(&q, b), n);
+    assert_memory_equal(a, b, n);
+
+    uint8_t want[8], got[8];
+    run_guest(&pic, want);
+    run_guest(&q, got);
+    assert_memory_equal(want, got, sizeof want);
+    assert_int_equal(want[0], 0x20);
+    assert_int_equal(want[2], 0x29);
+    assert_int_equal(want[5], 0x29);
+}
+
+static void test_snapshot_truncated(void **state)
+{
+    (void)state;
+    busy_pic();
+    uint8_t a[SNAP_TEST_BUF];
+    size_t n = save_pic(&pic, a);
+    struct intr_sink s2 = { 0 };
+    struct i8259 q;
+    i8259_init(&q, sink_intr, &s2);
+    snap_test_truncations(a, n, load_pic, &q, sizeof q);
+    snap_test_extended(a, n, load_pic, &q, sizeof q);
+    assert_int_equal(s2.changes, 0);
+}
+
+static void refuse_pic(const struct i8259 *bad, const char *why)
+{
+    uint8_t a[SNAP_TEST_BUF];
+    size_t n = save_pic(bad, a);
+    struct i8259 q;
+    i8259_init(&q, NULL, NULL);
+    i8259_write(&q, 0x21, 0x5a);
+    snap_test_refused(a, n, load_pic, &q, sizeof q, why);
+}
+
+static void test_snapshot_tampered(void **state)
+{
+    (void)state;
+    busy_pic();
+    uint8_t a[SNAP_TEST_BUF];
+    size_t n = save_pic(&pic, a);
+    snap_test_flips(a, n);
+
+    static const uint8_t bad_steps[] = { 1, 5, 0xff };
+    for (unsigned i = 0; i < sizeof bad_steps; i++) {
+        struct i8259 bad = pic;
+        bad.master.init_step = bad_steps[i];
+        refuse_pic(&bad, "i8259: an initialization step the chip does not have");
+        bad = pic;
+        bad.slave.init_step = bad_steps[i];
+        refuse_pic(&bad, "i8259: an initialization step the chip does not have");
+    }
+    struct i8259 bad = pic;
+    bad.master.lowest = 8;
+    refuse_pic(&bad, "i8259: lowest priority past IR7");
+    bad = pic;
+    bad.slave.lowest = 0xff;
+    refuse_pic(&bad, "i8259: lowest priority past IR7");
+    bad = pic;
+    bad.slave.vector_base = 0x2c;
+    refuse_pic(&bad, "i8259: vector base bits 2:0 set");
+    bad = pic;
+    bad.master.elcr = 0x01;                      /* IRQ 0 is edge-only */
+    refuse_pic(&bad, "i8259: ELCR bits the chip does not have");
+
+    /* A chip waiting for ICW3 is a state the guest can leave it in. */
+    struct i8259 ok = pic, q;
+    i8259_write(&ok, 0xa0, 0x11);
+    i8259_write(&ok, 0xa1, 0x28);
+    assert_int_equal(ok.slave.init_step, 3);
+    n = save_pic(&ok, a);
+    i8259_init(&q, NULL, NULL);
+    struct snap st;
+    assert_true(snap_load_begin(&st, a, n));
+    assert_true(i8259_load(&q, &st));
+    assert_int_equal(q.slave.init_step, 3);
+}
+
+static uint64_t rnd_state = 0x9e3779b97f4a7c15ull;
+
+static uint64_t rnd(void)
+{
+    rnd_state ^= rnd_state << 13;
+    rnd_state ^= rnd_state >> 7;
+    rnd_state ^= rnd_state << 17;
+    return rnd_state;
+}
+
+/* Every state the guest and the devices can drive the pair into (half-done
+ * initializations, rotations, polls, special modes) is one a load takes back
+ * unchanged. */
+static void test_snapshot_every_reachable_state_loads(void **state)
+{
+    (void)state;
+    static const uint16_t ports[] = { 0x20, 0x21, 0xa0, 0xa1, 0x4d0, 0x4d1 };
+    uint8_t a[SNAP_TEST_BUF], b[SNAP_TEST_BUF];
+    for (unsigned step = 0; step < 20000; step++) {
+        uint64_t r = rnd();
+        uint16_t port = ports[(r >> 8) % 6];
+        uint8_t v = (uint8_t)(r >> 16);
+        switch (r % 5) {
+        case 0:
+        case 1:
+            i8259_write(&pic, port, v);
+            break;
+        case 2:
+            (void)i8259_read(&pic, port);
+            break;
+        case 3:
+            (void)i8259_set_irq(&pic, (unsigned)((r >> 24) % 16), (r >> 32) & 1);
+            break;
+        default:
+            if (i8259_has_interrupt(&pic))
+                (void)i8259_acknowledge(&pic);
+            break;
+        }
+        if (step % 5)
+            continue;
+        size_t n = save_pic(&pic, a);
+        struct i8259 q;
+        i8259_init(&q, NULL, NULL);
+        struct snap st;
+        assert_true(snap_load_begin(&st, a, n));
+        assert_true(i8259_load(&q, &st));
+        assert_true(snap_load_end(&st));
+        assert_int_equal(save_pic(&q, b), n);
+        assert_memory_equal(a, b, n);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -568,6 +773,10 @@ int main(void)
         cmocka_unit_test_setup(test_init_sequence_restart_and_short_forms, setup),
         cmocka_unit_test_setup(test_single_mode_master_ignores_slave, setup),
         cmocka_unit_test_setup(test_cascade_id_mismatch_floats, setup),
+        cmocka_unit_test_setup(test_snapshot_round_trip, setup),
+        cmocka_unit_test_setup(test_snapshot_truncated, setup),
+        cmocka_unit_test_setup(test_snapshot_tampered, setup),
+        cmocka_unit_test_setup(test_snapshot_every_reachable_state_loads, setup),
     };
     return cmocka_run_group_tests_name("i8259", tests, NULL, NULL);
 }

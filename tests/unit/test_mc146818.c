@@ -8,6 +8,8 @@
 
 #include "vmm/dev/mc146818.c"
 #include "vmm/io.c"
+#include "vmm/snap.c"
+#include "snap_test.h"
 
 /* 2026-11-22 21:06:30 UTC, a Sunday. */
 #define T_SUNDAY_EVENING 1795381590ull
@@ -662,6 +664,282 @@ static void test_host_clock_stepping_back(void **state)
     assert_true(clk.level);
 }
 
+/* ---- snapshots ---- */
+
+static size_t save_rtc(const struct mc146818 *r, uint8_t *buf)
+{
+    struct snap st;
+    snap_save_begin(&st, buf, SNAP_TEST_BUF);
+    assert_true(mc146818_save(r, &st, clk.sec, clk.nsec));
+    size_t n = snap_save_end(&st);
+    assert_true(n > SNAP_HEADER_BYTES);
+    return n;
+}
+
+/* Loads at the fake host clock's now. */
+static bool load_rtc(void *model, struct snap *st)
+{
+    return mc146818_load(model, st, clk.sec, clk.nsec);
+}
+
+static void load_rtc_ok(struct mc146818 *r, const uint8_t *buf, size_t n, uint64_t sec, uint32_t nsec)
+{
+    struct snap st;
+    assert_true(snap_load_begin(&st, buf, n));
+    assert_true(mc146818_load(r, &st, sec, nsec));
+    assert_true(snap_load_end(&st));
+}
+
+static uint8_t rd_on(struct mc146818 *r, unsigned index)
+{
+    mc146818_write(r, MC146818_PORT_INDEX, (uint8_t)index);
+    return mc146818_read(r, MC146818_PORT_DATA);
+}
+
+/* The guest set its own time (2031-05-17 08:15:42, 12-hour BCD, keeping the
+ * divider's phase), 0.7 s into the second; a 2 Hz periodic interrupt has raised
+ * the line, an alarm is due at 08:15:50, a CMOS byte is the guest's, the index
+ * points at it with NMI masked. */
+static void busy_rtc(void)
+{
+    at(T_SUNDAY_EVENING, 250000000);
+    wr(REG_B, B_SET);
+    wr(REG_SECONDS, 0x42);
+    wr(REG_MINUTES, 0x15);
+    wr(REG_HOURS, 0x08);
+    wr(REG_DAY, 0x17);
+    wr(REG_MONTH, 0x05);
+    wr(REG_YEAR, 0x31);
+    wr(MC146818_CMOS_CENTURY, 0x20);
+    wr(REG_SECONDS_ALARM, 0x50);
+    wr(REG_MINUTES_ALARM, 0x15);
+    wr(REG_HOURS_ALARM, 0x08);
+    wr(REG_A, A_DV_32K | 0x0f);
+    wr(REG_B, B_PIE | B_AIE);
+    assert_true(mc146818_cmos_set(&rtc, 0x40, 0xab));
+    advance_ns(450000000);                 /* guest 08:15:42.7: past the 2 Hz edge at .5 */
+    mc146818_tick(&rtc);
+    assert_true(clk.level);
+    mc146818_write(&rtc, MC146818_PORT_INDEX, 0x80 | 0x40);
+    assert_true(rtc.running);
+}
+
+/* What the guest reads from now on, and when the monitor would next wake it. */
+static void observe_rtc(struct mc146818 *r, struct clock *c, uint64_t out[24])
+{
+    unsigned n = 0;
+    out[n++] = mc146818_read(r, MC146818_PORT_DATA);   /* the index the guest left */
+    out[n++] = mc146818_nmi_masked(r);
+    static const uint8_t regs[] = { REG_SECONDS, REG_MINUTES, REG_HOURS, REG_WEEKDAY, REG_DAY,
+                                    REG_MONTH, REG_YEAR, MC146818_CMOS_CENTURY, REG_A, REG_B };
+    for (unsigned i = 0; i < sizeof regs; i++)
+        out[n++] = rd_on(r, regs[i]);
+    out[n++] = rd_on(r, REG_C);                         /* PF waiting, IRQF: the line */
+    out[n++] = mc146818_next_event_ns(r);
+    uint64_t ns = c->nsec + 7299999999ull;              /* to 08:15:49.999999999 */
+    c->sec += ns / NSEC_PER_SEC;
+    c->nsec = (uint32_t)(ns % NSEC_PER_SEC);
+    mc146818_tick(r);
+    out[n++] = rd_on(r, REG_C);                         /* PF and UF, no alarm yet */
+    out[n++] = mc146818_next_event_ns(r);
+    c->nsec += 1;
+    if (c->nsec == NSEC_PER_SEC) {
+        c->nsec = 0;
+        c->sec++;
+    }
+    mc146818_tick(r);
+    out[n++] = c->level;
+    out[n++] = rd_on(r, REG_C);                         /* the alarm */
+    out[n++] = rd_on(r, REG_SECONDS);
+    out[23] = n;
+}
+
+static void test_snapshot_round_trip(void **state)
+{
+    (void)state;
+    busy_rtc();
+    uint8_t a[SNAP_TEST_BUF], b[SNAP_TEST_BUF];
+    size_t n = save_rtc(&rtc, a);
+
+    struct clock c2 = clk;
+    c2.irq_changes = 0;
+    c2.level = false;
+    struct mc146818 q;
+    mc146818_init(&q, fake_now, fake_irq, &c2);
+    load_rtc_ok(&q, a, n, clk.sec, clk.nsec);
+    assert_int_equal(save_rtc(&q, b), n);
+    assert_memory_equal(a, b, n);
+
+    /* Three days and a fraction later on the host, the guest's clock reads what it
+     * read at the save, and its flags, alarm and periodic phase go on from there. */
+    struct clock c3 = { .sec = clk.sec + 3 * 86400, .nsec = clk.nsec + 123456789 };
+    struct mc146818 r;
+    mc146818_init(&r, fake_now, fake_irq, &c3);
+    load_rtc_ok(&r, a, n, c3.sec, c3.nsec);
+    assert_int_equal(c3.irq_changes, 0);        /* the caller drives the line */
+    assert_true(r.irq_level);
+    c3.level = true;
+    assert_ptr_equal(r.ctx, &c3);
+
+    uint64_t want[24] = { 0 }, got[24] = { 0 };
+    observe_rtc(&rtc, &clk, want);
+    observe_rtc(&r, &c3, got);
+    assert_memory_equal(want, got, sizeof want);
+    assert_int_equal(want[2], 0x42);
+    assert_int_equal(want[3], 0x15);
+    assert_int_equal(want[4], 0x08);
+    assert_int_equal(want[12], C_IRQF | C_PF);
+    assert_int_equal(want[13], 300000000);      /* the next 2 Hz edge, at 08:15:43.0 */
+    assert_int_equal(want[14], C_IRQF | C_PF | C_UF);
+    assert_int_equal(want[15], 1);              /* the alarm, one ns on */
+    assert_int_equal(want[17], C_IRQF | C_PF | C_AF | C_UF);   /* 08:15:50.0 */
+    assert_int_equal(want[18], 0x50);
+}
+
+/* A guest clock stopped with SET is held across a load as well, and runs on from
+ * the same phase when the guest clears SET; a load at a host time long before the
+ * save's (the host clock stepped back) shifts in the same way. */
+static void test_snapshot_stopped_clock_and_host_in_the_past(void **state)
+{
+    (void)state;
+    busy_rtc();
+    wr(REG_B, B_SET);
+    wr(REG_MINUTES, 0x59);
+    uint8_t a[SNAP_TEST_BUF];
+    size_t n = save_rtc(&rtc, a);
+    struct clock c2 = { .sec = 86400 * 365, .nsec = 999999999 };
+    struct mc146818 q;
+    mc146818_init(&q, fake_now, fake_irq, &c2);
+    load_rtc_ok(&q, a, n, c2.sec, c2.nsec);
+    assert_false(q.running);
+    assert_int_equal(rd_on(&q, REG_MINUTES), 0x59);
+    assert_int_equal(rd_on(&q, REG_SECONDS), 0x42);
+    wr(REG_B, 0);
+    mc146818_write(&q, MC146818_PORT_INDEX, REG_B);
+    mc146818_write(&q, MC146818_PORT_DATA, 0);
+    advance_ns(2500000000ull);
+    c2.sec += 3;
+    c2.nsec -= 500000000;
+    assert_int_equal(rd(REG_SECONDS), 0x45);     /* 42.7 + 2.5 s */
+    assert_int_equal(rd_on(&q, REG_SECONDS), 0x45);
+    assert_int_equal(rd_on(&q, REG_MINUTES), 0x59);
+    assert_int_equal(rd_on(&q, REG_HOURS), 0x08);
+}
+
+static void test_snapshot_truncated(void **state)
+{
+    (void)state;
+    busy_rtc();
+    uint8_t a[SNAP_TEST_BUF];
+    size_t n = save_rtc(&rtc, a);
+    struct clock c2 = clk;
+    struct mc146818 q;
+    mc146818_init(&q, fake_now, fake_irq, &c2);
+    c2.irq_changes = 0;
+    snap_test_truncations(a, n, load_rtc, &q, sizeof q);
+    snap_test_extended(a, n, load_rtc, &q, sizeof q);
+    assert_int_equal(c2.irq_changes, 0);
+}
+
+static void refuse_rtc(const struct mc146818 *bad, const char *why)
+{
+    uint8_t a[SNAP_TEST_BUF];
+    size_t n = save_rtc(bad, a);
+    struct mc146818 q;
+    mc146818_init(&q, fake_now, NULL, &clk);
+    assert_true(mc146818_cmos_set(&q, 0x50, 0x5a));
+    snap_test_refused(a, n, load_rtc, &q, sizeof q, why);
+}
+
+static void test_snapshot_tampered(void **state)
+{
+    (void)state;
+    busy_rtc();
+    uint8_t a[SNAP_TEST_BUF];
+    size_t n = save_rtc(&rtc, a);
+    snap_test_flips(a, n);
+
+    struct mc146818 bad = rtc;
+    bad.index = MC146818_CMOS_SIZE;
+    refuse_rtc(&bad, "rtc: index past the CMOS RAM");
+    bad = rtc;
+    bad.index = 0xff;
+    refuse_rtc(&bad, "rtc: index past the CMOS RAM");
+    bad = rtc;
+    bad.flags = C_IRQF;
+    refuse_rtc(&bad, "rtc: register C flags the part does not have");
+    bad = rtc;
+    bad.cmos[REG_A] |= A_UIP;
+    refuse_rtc(&bad, "rtc: UIP stored in register A");
+    bad = rtc;
+    bad.cmos[REG_A] = A_DV_RESET | 0x06;
+    refuse_rtc(&bad, "rtc: the clock runs with its divider off or SET on");
+    bad = rtc;
+    bad.cmos[REG_B] |= B_SET;
+    refuse_rtc(&bad, "rtc: the clock runs with its divider off or SET on");
+    bad = rtc;
+    bad.offset_nsec = 2500000000u;              /* a guest reading past its second */
+    refuse_rtc(&bad, "rtc: nanoseconds past a second");
+    bad = rtc;
+    bad.offset_sec = 1ll << 41;
+    refuse_rtc(&bad, "rtc: a guest time beyond any calendar");
+    bad = rtc;
+    bad.offset_sec = -(1ll << 41);
+    refuse_rtc(&bad, "rtc: a guest time beyond any calendar");
+    bad = rtc;
+    bad.last_sec = clk.sec + (1ull << 41);
+    refuse_rtc(&bad, "rtc: a catch-up beyond any calendar");
+}
+
+static uint64_t rnd_state = 0x2545f4914f6cdd1dull;
+
+static uint64_t rnd(void)
+{
+    rnd_state ^= rnd_state << 13;
+    rnd_state ^= rnd_state >> 7;
+    rnd_state ^= rnd_state << 17;
+    return rnd_state;
+}
+
+/* Every state the guest can drive the clock into is one a load takes back
+ * unchanged, including invalid dates, stopped dividers and 12-hour binary. */
+static void test_snapshot_every_reachable_state_loads(void **state)
+{
+    (void)state;
+    static const uint8_t a_values[] = { 0x26, 0x2f, 0x20, 0x23, 0x66, 0x76, 0x06, 0x21, 0xa6 };
+    uint8_t a[SNAP_TEST_BUF], b[SNAP_TEST_BUF];
+    for (unsigned step = 0; step < 20000; step++) {
+        uint64_t r = rnd();
+        unsigned index = (r >> 8) % 4 ? (unsigned)((r >> 16) % 14) : (unsigned)((r >> 16) % 128);
+        uint8_t v = (uint8_t)(r >> 32);
+        if (index == REG_A)
+            v = a_values[(r >> 40) % sizeof a_values];
+        switch (r % 4) {
+        case 0:
+            wr(index, v);
+            break;
+        case 1:
+            (void)rd(index);
+            break;
+        case 2:
+            advance_ns((r >> 40) % 3 ? (r >> 24) % 2000000000ull : (r >> 24) % (100000ull * NSEC_PER_SEC));
+            mc146818_tick(&rtc);
+            break;
+        default:
+            (void)mc146818_next_event_ns(&rtc);
+            break;
+        }
+        if (step % 5)
+            continue;
+        size_t n = save_rtc(&rtc, a);
+        struct mc146818 q;
+        mc146818_init(&q, fake_now, NULL, &clk);
+        load_rtc_ok(&q, a, n, clk.sec, clk.nsec);
+        assert_int_equal(save_rtc(&q, b), n);
+        assert_memory_equal(a, b, n);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -695,6 +973,11 @@ int main(void)
         cmocka_unit_test_setup(test_alarm_missed_while_idle_still_flags, setup),
         cmocka_unit_test_setup(test_reset_pin, setup),
         cmocka_unit_test_setup(test_host_clock_stepping_back, setup),
+        cmocka_unit_test_setup(test_snapshot_round_trip, setup),
+        cmocka_unit_test_setup(test_snapshot_stopped_clock_and_host_in_the_past, setup),
+        cmocka_unit_test_setup(test_snapshot_truncated, setup),
+        cmocka_unit_test_setup(test_snapshot_tampered, setup),
+        cmocka_unit_test_setup(test_snapshot_every_reachable_state_loads, setup),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

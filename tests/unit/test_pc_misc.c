@@ -8,6 +8,8 @@
 
 #include "vmm/dev/pc_misc.c"
 #include "vmm/io.c"
+#include "vmm/snap.c"
+#include "snap_test.h"
 
 #define PM_BASE 0x600
 #define S5_TYP  5
@@ -440,6 +442,267 @@ static void test_pm_timer_status_32bit(void **state)
     assert_true(env.sci);
 }
 
+/* ---- snapshots ---- */
+
+static size_t save_pc(const struct pc_misc *x, uint8_t *buf)
+{
+    struct snap st;
+    snap_save_begin(&st, buf, SNAP_TEST_BUF);
+    assert_true(pc_misc_save(x, &st, env.now));
+    size_t n = snap_save_end(&st);
+    assert_true(n > SNAP_HEADER_BYTES);
+    return n;
+}
+
+/* Loads at the fake clock's now. */
+static bool load_pc(void *model, struct snap *st)
+{
+    return pc_misc_load(model, st, env.now);
+}
+
+/* A model configured as the test's, its callbacks on e (the clock at e->now). */
+static void fresh_pc(struct pc_misc *x, struct env *e, bool tmr32)
+{
+    struct pc_misc_config c = config(tmr32);
+    c.ctx = e;
+    assert_true(pc_misc_init(x, &c));
+}
+
+/* 1.234 s after power-on: an auxiliary byte waiting behind IRQ 12, a command-byte
+ * write waiting for its data, port 0x92 and 0xcf9 written, the power button's SCI
+ * raised, a sleep type stored, the PM timer latched. */
+static void busy_pc(void)
+{
+    env.now += 1234000000;
+    pc_misc_write(&m, 0x64, KBC_CMD_WRITE_CTR);
+    pc_misc_write(&m, 0x60, 0x47);
+    pc_misc_write(&m, 0x64, KBC_CMD_WRITE_AUX_OUT);
+    pc_misc_write(&m, 0x60, 0x5a);
+    pc_misc_write(&m, 0x64, KBC_CMD_WRITE_CTR);
+    pc_misc_write(&m, 0x92, 0x02);
+    pc_misc_write(&m, 0xcf9, RST_CNT_SYS_RST | RST_CNT_FULL_RST);
+    io_bus_write(&bus, PM_BASE + 2, 2, PM1_PWRBTN | PM1_TMR);
+    pc_misc_power_button(&m);
+    io_bus_write(&bus, PM_BASE + 4, 2, 3u << PM1_CNT_SLP_TYP_SHIFT);
+    (void)io_bus_read(&bus, PM_BASE + 8, 4);
+    assert_true(env.irq12 && env.sci);
+    assert_int_equal(m.kbc_pending, KBC_CMD_WRITE_CTR);
+    assert_int_equal(env.resets + env.poweroffs, 0);
+}
+
+static uint8_t pm_byte(struct pc_misc *x, unsigned off)
+{
+    return pc_misc_read(x, (uint16_t)(PM_BASE + off));
+}
+
+/* What the guest reads and the monitor is told from now on (a second later too). */
+static void run_guest(struct pc_misc *x, struct env *e, uint64_t out[24])
+{
+    unsigned n = 0;
+    out[n++] = pc_misc_read(x, 0x64);
+    out[n++] = e->irq12;
+    out[n++] = pc_misc_read(x, 0x60);
+    out[n++] = e->irq12;
+    pc_misc_write(x, 0x60, 0x07);          /* the pending command byte write */
+    pc_misc_write(x, 0x64, KBC_CMD_READ_CTR);
+    out[n++] = pc_misc_read(x, 0x60);
+    out[n++] = pc_misc_read(x, 0x92);
+    out[n++] = pc_misc_read(x, 0xcf9);
+    out[n++] = pm_byte(x, 9) | (uint32_t)pm_byte(x, 10) << 8 | (uint32_t)pm_byte(x, 11) << 16;  /* the latch */
+    out[n++] = pm_byte(x, 0) | (uint32_t)pm_byte(x, 1) << 8 | (uint32_t)pm_byte(x, 2) << 16;
+    out[n++] = pm_byte(x, 4) | (uint32_t)pm_byte(x, 5) << 8;
+    for (unsigned i = 8; i < 12; i++)
+        out[n++] = pm_byte(x, i);
+    out[n++] = pc_misc_next_event_ns(x);
+    pc_misc_write(x, PM_BASE + 1, PM1_PWRBTN >> 8);
+    out[n++] = e->sci;
+    out[n++] = pc_misc_next_event_ns(x);
+    e->now += 1000000000;
+    pc_misc_tick(x);
+    for (unsigned i = 8; i < 12; i++)
+        out[n++] = pm_byte(x, i);
+    out[n++] = e->resets + e->poweroffs;
+    out[23] = n;
+}
+
+static void test_snapshot_round_trip(void **state)
+{
+    (void)state;
+    busy_pc();
+    uint8_t a[SNAP_TEST_BUF], b[SNAP_TEST_BUF];
+    size_t n = save_pc(&m, a);
+
+    struct env e2 = { .now = env.now }, e3 = { .now = env.now + 7 * 86400 * PC_MISC_NSEC_PER_SEC };
+    struct pc_misc q, r;
+    fresh_pc(&q, &e2, true);
+    struct snap st;
+    assert_true(snap_load_begin(&st, a, n));
+    assert_true(pc_misc_load(&q, &st, e2.now));
+    assert_true(snap_load_end(&st));
+    assert_int_equal(save_pc(&q, b), n);
+    assert_memory_equal(a, b, n);
+
+    /* A week later on the monitor's clock, the PM timer reads on from the save. */
+    fresh_pc(&r, &e3, true);
+    assert_true(snap_load_begin(&st, a, n));
+    assert_true(pc_misc_load(&r, &st, e3.now));
+    assert_int_equal(e3.sci_changes, 0);   /* the caller drives the lines */
+    assert_false(e3.sci || e3.irq12);
+    assert_ptr_equal(r.cfg.ctx, &e3);
+    e3.sci = e3.irq12 = true;
+
+    uint64_t want[24] = { 0 }, got[24] = { 0 };
+    run_guest(&m, &env, want);
+    run_guest(&r, &e3, got);
+    assert_memory_equal(want, got, sizeof want);
+    assert_int_equal(want[2], 0x5a);
+    assert_false(want[3]);
+    assert_int_equal(want[4], 0x07);
+    uint32_t at_save = (uint32_t)pm_ticks(1234000000);
+    assert_int_equal(want[10] | want[11] << 8 | want[12] << 16 | want[13] << 24, at_save);
+    assert_int_equal(want[7], at_save >> 8);
+    uint32_t later = (uint32_t)pm_ticks(2234000000u);
+    assert_int_equal(want[17] | want[18] << 8 | want[19] << 16 | want[20] << 24, later);
+}
+
+static void test_snapshot_truncated(void **state)
+{
+    (void)state;
+    busy_pc();
+    uint8_t a[SNAP_TEST_BUF];
+    size_t n = save_pc(&m, a);
+    struct env e2 = { .now = env.now };
+    struct pc_misc q;
+    fresh_pc(&q, &e2, true);
+    snap_test_truncations(a, n, load_pc, &q, sizeof q);
+    snap_test_extended(a, n, load_pc, &q, sizeof q);
+    assert_int_equal(e2.sci_changes, 0);
+}
+
+static void refuse_pc(const struct pc_misc *bad, bool tmr32, const char *why)
+{
+    uint8_t a[SNAP_TEST_BUF];
+    size_t n = save_pc(bad, a);
+    struct env e2 = { .now = env.now };
+    struct pc_misc q;
+    fresh_pc(&q, &e2, tmr32);
+    snap_test_refused(a, n, load_pc, &q, sizeof q, why);
+}
+
+static void test_snapshot_tampered(void **state)
+{
+    (void)state;
+    busy_pc();
+    uint8_t a[SNAP_TEST_BUF];
+    size_t n = save_pc(&m, a);
+    snap_test_flips(a, n);
+
+    refuse_pc(&m, false, "pcmisc: saved on a platform configured otherwise");
+    struct pc_misc bad = m;
+    bad.cfg.pm_base = PM_BASE + 0x10;
+    refuse_pc(&bad, true, "pcmisc: saved on a platform configured otherwise");
+    bad = m;
+    bad.cfg.s5_slp_typ = 7;
+    refuse_pc(&bad, true, "pcmisc: saved on a platform configured otherwise");
+    bad = m;
+    bad.kbc_pending = KBC_CMD_READ_CTR;
+    refuse_pc(&bad, true, "pcmisc: an i8042 command that takes no data is pending");
+    bad = m;
+    bad.kbc_ctr = 0xc5;
+    refuse_pc(&bad, true, "pcmisc: i8042 command byte bit 7 set");
+    bad = m;
+    bad.sysctl_a = 0;
+    refuse_pc(&bad, true, "pcmisc: A20 off (it is always on)");
+    bad = m;
+    bad.reset_control = RST_CNT_RST_CPU;
+    refuse_pc(&bad, true, "pcmisc: reset control bits the register does not keep");
+    bad = m;
+    bad.pm1_sts |= 0x0002;
+    refuse_pc(&bad, true, "pcmisc: PM1 status or enable bits the block does not have");
+    bad = m;
+    bad.pm1_en |= PM1_WAK;
+    refuse_pc(&bad, true, "pcmisc: PM1 status or enable bits the block does not have");
+    bad = m;
+    bad.pm1_cnt &= (uint16_t)~PM1_CNT_SCI_EN;
+    refuse_pc(&bad, true, "pcmisc: PM1 control with SCI_EN clear or write-only bits set");
+    bad = m;
+    bad.pm1_cnt |= PM1_CNT_SLP_EN;
+    refuse_pc(&bad, true, "pcmisc: PM1 control with SCI_EN clear or write-only bits set");
+    bad = m;
+    bad.cfg.pm_timer_32bit = false;
+    bad.tmr_latch = 0x1000000;
+    refuse_pc(&bad, false, "pcmisc: a 24-bit timer latched past 24 bits");
+}
+
+static uint64_t rnd_state = 0x9e3779b97f4a7c15ull;
+
+static uint64_t rnd(void)
+{
+    rnd_state ^= rnd_state << 13;
+    rnd_state ^= rnd_state >> 7;
+    rnd_state ^= rnd_state << 17;
+    return rnd_state;
+}
+
+/* Every state the guest can drive these ports into is one a load takes back
+ * unchanged: the checks refuse only what the hardware cannot hold. */
+static void run_reachable(bool tmr32)
+{
+    static const uint16_t ports[] = { 0x60, 0x64, 0x92, 0xcf9, PM_BASE, PM_BASE + 1, PM_BASE + 2,
+                                      PM_BASE + 3, PM_BASE + 4, PM_BASE + 5, PM_BASE + 8, PM_BASE + 9 };
+    static const uint8_t cmds[] = { 0x20, 0x60, 0xa7, 0xa8, 0xa9, 0xaa, 0xab, 0xad, 0xae, 0xd0, 0xd1,
+                                    0xd2, 0xd3, 0xd4, 0xff, 0x12 };
+    uint8_t a[SNAP_TEST_BUF], b[SNAP_TEST_BUF];
+    for (unsigned step = 0; step < 20000; step++) {
+        uint64_t r = rnd();
+        uint16_t port = ports[(r >> 8) % (sizeof ports / sizeof ports[0])];
+        uint8_t v = (uint8_t)(r >> 16);
+        if (port == 0x64)
+            v = cmds[(r >> 24) % sizeof cmds];
+        if (port == PM_BASE + 5)
+            v &= (uint8_t)~(PM1_CNT_SLP_EN >> 8);   /* sleeping is the monitor's */
+        switch (r % 4) {
+        case 0:
+        case 1:
+            pc_misc_write(&m, port, v);
+            break;
+        case 2:
+            (void)pc_misc_read(&m, port);
+            break;
+        default:
+            env.now += (r >> 32) % 5000000000ull;
+            if ((r >> 30) % 8 == 0)
+                pc_misc_power_button(&m);
+            (void)pc_misc_next_event_ns(&m);
+            break;
+        }
+        if (step % 5)
+            continue;
+        size_t n = save_pc(&m, a);
+        struct env e2 = { .now = env.now };
+        struct pc_misc q;
+        fresh_pc(&q, &e2, tmr32);
+        struct snap st;
+        assert_true(snap_load_begin(&st, a, n));
+        assert_true(pc_misc_load(&q, &st, e2.now));
+        assert_true(snap_load_end(&st));
+        assert_int_equal(save_pc(&q, b), n);
+        assert_memory_equal(a, b, n);
+    }
+}
+
+static void test_snapshot_every_reachable_state_loads(void **state)
+{
+    (void)state;
+    run_reachable(true);
+}
+
+static void test_snapshot_every_reachable_state_loads_24bit(void **state)
+{
+    (void)state;
+    run_reachable(false);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -461,6 +724,11 @@ int main(void)
         cmocka_unit_test_setup(test_pm_timer_split_read_is_consistent, setup),
         cmocka_unit_test_setup(test_pm_timer_status_and_sci_24bit, setup24),
         cmocka_unit_test_setup(test_pm_timer_status_32bit, setup),
+        cmocka_unit_test_setup(test_snapshot_round_trip, setup),
+        cmocka_unit_test_setup(test_snapshot_truncated, setup),
+        cmocka_unit_test_setup(test_snapshot_tampered, setup),
+        cmocka_unit_test_setup(test_snapshot_every_reachable_state_loads, setup),
+        cmocka_unit_test_setup(test_snapshot_every_reachable_state_loads_24bit, setup24),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -9,6 +9,8 @@
 
 #include "vmm/io.c"
 #include "vmm/dev/pci_host.c"
+#include "vmm/snap.c"
+#include "snap_test.h"
 
 static struct io_bus bus;
 static struct pci_host host;
@@ -266,6 +268,85 @@ static void test_io_bus_wide_claims(void **state)
     assert_int_equal(io_bus_read(&b, 0x200, 2), 0xffff);
 }
 
+/* ---- snapshots ---- */
+
+static size_t save_host(const struct pci_host *x, uint8_t *buf)
+{
+    struct snap st;
+    snap_save_begin(&st, buf, SNAP_TEST_BUF);
+    assert_true(pci_host_save(x, &st));
+    size_t n = snap_save_end(&st);
+    assert_true(n > SNAP_HEADER_BYTES);
+    return n;
+}
+
+static bool load_host(void *model, struct snap *st)
+{
+    return pci_host_load(model, st);
+}
+
+/* The header registers programmed, and CONFIG_ADDRESS left pointing at the
+ * interrupt line register, as between the two halves of a read. */
+static void busy_host(void)
+{
+    cfg_write(0, 0, 0, 0x0c, 2, 0x4010);
+    cfg_write(0, 0, 0, 0x3c, 1, 0x0b);
+    io_bus_write(&bus, 0xcf8, 4, 0x8000003cu);
+}
+
+static void test_snapshot_round_trip(void **state)
+{
+    (void)state;
+    busy_host();
+    uint8_t a[SNAP_TEST_BUF], b[SNAP_TEST_BUF];
+    size_t n = save_host(&host, a);
+    struct pci_host q;
+    pci_host_init(&q);
+    struct snap st;
+    assert_true(snap_load_begin(&st, a, n));
+    assert_true(pci_host_load(&q, &st));
+    assert_true(snap_load_end(&st));
+    assert_int_equal(save_host(&q, b), n);
+    assert_memory_equal(a, b, n);
+    /* The guest's half-done access goes on: CONFIG_DATA reaches the same register. */
+    uint32_t v = 0;
+    assert_true(pci_host_io(&q, 0xcfc, 1, false, &v));
+    assert_int_equal(v, 0x0b);
+    assert_true(pci_host_io(&q, 0xcf8, 4, false, &v));
+    assert_int_equal(v, 0x8000003cu);
+    assert_int_equal(pci_host_config_read(&q, 0, 0, 0, 0x0c, 2), 0x4010);
+}
+
+static void test_snapshot_truncated(void **state)
+{
+    (void)state;
+    busy_host();
+    uint8_t a[SNAP_TEST_BUF];
+    size_t n = save_host(&host, a);
+    struct pci_host q;
+    pci_host_init(&q);
+    pci_host_config_write(&q, 0, 0, 0, 0x0d, 1, 0x20);
+    snap_test_truncations(a, n, load_host, &q, sizeof q);
+    snap_test_extended(a, n, load_host, &q, sizeof q);
+}
+
+static void test_snapshot_tampered(void **state)
+{
+    (void)state;
+    busy_host();
+    uint8_t a[SNAP_TEST_BUF];
+    size_t n = save_host(&host, a);
+    snap_test_flips(a, n);
+    static const uint32_t bad_addresses[] = { 0x8000003du, 0x8100003cu, 0x7f000000u };
+    for (unsigned i = 0; i < 3; i++) {
+        struct pci_host bad = host, q;
+        bad.address = bad_addresses[i];
+        n = save_host(&bad, a);
+        pci_host_init(&q);
+        snap_test_refused(a, n, load_host, &q, sizeof q, "pcihost: CONFIG_ADDRESS read-only bits set");
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -278,6 +359,9 @@ int main(void)
         cmocka_unit_test_setup(test_straddling_and_bad_sizes, setup),
         cmocka_unit_test_setup(test_linux_probe, setup),
         cmocka_unit_test(test_io_bus_wide_claims),
+        cmocka_unit_test_setup(test_snapshot_round_trip, setup),
+        cmocka_unit_test_setup(test_snapshot_truncated, setup),
+        cmocka_unit_test_setup(test_snapshot_tampered, setup),
     };
     return cmocka_run_group_tests_name("pci_host", tests, NULL, NULL);
 }

@@ -10,6 +10,7 @@
 
 #include "vmm/dev/i8254.c"
 #include "vmm/dev/i8259.c"
+#include "vmm/snap.c"
 
 static uint64_t now_ns;
 static struct i8254 pit;

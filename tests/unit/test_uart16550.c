@@ -8,6 +8,8 @@
 #include <cmocka.h>
 
 #include "vmm/dev/uart16550.c"
+#include "vmm/snap.c"
+#include "snap_test.h"
 
 struct sink {
     uint8_t out[64];
@@ -529,6 +531,212 @@ static void test_init_resets_everything(void **state)
     assert_int_equal(uart16550_rx_space(&u), 1);
 }
 
+/* ---- snapshots ---- */
+
+static size_t save_uart(const struct uart16550 *x, uint8_t *buf)
+{
+    struct snap st;
+    snap_save_begin(&st, buf, SNAP_TEST_BUF);
+    assert_true(uart16550_save(x, &st));
+    size_t n = snap_save_end(&st);
+    assert_true(n > SNAP_HEADER_BYTES);
+    return n;
+}
+
+static bool load_uart(void *model, struct snap *st)
+{
+    return uart16550_load(model, st);
+}
+
+/* FIFOs on (trigger 4), three bytes waiting past a wrapped head, the timeout
+ * raised, the divisor and scratch programmed, the line high through OUT2. */
+static void busy_uart(void)
+{
+    uart16550_write(&u, REG_LCR, LCR_DLAB | 0x03);
+    uart16550_write(&u, REG_RBR_THR, 0x01);
+    uart16550_write(&u, REG_IER, 0x00);
+    uart16550_write(&u, REG_LCR, 0x03);
+    uart16550_write(&u, REG_IIR_FCR, FCR_ENABLE | 0x40);
+    uart16550_write(&u, REG_MCR, MCR_OUT2 | MCR_DTR | MCR_RTS);
+    uart16550_write(&u, REG_SCR, 0x5a);
+    for (unsigned i = 0; i < 14; i++)
+        assert_true(uart16550_receive(&u, (uint8_t)(0x30 + i)));
+    for (unsigned i = 0; i < 14; i++)
+        (void)uart16550_read(&u, REG_RBR_THR);
+    for (unsigned i = 0; i < 3; i++)
+        assert_true(uart16550_receive(&u, (uint8_t)(0x61 + i)));
+    uart16550_write(&u, REG_IER, IER_RDA | IER_THRE | IER_RLS);
+    uart16550_rx_idle(&u);
+    assert_int_equal(u.rx_count, 3);
+    assert_int_equal(u.rx_head, 14);
+    assert_true(u.irq_level);
+}
+
+static void test_snapshot_round_trip(void **state)
+{
+    (void)state;
+    busy_uart();
+    uint8_t a[SNAP_TEST_BUF], b[SNAP_TEST_BUF];
+    size_t n = save_uart(&u, a);
+
+    struct sink s2 = { 0 };
+    struct uart16550 v;
+    uart16550_init(&v, sink_tx, &s2, sink_irq, &s2);
+    struct snap st;
+    assert_true(snap_load_begin(&st, a, n));
+    assert_true(uart16550_load(&v, &st));
+    assert_true(snap_load_end(&st));
+    /* The load leaves the line to the caller; the model's callbacks stay its own. */
+    assert_int_equal(s2.irq_changes, 0);
+    assert_true(v.irq_level);
+    assert_ptr_equal(v.irq_ctx, &s2);
+    assert_int_equal(save_uart(&v, b), n);
+    assert_memory_equal(a, b, n);
+
+    /* The guest goes on where it was: the timeout pending, then the bytes in order. */
+    s2.level = true;
+    assert_int_equal(uart16550_read(&v, REG_IIR_FCR), IIR_TIMEOUT | IIR_FIFO);
+    assert_int_equal(uart16550_read(&v, REG_SCR), 0x5a);
+    uart16550_write(&v, REG_LCR, LCR_DLAB | 0x03);
+    assert_int_equal(uart16550_read(&v, REG_RBR_THR), 0x01);
+    uart16550_write(&v, REG_LCR, 0x03);
+    assert_int_equal(uart16550_read(&v, REG_RBR_THR), 0x61);
+    assert_int_equal(uart16550_read(&v, REG_RBR_THR), 0x62);
+    assert_int_equal(uart16550_read(&v, REG_RBR_THR), 0x63);
+    assert_int_equal(uart16550_read(&v, REG_LSR) & LSR_DR, 0);
+    assert_int_equal(uart16550_rx_space(&v), UART16550_FIFO_SIZE);
+}
+
+static void test_snapshot_truncated(void **state)
+{
+    (void)state;
+    busy_uart();
+    uint8_t a[SNAP_TEST_BUF];
+    size_t n = save_uart(&u, a);
+    struct sink s2 = { 0 };
+    struct uart16550 v;
+    uart16550_init(&v, sink_tx, &s2, sink_irq, &s2);
+    snap_test_truncations(a, n, load_uart, &v, sizeof v);
+    snap_test_extended(a, n, load_uart, &v, sizeof v);
+    assert_int_equal(s2.irq_changes, 0);
+}
+
+/* A stream whose one field the model must not take, sealed as a good one. */
+static void refuse_uart(const struct uart16550 *bad, const char *why)
+{
+    uint8_t a[SNAP_TEST_BUF];
+    size_t n = save_uart(bad, a);
+    struct uart16550 v;
+    uart16550_init(&v, NULL, NULL, NULL, NULL);
+    uart16550_write(&v, REG_SCR, 0x77);
+    snap_test_refused(a, n, load_uart, &v, sizeof v, why);
+}
+
+static void test_snapshot_tampered(void **state)
+{
+    (void)state;
+    busy_uart();
+    uint8_t a[SNAP_TEST_BUF];
+    size_t n = save_uart(&u, a);
+    snap_test_flips(a, n);
+
+    struct uart16550 bad = u;
+    bad.rx_head = UART16550_FIFO_SIZE;
+    refuse_uart(&bad, "uart: RX FIFO head past the FIFO");
+    bad = u;
+    bad.rx_head = 0xff;
+    refuse_uart(&bad, "uart: RX FIFO head past the FIFO");
+    bad = u;
+    bad.rx_count = UART16550_FIFO_SIZE + 1;
+    refuse_uart(&bad, "uart: RX FIFO holds more than it can");
+    bad = u;
+    bad.fcr = 0;
+    refuse_uart(&bad, "uart: more than one byte held with FIFOs off");
+    bad = u;
+    bad.fcr = FCR_ENABLE | FCR_CLEAR_RX;
+    refuse_uart(&bad, "uart: FCR holds bits the part does not keep");
+    bad = u;
+    bad.fcr = 0xc0;
+    bad.rx_count = 1;
+    refuse_uart(&bad, "uart: FCR holds bits the part does not keep");
+    bad = u;
+    bad.ier = 0x10;
+    refuse_uart(&bad, "uart: IER reserved bits set");
+    bad = u;
+    bad.mcr = 0x20;
+    refuse_uart(&bad, "uart: MCR reserved bits set");
+    bad = u;
+    bad.lsr &= (uint8_t)~LSR_DR;
+    refuse_uart(&bad, "uart: LSR.DR does not match the FIFO");
+    bad = u;
+    bad.lsr &= (uint8_t)~LSR_TEMT;
+    refuse_uart(&bad, "uart: transmitter not empty (it always is)");
+
+    /* The limits themselves are states the part reaches: a full FIFO, one byte
+     * held with FIFOs off. */
+    struct uart16550 ok = u, v;
+    ok.rx_count = UART16550_FIFO_SIZE;
+    ok.rx_head = UART16550_FIFO_SIZE - 1;
+    n = save_uart(&ok, a);
+    uart16550_init(&v, NULL, NULL, NULL, NULL);
+    struct snap st;
+    assert_true(snap_load_begin(&st, a, n));
+    assert_true(uart16550_load(&v, &st));
+    assert_int_equal(uart16550_rx_space(&v), 0);
+}
+
+static uint64_t rnd_state = 0x9e3779b97f4a7c15ull;
+
+static uint64_t rnd(void)
+{
+    rnd_state ^= rnd_state << 13;
+    rnd_state ^= rnd_state >> 7;
+    rnd_state ^= rnd_state << 17;
+    return rnd_state;
+}
+
+/* Every state the guest and the host side can drive the UART into is one a load
+ * takes back unchanged: the checks refuse only what the part cannot hold. */
+static void test_snapshot_every_reachable_state_loads(void **state)
+{
+    (void)state;
+    uint8_t a[SNAP_TEST_BUF], b[SNAP_TEST_BUF];
+    for (unsigned step = 0; step < 20000; step++) {
+        uint64_t r = rnd();
+        unsigned off = (unsigned)((r >> 8) % 8);
+        uint8_t v = (uint8_t)(r >> 16);
+        switch (r % 6) {
+        case 0:
+        case 1:
+            uart16550_write(&u, off, v);
+            break;
+        case 2:
+            (void)uart16550_read(&u, off);
+            break;
+        case 3:
+            (void)uart16550_receive(&u, v);
+            break;
+        case 4:
+            uart16550_rx_idle(&u);
+            break;
+        default:
+            s.n = 0;                           /* the sink only keeps the last bytes */
+            break;
+        }
+        if (step % 5)
+            continue;
+        size_t n = save_uart(&u, a);
+        struct uart16550 v2;
+        uart16550_init(&v2, NULL, NULL, NULL, NULL);
+        struct snap st;
+        assert_true(snap_load_begin(&st, a, n));
+        assert_true(uart16550_load(&v2, &st));
+        assert_true(snap_load_end(&st));
+        assert_int_equal(save_uart(&v2, b), n);
+        assert_memory_equal(a, b, n);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -554,6 +762,10 @@ int main(void)
         cmocka_unit_test_setup(test_linux_autoconfig_finds_16550a, setup),
         cmocka_unit_test_setup(test_linux_startup_thre_tests, setup),
         cmocka_unit_test_setup(test_init_resets_everything, setup),
+        cmocka_unit_test_setup(test_snapshot_round_trip, setup),
+        cmocka_unit_test_setup(test_snapshot_truncated, setup),
+        cmocka_unit_test_setup(test_snapshot_tampered, setup),
+        cmocka_unit_test_setup(test_snapshot_every_reachable_state_loads, setup),
     };
     return cmocka_run_group_tests_name("uart16550", tests, NULL, NULL);
 }

@@ -515,3 +515,94 @@ uint64_t i8254_next_event_ns(struct i8254 *pit)
     uint64_t r = channel_next_rise(c, pit->irq_checked);
     return r == NO_TICK ? I8254_NO_EVENT : ns_of_tick(r);
 }
+
+/* ---- snapshot ---- */
+
+static void i8254_channel_fields(struct i8254_channel *c, struct snap *s, uint64_t now)
+{
+    snap_u8(s, &c->control);
+    snap_u8(s, &c->mode);
+    snap_u8(s, &c->rw);
+    snap_bool(s, &c->bcd);
+    snap_bool(s, &c->gate);
+    snap_bool(s, &c->armed);
+    snap_bool(s, &c->running);
+    snap_bool(s, &c->done);
+    snap_bool(s, &c->start_is_edge);
+    snap_bool(s, &c->pending);
+    snap_u32(s, &c->reload);
+    snap_u32(s, &c->pending_reload);
+    snap_time(s, &c->start, now);
+    snap_u32(s, &c->start_count);
+    snap_time(s, &c->load_tick, now);   /* NO_TICK is UINT64_MAX: stays */
+    snap_u16(s, &c->frozen_count);
+    snap_bool(s, &c->frozen_out);
+    snap_bool(s, &c->write_msb);
+    snap_u8(s, &c->write_lsb);
+    snap_bool(s, &c->read_msb);
+    snap_bool(s, &c->count_latched);
+    snap_u16(s, &c->latch);
+    snap_bool(s, &c->status_latched);
+    snap_u8(s, &c->status);
+}
+
+static void i8254_fields(struct i8254 *pit, struct snap *s, uint64_t now_ns)
+{
+    uint64_t now = ticks_of_ns(now_ns);
+    snap_record_begin(s, "i8254", 1);
+    for (unsigned i = 0; i < I8254_CHANNELS; i++)
+        i8254_channel_fields(&pit->ch[i], s, now);
+    snap_u8(s, &pit->port_b);
+    snap_time(s, &pit->last_tick, now);
+    snap_time(s, &pit->irq_checked, now);
+    snap_record_end(s);
+}
+
+/* A count is 1..modulus once written (channel_load maps 0 to the modulus): the
+ * waveform code divides by start_count and reload feeds it.  A counter not armed
+ * since its control word never started (the gate and sync paths test armed and
+ * running first).  The decoded mode, rw and BCD flag are what the control word
+ * says, so the read-back status cannot disagree with the counting. */
+static bool i8254_channel_check(const struct i8254_channel *c, unsigned i, uint8_t port_b, struct snap *s)
+{
+    uint8_t m = (c->control >> CW_M_SHIFT) & 7;
+    uint32_t mod = modulus(c);
+    bool wired = i == 2 ? c->gate == ((port_b & PORTB_GATE2) != 0) : c->gate;
+    return snap_check(s, c->mode <= 5, "i8254: a mode past 5") &&
+           snap_check(s, c->rw <= CW_RW_WORD, "i8254: a read/write mode past 3") &&
+           snap_check(s, c->control <= 0x3f && c->mode == (m > 5 ? m - 4 : m) &&
+                      c->rw == ((c->control >> CW_RW_SHIFT) & 3) && c->bcd == ((c->control & CW_BCD) != 0),
+                      "i8254: mode, rw or BCD not as the control word says") &&
+           snap_check(s, c->rw != CW_RW_LATCH || (!c->armed && !c->running),
+                      "i8254: a counter never programmed is counting") &&
+           snap_check(s, c->armed || (!c->running && !c->pending), "i8254: counting without a count") &&
+           snap_check(s, !c->armed || (c->reload >= 1 && c->reload <= mod), "i8254: count register out of 1..65536") &&
+           snap_check(s, !c->running || (c->start_count >= 1 && c->start_count <= mod),
+                      "i8254: counting element out of 1..65536") &&
+           snap_check(s, !c->pending || ((c->mode == 2 || c->mode == 3) && c->pending_reload >= 1 &&
+                                         c->pending_reload <= mod),
+                      "i8254: a pending count outside modes 2 and 3, or out of 1..65536") &&
+           snap_check(s, (!c->write_msb && !c->read_msb) || c->rw == CW_RW_WORD,
+                      "i8254: a byte flip-flop outside LSB-then-MSB mode") &&
+           snap_check(s, wired, "i8254: a gate not wired as on the PC");
+}
+
+bool i8254_save(const struct i8254 *pit, struct snap *s, uint64_t now_ns)
+{
+    struct i8254 c = *pit;
+    i8254_fields(&c, s, now_ns);
+    return !s->failed;
+}
+
+bool i8254_load(struct i8254 *pit, struct snap *s, uint64_t now_ns)
+{
+    struct i8254 c = *pit;
+    i8254_fields(&c, s, now_ns);
+    if (s->failed || !snap_check(s, !(c.port_b & ~PORTB_WRITABLE), "i8254: port 0x61 bits the model does not keep"))
+        return false;
+    for (unsigned i = 0; i < I8254_CHANNELS; i++)
+        if (!i8254_channel_check(&c.ch[i], i, c.port_b, s))
+            return false;
+    *pit = c;
+    return true;
+}

@@ -17,6 +17,8 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "vmm/snap.h"
+
 #define I8254_COUNTER0    0x40
 #define I8254_COUNTER1    0x41
 #define I8254_COUNTER2    0x42
@@ -93,5 +95,23 @@ void     i8254_update(struct i8254 *pit);
  * count of 2 in mode 2 asks for an edge every 1.7 us, so the monitor bounds how
  * often it lets the timer fire. */
 uint64_t i8254_next_event_ns(struct i8254 *pit);
+
+/* Snapshot record "i8254" (vmm/snap.h): every counter's programming, count,
+ * latches and flip-flops, port 0x61's bits, and which OUT0 edges were delivered.
+ * The clock and IRQ callbacks stay the live model's and neither is called.
+ *
+ * now_ns is what the clock callback returns at the save, and at the load (the
+ * model reads no clock here, so a test can name both).  The record keeps the
+ * model's points in time in its own 1.193182 MHz ticks, as distances from the
+ * tick of now_ns; a load at another now_ns shifts them all by the ticks between,
+ * so counts read and edges due go on from where the save left them.  An edge
+ * that was due and not yet delivered at the save is due at once after the load.
+ *
+ * A refused load (a mode past 5, a read/write mode or BCD flag not matching the
+ * control word, a count of 0 or past 65536 (10000 in BCD) on a programmed or
+ * running counter, a pending count outside modes 2 and 3, a gate not wired as
+ * on the PC, port 0x61 bits the model does not keep) leaves *pit as it was. */
+bool    i8254_save(const struct i8254 *pit, struct snap *s, uint64_t now_ns);
+bool    i8254_load(struct i8254 *pit, struct snap *s, uint64_t now_ns);
 
 #endif

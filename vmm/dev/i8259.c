@@ -350,3 +350,63 @@ void i8259_io_write(void *ctx, uint16_t port, uint8_t value)
 {
     i8259_write(ctx, port, value);
 }
+
+/* ---- snapshot ---- */
+
+static void i8259_chip_fields(struct i8259_chip *c, struct snap *s)
+{
+    snap_u8(s, &c->irr);
+    snap_u8(s, &c->isr);
+    snap_u8(s, &c->imr);
+    snap_u8(s, &c->lines);
+    snap_u8(s, &c->elcr);
+    snap_u8(s, &c->icw1);
+    snap_u8(s, &c->icw3);
+    snap_u8(s, &c->icw4);
+    snap_u8(s, &c->vector_base);
+    snap_u8(s, &c->lowest);
+    snap_u8(s, &c->init_step);
+    snap_bool(s, &c->read_isr);
+    snap_bool(s, &c->poll);
+    snap_bool(s, &c->special_mask);
+    snap_bool(s, &c->rotate_aeoi);
+}
+
+static void i8259_fields(struct i8259 *pic, struct snap *s)
+{
+    snap_record_begin(s, "i8259", 1);
+    i8259_chip_fields(&pic->master, s);
+    i8259_chip_fields(&pic->slave, s);
+    snap_bool(s, &pic->intr);
+    snap_record_end(s);
+}
+
+/* chip_write_data() knows steps 0, 2, 3 and 4 only (any other would take the IMR
+ * path while the chip waits for an ICW); lowest only ever names an IR; ICW2
+ * keeps T7-T3, the IR filling in T2-T0 of the vector; ELCR keeps the bits the
+ * chipset has. */
+static bool i8259_chip_check(const struct i8259_chip *c, struct snap *s)
+{
+    return snap_check(s, c->init_step == 0 || (c->init_step >= 2 && c->init_step <= 4),
+                      "i8259: an initialization step the chip does not have") &&
+           snap_check(s, c->lowest < 8, "i8259: lowest priority past IR7") &&
+           snap_check(s, !(c->vector_base & 7), "i8259: vector base bits 2:0 set") &&
+           snap_check(s, !(c->elcr & ~c->elcr_writable), "i8259: ELCR bits the chip does not have");
+}
+
+bool i8259_save(const struct i8259 *pic, struct snap *s)
+{
+    struct i8259 c = *pic;
+    i8259_fields(&c, s);
+    return !s->failed;
+}
+
+bool i8259_load(struct i8259 *pic, struct snap *s)
+{
+    struct i8259 c = *pic;
+    i8259_fields(&c, s);
+    if (s->failed || !i8259_chip_check(&c.master, s) || !i8259_chip_check(&c.slave, s))
+        return false;
+    *pic = c;
+    return true;
+}

@@ -17,6 +17,8 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "vmm/snap.h"
+
 #define I8259_MASTER_COMMAND 0x20
 #define I8259_MASTER_DATA    0x21
 #define I8259_SLAVE_COMMAND  0xa0
@@ -83,5 +85,17 @@ void    i8259_write(struct i8259 *pic, uint16_t port, uint8_t value);
  * claiming 0x20-0x21, 0xa0-0xa1 and 0x4d0-0x4d1 on the port bus. */
 uint8_t i8259_io_read(void *ctx, uint16_t port);
 void    i8259_io_write(void *ctx, uint16_t port, uint8_t value);
+
+/* Snapshot record "i8259" (vmm/snap.h): both chips' registers, where each stands
+ * in its initialization sequence, the input lines as driven, ELCR, and intr, the
+ * level the INT output is driven to.  The wiring (which chip is the master, the
+ * writable ELCR bits) and the callback stay the live pair's.  No time arguments:
+ * the pair has no clock.  A load never calls the intr callback: the caller
+ * re-syncs the CPU's view from i8259_has_interrupt() and drives the input lines
+ * to what the devices hold.  A refused load (an ICW step other than 0, 2, 3, 4,
+ * a lowest-priority IR past 7, vector base bits 2:0 set, ELCR bits the chip
+ * does not have) leaves *pic as it was. */
+bool    i8259_save(const struct i8259 *pic, struct snap *s);
+bool    i8259_load(struct i8259 *pic, struct snap *s);
 
 #endif

@@ -145,3 +145,53 @@ void ioapic_eoi(struct ioapic *io, uint8_t vector)
         level_check(io, pin);    /* still asserted: the next interrupt */
     }
 }
+
+/* ---- snapshot ---- */
+
+static void ioapic_fields(struct ioapic *io, struct snap *s)
+{
+    snap_record_begin(s, "ioapic", 1);
+    snap_u8(s, &io->id);
+    snap_u32(s, &io->ioregsel);
+    for (unsigned i = 0; i < IOAPIC_PINS; i++)
+        snap_u64(s, &io->redir[i]);
+    snap_u32(s, &io->pin_level);
+    snap_u32(s, &io->remote_irr);
+    snap_record_end(s);
+}
+
+/* The register writes keep these masks; Remote IRR is only ever set on a level
+ * pin and dropped when the pin turns edge (ioapic_reg_write). */
+static bool ioapic_check(const struct ioapic *io, struct snap *s)
+{
+    const uint32_t pins = (1u << IOAPIC_PINS) - 1;
+    uint32_t level = 0;
+    bool entries_ok = true;
+    for (unsigned i = 0; i < IOAPIC_PINS; i++) {
+        entries_ok &= !(io->redir[i] & ~RE_WRITABLE);
+        if (io->redir[i] & RE_LEVEL)
+            level |= 1u << i;
+    }
+    return snap_check(s, io->id <= 0xf, "ioapic: ID past 4 bits") &&
+           snap_check(s, io->ioregsel <= 0xff, "ioapic: IOREGSEL past 8 bits") &&
+           snap_check(s, entries_ok, "ioapic: read-only or reserved bits in a redirection entry") &&
+           snap_check(s, !(io->pin_level & ~pins) && !(io->remote_irr & ~pins), "ioapic: a pin past the last") &&
+           snap_check(s, !(io->remote_irr & ~level), "ioapic: Remote IRR on an edge-triggered pin");
+}
+
+bool ioapic_save(const struct ioapic *io, struct snap *s)
+{
+    struct ioapic c = *io;
+    ioapic_fields(&c, s);
+    return !s->failed;
+}
+
+bool ioapic_load(struct ioapic *io, struct snap *s)
+{
+    struct ioapic c = *io;
+    ioapic_fields(&c, s);
+    if (s->failed || !ioapic_check(&c, s))
+        return false;
+    *io = c;
+    return true;
+}

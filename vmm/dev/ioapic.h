@@ -7,6 +7,8 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "vmm/snap.h"
+
 #define IOAPIC_PINS       24
 #define IOAPIC_MMIO_SIZE  0x1000
 
@@ -42,5 +44,15 @@ void     ioapic_set_irq(struct ioapic *io, unsigned pin, bool level);
 /* The local APIC finished a level-triggered vector: clears Remote IRR of every pin
  * routed to it, and redelivers if the line is still asserted. */
 void     ioapic_eoi(struct ioapic *io, uint8_t vector);
+
+/* Snapshot record "ioapic" (vmm/snap.h): the ID, IOREGSEL, every redirection
+ * entry, the pins' input levels and Remote IRR.  The deliver callback stays the
+ * live model's and is not called: a level pin delivered before the save waits
+ * for its EOI as it did, and the caller re-drives the input pins from the
+ * devices.  No time arguments: the I/O APIC has no clock.  A refused load (an ID
+ * past 4 bits, IOREGSEL past 8, read-only or reserved entry bits set, pins past
+ * 23, Remote IRR on an edge pin) leaves *io as it was. */
+bool     ioapic_save(const struct ioapic *io, struct snap *s);
+bool     ioapic_load(struct ioapic *io, struct snap *s);
 
 #endif

@@ -588,3 +588,109 @@ bool mc146818_cmos_set(struct mc146818 *r, unsigned index, uint8_t value)
         update_checksum(r);
     return true;
 }
+
+/* ---- snapshot ---- */
+
+/* Far beyond any date the registers name (year 9999 is about 2^38 s from year 0),
+ * yet small enough that the offset arithmetic cannot overflow an int64_t. */
+#define SNAP_SPAN_SEC (1ll << 40)
+
+/* A signed span of time: sec may be negative, nsec is in [0, 1e9). */
+struct rtc_span {
+    int64_t  sec;
+    uint32_t nsec;
+};
+
+static struct rtc_span span_sub(int64_t asec, uint32_t ansec, int64_t bsec, uint32_t bnsec)
+{
+    struct rtc_span d = { asec - bsec, ansec };
+    if (ansec < bnsec) {
+        d.sec--;
+        d.nsec += NSEC_PER_SEC;
+    }
+    d.nsec -= bnsec;
+    return d;
+}
+
+/* Host time as seconds from 0000-01-01, the guest clock's epoch (as guest_time()). */
+static int64_t host_epoch_sec(uint64_t hsec)
+{
+    return (int64_t)(hsec + (uint64_t)DAYS_0000_TO_1970 * SEC_PER_DAY);
+}
+
+static void mc146818_fields(struct mc146818 *r, struct snap *s, uint64_t now_sec, uint32_t now_nsec)
+{
+    if (now_nsec >= NSEC_PER_SEC) {      /* as host_now() takes a caller's slip */
+        now_sec += now_nsec / NSEC_PER_SEC;
+        now_nsec %= NSEC_PER_SEC;
+    }
+    int64_t now = host_epoch_sec(now_sec);
+    /* The guest's reading at now (not clamped at year 0, so that it comes back as
+     * it was), and the last catch-up's distance before now. */
+    struct rtc_span guest = { 0, 0 }, lag = { 0, 0 };
+    if (!s->load) {
+        guest = (struct rtc_span){ now + r->offset_sec, now_nsec + r->offset_nsec };
+        if (guest.nsec >= NSEC_PER_SEC) {
+            guest.nsec -= NSEC_PER_SEC;
+            guest.sec++;
+        }
+        lag = span_sub(now, now_nsec, host_epoch_sec(r->last_sec), r->last_nsec);
+    }
+    snap_record_begin(s, "rtc", 1);
+    snap_bytes(s, r->cmos, sizeof r->cmos);
+    snap_u8(s, &r->index);
+    snap_bool(s, &r->nmi_masked);
+    snap_u8(s, &r->flags);
+    snap_bool(s, &r->irq_level);
+    snap_bool(s, &r->running);
+    snap_i64(s, &guest.sec);
+    snap_u32(s, &guest.nsec);
+    snap_i64(s, &lag.sec);
+    snap_u32(s, &lag.nsec);
+    snap_record_end(s);
+    if (!s->load || s->failed)
+        return;
+    /* Checked here: the arithmetic that rebuilds the offset relies on them. */
+    if (!snap_check(s, guest.nsec < NSEC_PER_SEC && lag.nsec < NSEC_PER_SEC, "rtc: nanoseconds past a second") ||
+        !snap_check(s, guest.sec > -SNAP_SPAN_SEC && guest.sec < SNAP_SPAN_SEC, "rtc: a guest time beyond any calendar") ||
+        !snap_check(s, lag.sec > -SNAP_SPAN_SEC && lag.sec < SNAP_SPAN_SEC, "rtc: a catch-up beyond any calendar"))
+        return;
+    struct rtc_span off = span_sub(guest.sec, guest.nsec, now, now_nsec);
+    r->offset_sec = off.sec;
+    r->offset_nsec = off.nsec;
+    struct rtc_span last = span_sub(now, now_nsec, lag.sec, lag.nsec);
+    last.sec -= (int64_t)DAYS_0000_TO_1970 * SEC_PER_DAY;
+    if (last.sec < 0)
+        last = (struct rtc_span){ 0, 0 };   /* before the host's epoch: as early as it goes */
+    r->last_sec = (uint64_t)last.sec;
+    r->last_nsec = last.nsec;
+}
+
+/* The writes keep the index below 128 (cmos[] is indexed by it), register C's
+ * flags to PF/AF/UF and UIP out of the stored register A; the clock runs only
+ * while reconcile() would have it run. */
+static bool mc146818_check(const struct mc146818 *r, struct snap *s)
+{
+    return snap_check(s, r->index < MC146818_CMOS_SIZE, "rtc: index past the CMOS RAM") &&
+           snap_check(s, !(r->flags & ~(C_PF | C_AF | C_UF)), "rtc: register C flags the part does not have") &&
+           snap_check(s, !(r->cmos[REG_A] & A_UIP), "rtc: UIP stored in register A") &&
+           snap_check(s, !r->running || (divider_running(r) && !(r->cmos[REG_B] & B_SET)),
+                      "rtc: the clock runs with its divider off or SET on");
+}
+
+bool mc146818_save(const struct mc146818 *r, struct snap *s, uint64_t now_sec, uint32_t now_nsec)
+{
+    struct mc146818 c = *r;
+    mc146818_fields(&c, s, now_sec, now_nsec);
+    return !s->failed;
+}
+
+bool mc146818_load(struct mc146818 *r, struct snap *s, uint64_t now_sec, uint32_t now_nsec)
+{
+    struct mc146818 c = *r;
+    mc146818_fields(&c, s, now_sec, now_nsec);
+    if (s->failed || !mc146818_check(&c, s))
+        return false;
+    *r = c;
+    return true;
+}

@@ -18,6 +18,8 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "vmm/snap.h"
+
 #define MC146818_PORT_INDEX 0x70
 #define MC146818_PORT_DATA  0x71
 #define MC146818_CMOS_SIZE  128
@@ -88,5 +90,27 @@ void    mc146818_set_memory(struct mc146818 *r, uint64_t ram_bytes);
 /* Plain CMOS bytes for the monitor to preset (not the clock registers 0x00-0x0d or
  * the century byte: false for those and for an index past the RAM). */
 bool    mc146818_cmos_set(struct mc146818 *r, unsigned index, uint8_t value);
+
+/* Snapshot record "rtc" (vmm/snap.h): CMOS RAM (with the frozen time bytes), the
+ * index and NMI mask, register C's flags, whether the clock runs, irq_level (the
+ * level the line is driven to), and the guest's time.  The callbacks stay the
+ * live model's and neither is called: the caller drives the line to irq_level.
+ *
+ * now_sec, now_nsec: host wall-clock time at the save, and at the load, in the
+ * now callback's form (UTC seconds since 1970, nanoseconds).  The guest's clock
+ * is host time plus an offset, so the record keeps not the offset but what the
+ * guest's clock read at the save, and the last catch-up as a distance before it;
+ * a load sets the offset so that the guest's clock reads at now_sec/now_nsec
+ * what it read at the save, and puts the last catch-up as far before that.  The
+ * time between save and load did not happen for the guest: no update, alarm or
+ * periodic flag for it, and the guest's clock runs that much behind the host's
+ * from then on.
+ *
+ * A refused load (an index past the CMOS RAM, flags other than PF/AF/UF, UIP
+ * stored, the clock running while the divider is off or SET is on, a time or
+ * distance out of any calendar's range, nanoseconds past a second) leaves *r as
+ * it was. */
+bool    mc146818_save(const struct mc146818 *r, struct snap *s, uint64_t now_sec, uint32_t now_nsec);
+bool    mc146818_load(struct mc146818 *r, struct snap *s, uint64_t now_sec, uint32_t now_nsec);
 
 #endif

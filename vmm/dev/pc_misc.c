@@ -437,3 +437,70 @@ uint64_t pc_misc_next_event_ns(struct pc_misc *m)
     /* pm_ticks_time() of a tick past the current one lies after now. */
     return pm_ticks_time(((ticks >> msb) + 1) << msb) - now;
 }
+
+/* ---- snapshot ---- */
+
+static void pc_misc_fields(struct pc_misc *m, struct snap *s, uint64_t now_ns)
+{
+    snap_record_begin(s, "pcmisc", 1);
+    snap_u16(s, &m->cfg.pm_base);
+    snap_u8(s, &m->cfg.s5_slp_typ);
+    snap_bool(s, &m->cfg.pm_timer_32bit);
+    snap_u8(s, &m->kbc_ctr);
+    snap_u8(s, &m->kbc_out);
+    snap_bool(s, &m->kbc_obf);
+    snap_bool(s, &m->kbc_out_aux);
+    snap_bool(s, &m->kbd_irq_level);
+    snap_bool(s, &m->aux_irq_level);
+    snap_bool(s, &m->kbc_last_cmd);
+    snap_u8(s, &m->kbc_pending);
+    snap_u8(s, &m->sysctl_a);
+    snap_u8(s, &m->reset_control);
+    snap_u16(s, &m->pm1_sts);
+    snap_u16(s, &m->pm1_en);
+    snap_u16(s, &m->pm1_cnt);
+    snap_time(s, &m->tmr_start_ns, now_ns);
+    snap_u64(s, &m->tmr_last_ticks);     /* ticks since the start: a count, not a time */
+    snap_u32(s, &m->tmr_latch);
+    snap_bool(s, &m->sci_level);
+    snap_record_end(s);
+}
+
+/* live is the model loaded into, whose configuration the record must match. */
+static bool pc_misc_check(const struct pc_misc *m, const struct pc_misc *live, struct snap *s)
+{
+    uint8_t p = m->kbc_pending;
+    return snap_check(s, m->cfg.pm_base == live->cfg.pm_base && m->cfg.s5_slp_typ == live->cfg.s5_slp_typ &&
+                      m->cfg.pm_timer_32bit == live->cfg.pm_timer_32bit,
+                      "pcmisc: saved on a platform configured otherwise") &&
+           snap_check(s, p == 0 || p == KBC_CMD_WRITE_CTR || p == KBC_CMD_WRITE_OUTPORT ||
+                      p == KBC_CMD_WRITE_KBD_OUT || p == KBC_CMD_WRITE_AUX_OUT || p == KBC_CMD_WRITE_AUX,
+                      "pcmisc: an i8042 command that takes no data is pending") &&
+           snap_check(s, !(m->kbc_ctr & ~KBC_CTR_MASK), "pcmisc: i8042 command byte bit 7 set") &&
+           snap_check(s, m->sysctl_a & SYSCTL_A_A20, "pcmisc: A20 off (it is always on)") &&
+           snap_check(s, !(m->reset_control & ~(RST_CNT_SYS_RST | RST_CNT_FULL_RST)),
+                      "pcmisc: reset control bits the register does not keep") &&
+           snap_check(s, !(m->pm1_sts & ~PM1_STS_MASK) && !(m->pm1_en & ~PM1_EN_MASK),
+                      "pcmisc: PM1 status or enable bits the block does not have") &&
+           snap_check(s, (m->pm1_cnt & PM1_CNT_SCI_EN) &&
+                      !(m->pm1_cnt & ~(PM1_CNT_SCI_EN | PM1_CNT_BM_RLD | PM1_CNT_SLP_TYP)),
+                      "pcmisc: PM1 control with SCI_EN clear or write-only bits set") &&
+           snap_check(s, m->cfg.pm_timer_32bit || m->tmr_latch <= 0xffffff, "pcmisc: a 24-bit timer latched past 24 bits");
+}
+
+bool pc_misc_save(const struct pc_misc *m, struct snap *s, uint64_t now_ns)
+{
+    struct pc_misc c = *m;
+    pc_misc_fields(&c, s, now_ns);
+    return !s->failed;
+}
+
+bool pc_misc_load(struct pc_misc *m, struct snap *s, uint64_t now_ns)
+{
+    struct pc_misc c = *m;
+    pc_misc_fields(&c, s, now_ns);
+    if (s->failed || !pc_misc_check(&c, m, s))
+        return false;
+    *m = c;
+    return true;
+}

@@ -23,6 +23,8 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "vmm/snap.h"
+
 #define PC_MISC_PORT_I8042_DATA     0x60
 #define PC_MISC_PORT_I8042_STATUS   0x64  /* reads status, writes commands */
 #define PC_MISC_PORT_SYSCTL_A       0x92
@@ -104,5 +106,24 @@ void    pc_misc_tick(struct pc_misc *m);
  * bit next toggles if the guest enabled that SCI (TMR_EN) and the line is low;
  * else PC_MISC_NO_EVENT.  Ask again after every access. */
 uint64_t pc_misc_next_event_ns(struct pc_misc *m);
+
+/* Snapshot record "pcmisc" (vmm/snap.h): the i8042's command byte, output buffer
+ * and pending command, ports 0x92 and 0xcf9, PM1 status/enable/control, the PM
+ * timer's start, last catch-up and latch, and the levels IRQ 1, IRQ 12 and the
+ * SCI are driven to.  The configuration stays the live model's: the record
+ * carries pm_base, s5_slp_typ and pm_timer_32bit only so that a load into a
+ * platform the guest's ACPI tables do not describe is refused.  No callback is
+ * called: the caller drives the three lines to the saved levels.
+ *
+ * now_ns: the now_ns callback's reading at the save, and at the load.  The PM
+ * timer's start is kept relative to it, so after a load at another now_ns the
+ * counter reads on from what it read at the save.
+ *
+ * A refused load (another configuration, a pending i8042 command the controller
+ * does not take data for, reserved bits in the command byte, port 0x92, 0xcf9 or
+ * PM1, SCI_EN clear, a timer latch past 24 bits on a 24-bit timer) leaves *m as
+ * it was. */
+bool    pc_misc_save(const struct pc_misc *m, struct snap *s, uint64_t now_ns);
+bool    pc_misc_load(struct pc_misc *m, struct snap *s, uint64_t now_ns);
 
 #endif

@@ -116,3 +116,35 @@ bool pci_host_io(struct pci_host *h, uint16_t port, unsigned size, bool write, u
         *value = pci_host_config_read(h, bus, dev, fn, offset, size);
     return true;
 }
+
+/* ---- snapshot ---- */
+
+static void pci_host_fields(struct pci_host *h, struct snap *s)
+{
+    snap_record_begin(s, "pcihost", 1);
+    snap_u32(s, &h->address);
+    snap_u8(s, &h->cache_line_size);
+    snap_u8(s, &h->latency_timer);
+    snap_u8(s, &h->interrupt_line);
+    snap_record_end(s);
+}
+
+bool pci_host_save(const struct pci_host *h, struct snap *s)
+{
+    struct pci_host c = *h;
+    pci_host_fields(&c, s);
+    return !s->failed;
+}
+
+bool pci_host_load(struct pci_host *h, struct snap *s)
+{
+    struct pci_host c = *h;
+    pci_host_fields(&c, s);
+    /* CONFIG_ADDRESS writes keep bits 30:24 and 1:0 clear, and a guest reads the
+     * register back. */
+    if (s->failed || !snap_check(s, !(c.address & ~PCI_HOST_ADDRESS_MASK),
+                                 "pcihost: CONFIG_ADDRESS read-only bits set"))
+        return false;
+    *h = c;
+    return true;
+}

@@ -19,6 +19,8 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "vmm/snap.h"
+
 #define PCI_HOST_PORT_ADDRESS 0xcf8
 #define PCI_HOST_PORT_DATA    0xcfc
 #define PCI_HOST_PORT_FIRST   0xcf8
@@ -59,5 +61,12 @@ uint32_t pci_host_config_read(struct pci_host *h, uint8_t bus, uint8_t dev, uint
                               unsigned offset, unsigned size);
 void     pci_host_config_write(struct pci_host *h, uint8_t bus, uint8_t dev, uint8_t fn,
                                unsigned offset, unsigned size, uint32_t value);
+
+/* Snapshot record "pcihost" (vmm/snap.h): CONFIG_ADDRESS as latched and the
+ * header registers that hold a value.  No time arguments and no callbacks.  A
+ * refused load (CONFIG_ADDRESS with its read-only bits set) leaves *h as it
+ * was. */
+bool     pci_host_save(const struct pci_host *h, struct snap *s);
+bool     pci_host_load(struct pci_host *h, struct snap *s);
 
 #endif

@@ -328,3 +328,60 @@ void uart16550_write(struct uart16550 *u, unsigned offset, uint8_t value)
     }
     update_irq(u);
 }
+
+/* ---- snapshot ---- */
+
+static void uart16550_fields(struct uart16550 *u, struct snap *s)
+{
+    snap_record_begin(s, "uart", 1);
+    snap_u8(s, &u->ier);
+    snap_u8(s, &u->lcr);
+    snap_u8(s, &u->mcr);
+    snap_u8(s, &u->lsr);
+    snap_u8(s, &u->msr);
+    snap_u8(s, &u->scr);
+    snap_u8(s, &u->fcr);
+    snap_u8(s, &u->dll);
+    snap_u8(s, &u->dlm);
+    snap_bool(s, &u->thre_pending);
+    snap_bool(s, &u->rx_quiet);
+    snap_bool(s, &u->irq_level);
+    snap_bytes(s, u->rx, sizeof u->rx);
+    snap_u8(s, &u->rx_head);
+    snap_u8(s, &u->rx_count);
+    snap_record_end(s);
+}
+
+/* What the rest of the model takes for granted: the FIFO indexes stay inside the
+ * array, and with FIFOs off the holding register is one byte (rx_space() would
+ * wrap below zero); the register bits the writes mask off stay off. */
+static bool uart16550_check(const struct uart16550 *u, struct snap *s)
+{
+    return snap_check(s, u->rx_head < UART16550_FIFO_SIZE, "uart: RX FIFO head past the FIFO") &&
+           snap_check(s, u->rx_count <= UART16550_FIFO_SIZE, "uart: RX FIFO holds more than it can") &&
+           snap_check(s, fifo_on(u) || u->rx_count <= 1, "uart: more than one byte held with FIFOs off") &&
+           snap_check(s, !(u->fcr & ~(FCR_ENABLE | FCR_TRIGGER)) && (fifo_on(u) || u->fcr == 0),
+                      "uart: FCR holds bits the part does not keep") &&
+           snap_check(s, !(u->ier & ~IER_MASK), "uart: IER reserved bits set") &&
+           snap_check(s, !(u->mcr & ~MCR_MASK), "uart: MCR reserved bits set") &&
+           snap_check(s, !(u->lsr & LSR_DR) == !u->rx_count, "uart: LSR.DR does not match the FIFO") &&
+           snap_check(s, (u->lsr & (LSR_THRE | LSR_TEMT)) == (LSR_THRE | LSR_TEMT),
+                      "uart: transmitter not empty (it always is)");
+}
+
+bool uart16550_save(const struct uart16550 *u, struct snap *s)
+{
+    struct uart16550 c = *u;
+    uart16550_fields(&c, s);
+    return !s->failed;
+}
+
+bool uart16550_load(struct uart16550 *u, struct snap *s)
+{
+    struct uart16550 c = *u;
+    uart16550_fields(&c, s);
+    if (s->failed || !uart16550_check(&c, s))
+        return false;
+    *u = c;
+    return true;
+}

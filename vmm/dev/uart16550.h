@@ -15,6 +15,8 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "vmm/snap.h"
+
 #define UART16550_FIFO_SIZE 16
 #define UART16550_PORTS     8
 
@@ -58,5 +60,16 @@ void     uart16550_rx_idle(struct uart16550 *u);
  * PIC (OUT2 set, not in loopback).  A guest with it clear reads the UART by polling,
  * so its monitor need not wake it for input. */
 bool     uart16550_rx_irq_armed(const struct uart16550 *u);
+
+/* Snapshot record "uart" (vmm/snap.h): the registers, the divisor latch, the RX
+ * FIFO with its bytes, the pending THRE and timeout state, and irq_level, the
+ * level the line is driven to.  The callbacks stay the live model's.  The model
+ * has no clock (the caller's poll interval stands in for character times), so
+ * there are no time arguments.  A load never calls the irq callback: the caller
+ * drives the line to irq_level afterwards.  A refused load (FIFO index or count
+ * out of range, reserved register bits set, LSR.DR not matching the FIFO) leaves
+ * *u as it was. */
+bool     uart16550_save(const struct uart16550 *u, struct snap *s);
+bool     uart16550_load(struct uart16550 *u, struct snap *s);
 
 #endif

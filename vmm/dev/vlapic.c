@@ -384,3 +384,78 @@ bool vlapic_set_base_mode(struct vlapic *a, bool enabled, bool x2apic)
     }
     return true;
 }
+
+/* ---- snapshot ---- */
+
+static void vlapic_fields(struct vlapic *a, struct snap *s, uint64_t now_ns)
+{
+    snap_record_begin(s, "vlapic", 1);
+    snap_u32(s, &a->id);
+    snap_bool(s, &a->x2apic);
+    snap_bool(s, &a->hw_enabled);
+    snap_u32(s, &a->tpr);
+    snap_u32(s, &a->svr);
+    snap_u32(s, &a->ldr);
+    snap_u32(s, &a->dfr);
+    snap_u32(s, &a->esr);
+    snap_u32(s, &a->esr_pending);
+    for (unsigned i = 0; i < 8; i++) {
+        snap_u32(s, &a->irr[i]);
+        snap_u32(s, &a->isr[i]);
+        snap_u32(s, &a->tmr[i]);
+    }
+    for (unsigned i = 0; i < LVT_COUNT; i++)
+        snap_u32(s, &a->lvt[i]);
+    snap_u32(s, &a->icr_low);
+    snap_u32(s, &a->icr_high);
+    snap_u32(s, &a->timer_icr);
+    snap_u32(s, &a->timer_dcr);
+    snap_time(s, &a->timer_start_ns, now_ns);
+    snap_bool(s, &a->timer_armed);
+    snap_u64(s, &a->tsc_deadline);
+    snap_u64(s, &a->timer_hz);
+    snap_record_end(s);
+}
+
+/* ns_per_count() divides 1 GHz by timer_hz and current_count() divides by the
+ * result, so timer_hz must be what vlapic_init() admits.  The rest are what the
+ * register writes and mode transitions keep (§12.12.5 for EXTD without EN). */
+static bool vlapic_check(const struct vlapic *a, struct snap *s)
+{
+    bool lvts_ok = true, lvts_masked = true;
+    for (unsigned i = 0; i < LVT_COUNT; i++) {
+        lvts_ok &= !(a->lvt[i] & ~lvt_masks[i]);
+        lvts_masked &= (a->lvt[i] & LVT_MASKED) != 0;
+    }
+    return snap_check(s, !a->x2apic || a->hw_enabled, "vlapic: x2APIC mode without EN") &&
+           snap_check(s, a->timer_hz && a->timer_hz <= 1000000000ull && 1000000000ull % a->timer_hz == 0,
+                      "vlapic: a timer clock that does not divide 1 GHz") &&
+           snap_check(s, a->tpr <= 0xff && !(a->svr & ~0x13ffu), "vlapic: TPR or SVR reserved bits set") &&
+           snap_check(s, !(a->ldr & 0x00ffffffu) && (a->dfr & 0x0fffffffu) == 0x0fffffffu,
+                      "vlapic: LDR or DFR reserved bits set") &&
+           snap_check(s, !(a->icr_low & ~0x000cdfffu) && (a->x2apic || !(a->icr_high & 0x00ffffffu)),
+                      "vlapic: ICR reserved bits set") &&
+           snap_check(s, lvts_ok, "vlapic: LVT reserved bits set") &&
+           snap_check(s, (a->svr & SVR_ENABLE) || lvts_masked, "vlapic: an LVT unmasked while software-disabled") &&
+           snap_check(s, !(a->timer_dcr & ~0xbu), "vlapic: DCR reserved bits set") &&
+           snap_check(s, !a->timer_armed || a->timer_icr, "vlapic: the timer armed with no count") &&
+           snap_check(s, !a->tsc_deadline || timer_mode(a) == TIMER_TSC_DEADLINE,
+                      "vlapic: a TSC deadline outside TSC-deadline mode");
+}
+
+bool vlapic_save(const struct vlapic *a, struct snap *s, uint64_t now_ns)
+{
+    struct vlapic c = *a;
+    vlapic_fields(&c, s, now_ns);
+    return !s->failed;
+}
+
+bool vlapic_load(struct vlapic *a, struct snap *s, uint64_t now_ns)
+{
+    struct vlapic c = *a;
+    vlapic_fields(&c, s, now_ns);
+    if (s->failed || !vlapic_check(&c, s))
+        return false;
+    *a = c;
+    return true;
+}

@@ -10,6 +10,8 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "vmm/snap.h"
+
 #define VLAPIC_MMIO_SIZE 0x1000
 #define VLAPIC_DEFAULT_BASE 0xfee00000ull
 
@@ -76,5 +78,24 @@ void     vlapic_ack(struct vlapic *a, uint8_t vector);
 void     vlapic_tick(struct vlapic *a, uint64_t now_ns, uint64_t tsc);
 /* When the timer next fires (ns), or UINT64_MAX; TSC-deadline mode: in guest TSC. */
 uint64_t vlapic_next_timer_ns(const struct vlapic *a);
+
+/* Snapshot record "vlapic" (vmm/snap.h): the ID, the IA32_APIC_BASE mode bits,
+ * every register (IRR/ISR/TMR, LVTs, ICR, ESR and the errors not yet latched),
+ * the timer's programming and the clock it counts (timer_hz, so a guest that
+ * calibrated it keeps its rate).  The ops stay the live model's and are not
+ * called: an interrupt accepted but not injected stays in IRR.
+ *
+ * now_ns: the monotonic time at the save, and at the load, in the unit the
+ * other calls take.  timer_start_ns is kept relative to it, so the current count
+ * and the next expiry go on from the save.  tsc_deadline is a guest TSC value and
+ * is kept as it is: the caller restores the guest's TSC with the vCPU, which is
+ * what keeps the deadline as far away as it was.
+ *
+ * A refused load (x2APIC without EN, a timer clock that is 0, above 1 GHz or does
+ * not divide it, reserved bits in TPR, SVR, LDR, DFR, ICR, an LVT or DCR, an LVT
+ * unmasked while the APIC is software-disabled, the timer armed with no count,
+ * a TSC deadline outside TSC-deadline mode) leaves *a as it was. */
+bool     vlapic_save(const struct vlapic *a, struct snap *s, uint64_t now_ns);
+bool     vlapic_load(struct vlapic *a, struct snap *s, uint64_t now_ns);
 
 #endif
