@@ -119,3 +119,65 @@ uint64_t fpu_guest_xcr0_mask(void)
 {
     return supported;
 }
+
+uint32_t fpu_area_bytes(void)
+{
+    return area_size;
+}
+
+void fpu_state_sync(struct fpu_state *f)
+{
+    fpu_switch(f, NULL);
+    if (have_xsave)
+        xsetbv(f->xcr0);
+}
+
+static bool xcr0_valid(uint64_t xcr0)
+{
+    if (!have_xsave)
+        return xcr0 == (XCR0_X87 | (supported & XCR0_SSE));
+    return (xcr0 & XCR0_X87) && !(xcr0 & ~supported) && (!(xcr0 & XCR0_AVX) || (xcr0 & XCR0_SSE));
+}
+
+bool fpu_state_import(struct fpu_state *f, const void *area, uint32_t len, uint64_t xcr0, bool live,
+                      const char **why)
+{
+    const uint8_t *a = area;
+    if (len != area_size) {
+        *why = "its FPU image is of another size than this CPU's";
+        return false;
+    }
+    if (!xcr0_valid(xcr0)) {
+        *why = "its XCR0 is not one this CPU and plinth allow";
+        return false;
+    }
+    /* MXCSR at offset 24: reserved bits 31:16 set make (F)XRSTOR fault (§10.5.1.1). */
+    uint32_t mxcsr = (uint32_t)a[24] | (uint32_t)a[25] << 8 | (uint32_t)a[26] << 16 | (uint32_t)a[27] << 24;
+    if (mxcsr >> 16) {
+        *why = "its MXCSR has reserved bits set";
+        return false;
+    }
+    if (have_xsave) {
+        /* The XSAVE header at 512 (§13.4.2): XSTATE_BV only components restored here,
+         * and the standard form (XCOMP_BV and the next 48 bytes 0), or XRSTOR faults. */
+        uint64_t bv = 0;
+        for (int i = 0; i < 8; i++)
+            bv |= (uint64_t)a[512 + i] << (8 * i);
+        if (bv & ~supported) {
+            *why = "its XSAVE header names state components this CPU does not restore";
+            return false;
+        }
+        for (int i = 8; i < 64; i++)
+            if (a[512 + i]) {
+                *why = "its XSAVE header is not in the standard form";
+                return false;
+            }
+    }
+    uint8_t *d = f->area;
+    for (uint32_t i = 0; i < len; i++)
+        d[i] = a[i];
+    f->xcr0 = xcr0;
+    if (live)
+        fpu_switch(NULL, f);
+    return true;
+}

@@ -25,6 +25,17 @@ void fpu_switch(struct fpu_state *from, struct fpu_state *to);
 /* Validates a guest XCR0 (SDM Vol. 1 §13.3) against what this CPU supports and
  * plinth allows; on success loads it (the guest's state is live on this CPU). */
 bool fpu_set_guest_xcr0(struct fpu_state *f, uint64_t xcr0);
+/* For snapshots.  The size of a state's area on this CPU. */
+uint32_t fpu_area_bytes(void);
+/* Copies the registers of a state live on this CPU into its area, leaving them
+ * (and the guest's XCR0) loaded. */
+void fpu_state_sync(struct fpu_state *f);
+/* Replaces the state with an image of fpu_area_bytes() and its XCR0, after checking
+ * that XRSTOR (or FXRSTOR) and XSETBV will take them (SDM Vol. 1 §13.8.1, §10.5.1):
+ * false, with why, and the state unchanged, if not.  live: the state is live on this
+ * CPU, so load it now. */
+bool fpu_state_import(struct fpu_state *f, const void *area, uint32_t len, uint64_t xcr0, bool live,
+                      const char **why);
 /* The XCR0 bits guests may enable (for the monitor's CPUID leaf 0xD view). */
 uint64_t fpu_guest_xcr0_mask(void);
 

@@ -92,6 +92,65 @@ void hvm_common_reset(struct hvm_common *c)
     }
 }
 
+void hvm_common_save(struct hvm_common *c, struct hvm_extra *x)
+{
+    regs_save(c);
+    fpu_state_sync(&c->fpu);
+    for (int i = 0; i < 4; i++)
+        x->dr[i] = c->dr[i];
+    x->tsc_aux = c->tsc_aux;
+    x->xcr0 = c->fpu.xcr0;
+    x->fpu_len = fpu_area_bytes();
+    const uint8_t *a = c->fpu.area;
+    for (uint32_t i = 0; i < x->fpu_len && i < HVM_FPU_AREA_MAX; i++)
+        x->fpu[i] = a[i];
+    x->have_event = c->have_event;
+    x->event = c->event;
+    x->reinject = c->reinject;
+    x->reinject_event = c->reinject_event;
+    x->reinject_len = c->reinject_len;
+    x->debug_trap = c->debug_trap;
+}
+
+static bool event_valid(const struct hvm_event *e)
+{
+    return e->type <= HVM_EVENT_PRIV_SOFT_EXCEPTION && (e->type != HVM_EVENT_EXCEPTION || e->vector < 32) &&
+           (!e->has_error || e->type == HVM_EVENT_EXCEPTION);
+}
+
+bool hvm_common_load(struct hvm_common *c, const struct hvm_extra *x, const char **why)
+{
+    if ((x->have_event && !event_valid(&x->event)) || (x->reinject && !event_valid(&x->reinject_event)) ||
+        x->reinject_len > 15 || (x->debug_trap & ~(HVM_DR6_BS | HVM_DR6_B0_3))) {
+        *why = "a pending event is not one an entry can deliver";
+        return false;
+    }
+    for (int i = 0; i < 4; i++)
+        if ((uint64_t)((int64_t)(x->dr[i] << 16) >> 16) != x->dr[i]) {
+            /* MOV to DR0-DR3 faults on a non-canonical address (SDM Vol. 3A §18.2.1). */
+            *why = "a debug address register holds a non-canonical address";
+            return false;
+        }
+    if (x->tsc_aux >> 32) {
+        *why = "its TSC_AUX has bits 63:32 set";
+        return false;
+    }
+    if (x->fpu_len > HVM_FPU_AREA_MAX ||
+        !fpu_state_import(&c->fpu, x->fpu, x->fpu_len, x->xcr0, true, why))
+        return x->fpu_len > HVM_FPU_AREA_MAX ? (*why = "its FPU image is too large", false) : false;
+    for (int i = 0; i < 4; i++)
+        c->dr[i] = x->dr[i];
+    c->tsc_aux = x->tsc_aux;
+    c->have_event = x->have_event;
+    c->event = x->event;
+    c->reinject = x->reinject;
+    c->reinject_event = x->reinject_event;
+    c->reinject_len = x->reinject_len;
+    c->debug_trap = x->debug_trap;
+    regs_load(c);
+    return true;
+}
+
 void hvm_common_set_tsc_aux(struct hvm_common *c, uint32_t value)
 {
     c->tsc_aux = value;

@@ -55,6 +55,11 @@ void hvm_common_forget(struct hvm_common *c);
 /* Power-on values for a (re)boot: FPU state and XCR0, DR0-DR3, TSC_AUX, no event,
  * re-injection or debug trap; loaded into the CPU, where c is live on it. */
 void hvm_common_reset(struct hvm_common *c);
+/* For a snapshot, c live on this CPU: its FPU image, XCR0, DR0-DR3, TSC_AUX and
+ * events into x, and back.  hvm_common_load checks first, changes nothing when it
+ * refuses (false, *why), and leaves the values loaded in the CPU. */
+void hvm_common_save(struct hvm_common *c, struct hvm_extra *x);
+bool hvm_common_load(struct hvm_common *c, const struct hvm_extra *x, const char **why);
 /* The guest's WRMSR to IA32_TSC_AUX (c live on this CPU). */
 void hvm_common_set_tsc_aux(struct hvm_common *c, uint32_t value);
 /* The monitor's event, for the next entry: false if one is queued already. */

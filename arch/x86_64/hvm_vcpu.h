@@ -125,6 +125,38 @@ struct hvm_event {
     uint32_t error_code;
 };
 
+/* The rest of a vCPU's state, beside struct hvm_state, for a snapshot: what the
+ * backend keeps in its VMCS or VMCB and beside it.  Taken and put back at an exit
+ * boundary, from the vCPU's own pre_entry handler. */
+#define HVM_FPU_AREA_MAX 4096          /* XSAVE image of x87, SSE and AVX, with room */
+#define HVM_BACKEND_EXTRA 64
+/* Interruptibility (SDM Vol. 3C §25.4.2; APM Vol. 2 §15.21.5): the STI and MOV SS
+ * shadows, and NMI blocking (an NMI's handler has not executed IRET yet). */
+#define HVM_INTR_STI   (1u << 0)
+#define HVM_INTR_MOVSS (1u << 1)
+#define HVM_INTR_NMI   (1u << 3)
+struct hvm_extra {
+    uint64_t dr[4], dr6;
+    uint64_t xcr0;
+    uint64_t tsc_aux;
+    uint64_t syscall_msr[5];           /* STAR, LSTAR, CSTAR, SFMASK, KERNEL_GS_BASE */
+    uint32_t interruptibility;
+    uint64_t pending_dbg;              /* VT-x's pending debug exceptions; 0 on AMD-V */
+    uint64_t pdpte[4];                 /* VT-x with EPT in PAE paging; 0 on AMD-V */
+    /* Events the next entry owes the guest (hvm_common.h). */
+    bool     have_event;
+    struct hvm_event event;
+    bool     reinject;
+    struct hvm_event reinject_event;
+    uint8_t  reinject_len;
+    uint32_t debug_trap;
+    /* The backend's own bits (AMD-V: NMI blocking kept in software, an IRET being
+     * single-stepped, a software event re-injected past its instruction). */
+    uint8_t  backend[HVM_BACKEND_EXTRA];
+    uint32_t fpu_len;                  /* bytes of fpu[] in use: this CPU's XSAVE area */
+    uint8_t  fpu[HVM_FPU_AREA_MAX];
+};
+
 #define HVM_WINDOW_INTR (1u << 0)
 #define HVM_WINDOW_NMI  (1u << 1)
 
@@ -186,6 +218,11 @@ struct hvm_backend {
     /* The guest's XSETBV: false if the value is invalid (the guest gets #GP).  The
      * backend keeps XCR0 and the extended register state per vCPU. */
     bool (*set_xcr0)(struct hvm_vcpu *v, uint64_t xcr0);
+    /* The state outside hvm_state (struct hvm_extra), taken from or put back into
+     * the vCPU from its own context.  load_extra checks first and changes nothing
+     * when it refuses (false, *why says what was wrong). */
+    void (*save_extra)(struct hvm_vcpu *v, struct hvm_extra *x);
+    bool (*load_extra)(struct hvm_vcpu *v, const struct hvm_extra *x, const char **why);
     /* Guest TSC = host TSC + offset. */
     void (*set_tsc_offset)(struct hvm_vcpu *v, int64_t offset);
     /* Whether guests may use RDTSCP/RDPID (IA32_TSC_AUX switched per vCPU) and

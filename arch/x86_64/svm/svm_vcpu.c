@@ -210,6 +210,11 @@ static void svm_get_state(struct hvm_vcpu *v, struct hvm_state *s)
         s->seg[i].limit = g->limit;
         s->seg[i].ar = svm_ar_from_attrib(g->attrib);
     }
+    /* The CPL is the VMCB's own field, and SS.DPL as saved need not match it (APM
+     * Vol. 2 §15.5.1): the state says CPL as VT-x does, in SS.DPL, so that setting
+     * it back (a snapshot's restore) keeps the guest in its ring. */
+    if ((sv->cr0 & CR0_PE) && !(sv->rflags & RFLAGS_VM))
+        s->seg[HVM_SS].ar = (s->seg[HVM_SS].ar & ~(3u << 5)) | ((uint32_t)(sv->cpl & 3) << 5);
     s->gdtr.base = sv->gdtr.base;
     s->gdtr.limit = (uint16_t)sv->gdtr.limit;
     s->idtr.base = sv->idtr.base;
@@ -702,6 +707,107 @@ static void svm_reset_private(struct hvm_vcpu *v)
     v->flush = true;
 }
 
+static bool canonical(uint64_t a)
+{
+    return (uint64_t)((int64_t)(a << 16) >> 16) == a;
+}
+
+/* hvm_extra.backend on AMD-V: flags, then the IRET step's and the re-injected
+ * software event's saved values. */
+enum { SX_IRET_STEPPING, SX_WANT_NMI_WINDOW, SX_SOFT_INJECTED, SX_SOFT_LEN, SX_NMI_MASKED,
+       SX_IRET_FLAGS = 8, SX_IRET_DR6 = 16, SX_SOFT_RIP = 24 };
+
+static void put64(uint8_t *p, uint64_t v)
+{
+    for (int i = 0; i < 8; i++)
+        p[i] = (uint8_t)(v >> (8 * i));
+}
+
+static uint64_t get64(const uint8_t *p)
+{
+    uint64_t v = 0;
+    for (int i = 0; i < 8; i++)
+        v |= (uint64_t)p[i] << (8 * i);
+    return v;
+}
+
+static void svm_save_extra(struct hvm_vcpu *v, struct hvm_extra *x)
+{
+    *x = (struct hvm_extra){ 0 };
+    if (!bind(v))
+        return;
+    hvm_common_save(&v->c, x);
+    const struct vmcb_save *sv = &v->vmcb->save;
+    x->dr6 = sv->dr6;
+    x->syscall_msr[0] = sv->star;
+    x->syscall_msr[1] = sv->lstar;
+    x->syscall_msr[2] = sv->cstar;
+    x->syscall_msr[3] = sv->sfmask;
+    x->syscall_msr[4] = sv->kernel_gs_base;
+    /* One shadow bit for STI and MOV SS alike (APM Vol. 2 §15.21.5); NMI blocking is
+     * plinth's own (no virtual NMIs). */
+    x->interruptibility = (v->vmcb->control.interrupt_shadow & VMCB_INT_SHADOW ? HVM_INTR_STI : 0) |
+                          (v->nmi_masked ? HVM_INTR_NMI : 0);
+    x->backend[SX_IRET_STEPPING] = v->iret_stepping;
+    x->backend[SX_WANT_NMI_WINDOW] = v->want_nmi_window;
+    x->backend[SX_SOFT_INJECTED] = v->soft_injected;
+    x->backend[SX_SOFT_LEN] = v->soft_len;
+    x->backend[SX_NMI_MASKED] = v->nmi_masked;
+    put64(x->backend + SX_IRET_FLAGS, v->iret_flags);
+    put64(x->backend + SX_IRET_DR6, v->iret_dr6);
+    put64(x->backend + SX_SOFT_RIP, v->soft_rip);
+}
+
+static bool svm_load_extra(struct hvm_vcpu *v, const struct hvm_extra *x, const char **why)
+{
+    if (!bind(v)) {
+        *why = "the vCPU cannot be bound to this CPU";
+        return false;
+    }
+    const uint8_t *b = x->backend;
+    if ((x->dr6 >> 32) || !canonical(x->syscall_msr[1]) || !canonical(x->syscall_msr[2]) ||
+        !canonical(x->syscall_msr[4]) || (x->syscall_msr[3] >> 32) ||
+        (x->interruptibility & ~(HVM_INTR_STI | HVM_INTR_MOVSS | HVM_INTR_NMI)) ||
+        b[SX_IRET_STEPPING] > 1 || b[SX_WANT_NMI_WINDOW] > 1 || b[SX_SOFT_INJECTED] > 1 ||
+        b[SX_NMI_MASKED] > 1 || b[SX_SOFT_LEN] > 15 ||
+        ((x->interruptibility & HVM_INTR_NMI) != 0) != (b[SX_NMI_MASKED] != 0) ||
+        (get64(b + SX_IRET_FLAGS) & ~(HVM_RFLAGS_TF | HVM_RFLAGS_RF)) || (get64(b + SX_IRET_DR6) >> 32)) {
+        *why = "DR6, a SYSCALL MSR or the interrupt state holds a value the CPU refuses";
+        return false;
+    }
+    if (!hvm_common_load(&v->c, x, why))
+        return false;
+    struct vmcb_save *sv = &v->vmcb->save;
+    sv->dr6 = x->dr6;
+    sv->star = x->syscall_msr[0];
+    sv->lstar = x->syscall_msr[1];
+    sv->cstar = x->syscall_msr[2];
+    sv->sfmask = x->syscall_msr[3];
+    sv->kernel_gs_base = x->syscall_msr[4];
+    v->nmi_masked = b[SX_NMI_MASKED];
+    v->want_nmi_window = b[SX_WANT_NMI_WINDOW];
+    v->soft_injected = b[SX_SOFT_INJECTED];
+    v->soft_len = b[SX_SOFT_LEN];
+    v->soft_rip = get64(b + SX_SOFT_RIP);
+    v->vmcb->control.eventinj = 0;
+    v->vmcb->control.interrupt_shadow = x->interruptibility & (HVM_INTR_STI | HVM_INTR_MOVSS) ? VMCB_INT_SHADOW : 0;
+    /* Windows are asked for again by the monitor's pre_entry; an IRET being stepped
+     * goes on being stepped (its TF and RF are in the restored RFLAGS). */
+    v->vmcb->control.vintr = VMCB_V_INTR_MASKING;
+    v->vmcb->control.intercept_misc1 &= ~(VMCB_I_VINTR | VMCB_I_IRET);
+    iret_step_end(v);
+    if (b[SX_IRET_STEPPING]) {
+        v->iret_stepping = true;
+        v->iret_flags = get64(b + SX_IRET_FLAGS);
+        v->iret_dr6 = get64(b + SX_IRET_DR6);
+        v->vmcb->control.intercept_exceptions = IRET_STEP_EXCEPTIONS;
+    } else if (v->want_nmi_window && v->nmi_masked) {
+        v->vmcb->control.intercept_misc1 |= VMCB_I_IRET;
+    }
+    v->flush = true;
+    return true;
+}
+
 static bool svm_set_xcr0(struct hvm_vcpu *v, uint64_t xcr0)
 {
     return bind(v) && fpu_set_guest_xcr0(&v->c.fpu, xcr0);
@@ -750,6 +856,8 @@ const struct hvm_backend svm_backend = {
     .nested_flush = svm_nested_flush,
     .reset_private = svm_reset_private,
     .set_xcr0 = svm_set_xcr0,
+    .save_extra = svm_save_extra,
+    .load_extra = svm_load_extra,
     .set_tsc_offset = svm_set_tsc_offset,
     .guest_has_rdtscp = svm_guest_has_rdtscp,
     .guest_has_xsaves = svm_guest_has_xsaves,

@@ -869,6 +869,76 @@ static void vmx_reset_private(struct hvm_vcpu *v)
     vmx_vpid_flush(v);
 }
 
+static bool canonical(uint64_t a)
+{
+    return (uint64_t)((int64_t)(a << 16) >> 16) == a;
+}
+
+static void vmx_save_extra(struct hvm_vcpu *v, struct hvm_extra *x)
+{
+    *x = (struct hvm_extra){ 0 };
+    if (!make_current(v))
+        return;
+    hvm_common_save(&v->c, x);
+    /* Live in the CPU while v is current (switch_to). */
+    x->dr6 = read_dr6();
+    for (int i = 0; i < HVM_SWAPPED_MSRS; i++)
+        x->syscall_msr[i] = rdmsr(hvm_swapped_msrs[i]);
+    /* The VMX interruptibility bits are HVM_INTR_* (SDM Vol. 3C Table 25-3). */
+    x->interruptibility = (uint32_t)vmcs_read(VMCS_GUEST_INTERRUPTIBILITY) &
+                          (HVM_INTR_STI | HVM_INTR_MOVSS | HVM_INTR_NMI);
+    x->pending_dbg = vmcs_read(VMCS_GUEST_PENDING_DBG);
+    x->pdpte[0] = vmcs_read(VMCS_GUEST_PDPTE0);
+    x->pdpte[1] = vmcs_read(VMCS_GUEST_PDPTE1);
+    x->pdpte[2] = vmcs_read(VMCS_GUEST_PDPTE2);
+    x->pdpte[3] = vmcs_read(VMCS_GUEST_PDPTE3);
+}
+
+static bool vmx_load_extra(struct hvm_vcpu *v, const struct hvm_extra *x, const char **why)
+{
+    if (!make_current(v)) {
+        *why = "its VMCS cannot be made current on this CPU";
+        return false;
+    }
+    /* What WRMSR, MOV DR6 and VM entry would refuse (SDM Vol. 3C §27.3.1.5): plinth
+     * loads the MSRs itself, so a bad value would fault in plinth, not in the guest. */
+    if ((x->dr6 >> 32) || !canonical(x->syscall_msr[1]) || !canonical(x->syscall_msr[2]) ||
+        !canonical(x->syscall_msr[4]) || (x->syscall_msr[3] >> 32)) {
+        *why = "DR6 or a SYSCALL MSR holds a value the CPU refuses";
+        return false;
+    }
+    uint32_t intr = x->interruptibility;
+    if ((intr & ~(HVM_INTR_STI | HVM_INTR_MOVSS | HVM_INTR_NMI)) ||
+        ((intr & HVM_INTR_STI) && (intr & HVM_INTR_MOVSS)) ||
+        ((intr & HVM_INTR_STI) && !(vmcs_read(VMCS_GUEST_RFLAGS) & HVM_RFLAGS_IF)) ||
+        (x->pending_dbg & ~0x1500full)) {
+        *why = "its interruptibility or pending debug exceptions are not a state VM entry takes";
+        return false;
+    }
+    if (!hvm_common_load(&v->c, x, why))
+        return false;
+    v->dr6 = x->dr6;
+    write_dr6(v->dr6);
+    for (int i = 0; i < HVM_SWAPPED_MSRS; i++) {
+        v->swapped_msr[i] = x->syscall_msr[i];
+        wrmsr(hvm_swapped_msrs[i], v->swapped_msr[i]);
+    }
+    vmcs_write(VMCS_GUEST_INTERRUPTIBILITY, intr);
+    vmcs_write(VMCS_GUEST_PENDING_DBG, x->pending_dbg);
+    vmcs_write(VMCS_GUEST_ACTIVITY_STATE, 0);
+    vmcs_write(VMCS_GUEST_PDPTE0, x->pdpte[0]);
+    vmcs_write(VMCS_GUEST_PDPTE1, x->pdpte[1]);
+    vmcs_write(VMCS_GUEST_PDPTE2, x->pdpte[2]);
+    vmcs_write(VMCS_GUEST_PDPTE3, x->pdpte[3]);
+    /* The windows of the run before are asked for again by the monitor's pre_entry;
+     * translations cached for the memory the snapshot replaced must go. */
+    vmcs_write(VMCS_ENTRY_INTR_INFO, 0);
+    set_proc(v, v->proc & ~(CPU_BASED_INTR_WINDOW_EXITING | CPU_BASED_NMI_WINDOW_EXITING));
+    vmx_vpid_flush(v);
+    vmx_nested_flush(v);
+    return true;
+}
+
 static bool vmx_set_xcr0(struct hvm_vcpu *v, uint64_t xcr0)
 {
     return make_current(v) && fpu_set_guest_xcr0(&v->c.fpu, xcr0);
@@ -920,6 +990,8 @@ const struct hvm_backend vmx_backend = {
     .nested_flush = vmx_nested_flush,
     .reset_private = vmx_reset_private,
     .set_xcr0 = vmx_set_xcr0,
+    .save_extra = vmx_save_extra,
+    .load_extra = vmx_load_extra,
     .set_tsc_offset = vmx_set_tsc_offset,
     .guest_has_rdtscp = vmx_guest_has_rdtscp,
     .guest_has_xsaves = vmx_guest_has_xsaves,
