@@ -5,7 +5,9 @@
  * and a word near the top of its RAM as a fresh VM's RAM reads (zero).  Typing
  * "smash" overwrites both (as a guest that corrupts its own kernel in RAM would),
  * so that only a restart from a clean image brings back "marker=ORIGINAL
- * ram=clean"; "halt" stops it with interrupts off.  Command line: tick=N. */
+ * ram=clean"; "marker" prints both as they are now; "fill" writes 4 MiB of RAM
+ * (from 8 MiB) with a non-zero pattern, for the snapshot tests' bound on memory;
+ * "halt" stops it with interrupts off.  Command line: tick=N. */
 #include "guest.h"
 
 #define PIT_VEC  0x20
@@ -92,6 +94,13 @@ void guest_main(uint32_t magic, const struct mb1_info *mbi)
             memcpy(marker, "SMASHED", 8);
             *top = 0x5a5a5a5au;
             gprintf("console: smashed marker=%s\n", marker);
+        } else if (same(line, "marker")) {
+            gprintf("console: marker=%s ram=%s\n", marker, *top ? "dirty" : "clean");
+        } else if (same(line, "fill")) {
+            volatile uint32_t *p = (volatile uint32_t *)(uintptr_t)(8u << 20);
+            for (uint32_t i = 0; i < (4u << 20) / 4; i++)
+                p[i] = 0xa5a5a5a5u ^ i;
+            gprintf("console: filled 4 MiB\n");
         } else if (same(line, "halt")) {
             gprintf("console: halting\n");
             for (;;)

@@ -40,6 +40,8 @@ struct vmm_vcpu_ops {
 /* Guest memory: RAM of ram_bytes at guest-physical 0, zeroed, mapped in this VM's
  * nested tables alone.  Returns a handle or a negative error (log says why). */
 core_vm_t core_vm_create(uint64_t ram_bytes);
+/* Whether the shell paused it (its vCPUs are not scheduled). */
+bool      core_vm_paused(core_vm_t vm);
 /* Releases the VM's memory and tables; its vCPUs must be stopped. */
 void      core_vm_destroy(core_vm_t vm);
 /* How its vCPUs share the CPUs they run on with others: CPU time in proportion to
@@ -109,6 +111,13 @@ bool     core_vcpu_inject(core_vcpu_t v, const struct hvm_event *e);
 bool     core_vcpu_can_inject(core_vcpu_t v, enum hvm_event_type t);
 void     core_vcpu_request_window(core_vcpu_t v, unsigned windows);
 void     core_vcpu_set_tsc_offset(core_vcpu_t v, int64_t offset);
+/* For a snapshot, from the vCPU's own pre_entry handler: the state beyond hvm_state
+ * (FPU/SSE/AVX and XCR0, debug registers, the SYSCALL MSRs, TSC_AUX, interruptibility
+ * and NMI blocking, the events the next entry owes), and back.  core_vcpu_load_extra
+ * checks it first: -1, with what was wrong in why, and nothing changed, if the CPU
+ * would refuse it. */
+void     core_vcpu_save_extra(core_vcpu_t v, struct hvm_extra *x);
+int      core_vcpu_load_extra(core_vcpu_t v, const struct hvm_extra *x, char *why, size_t len);
 /* Power-on values for the vCPU state outside hvm_state (FPU/SSE/AVX, XCR0, debug
  * registers, SYSCALL MSRs), for a VM's (re)boot. */
 void     core_vcpu_reset_private(core_vcpu_t v);
@@ -139,7 +148,7 @@ bool     core_file(const char *name, const void **data, size_t *size);
 
 /* ---- The VM as plinth's console and shell see it ---- */
 
-enum core_vm_command { CORE_VM_STOP, CORE_VM_START, CORE_VM_RESTART };
+enum core_vm_command { CORE_VM_STOP, CORE_VM_START, CORE_VM_RESTART, CORE_VM_SNAPSHOT, CORE_VM_RESTORE };
 
 struct core_vm_status {
     char     state[112];   /* "running", or "stopped (reason)" */
@@ -152,8 +161,9 @@ struct core_vm_status {
  * outside any vCPU's handler, and each returns at once: what it asks of the vCPUs
  * they do at their next entry (a message to the monitor, once it is a process). */
 struct vmm_vm_ops {
-    /* 0, or -1 with one line in msg saying why not and what would work. */
-    int    (*command)(void *ctx, enum core_vm_command cmd, char *msg, size_t len);
+    /* 0 (msg may say what is under way), or -1 with one line in msg saying why not
+     * and what would work.  arg: the snapshot's tag ("" for none) or NULL. */
+    int    (*command)(void *ctx, enum core_vm_command cmd, const char *arg, char *msg, size_t len);
     void   (*status)(void *ctx, struct core_vm_status *st);
     /* The monitor's own counters for `stats`, as text lines: the length written. */
     size_t (*stats)(void *ctx, char *buf, size_t len);
@@ -172,6 +182,54 @@ void     core_vm_console_line(core_vm_t vm, const char *s, size_t n);
 /* Up to max bytes typed for this VM (while the console's focus was on it) since
  * the last call, without waiting; 0 when none. */
 size_t   core_vm_console_read(core_vm_t vm, char *buf, size_t max);
+
+/* ---- Snapshots (kernel/snapstore.c): a VM's RAM and its monitor's state, kept in
+ * plinth's memory, within [plinth] snapshot_memory.  The monitor drives each one
+ * in bounded steps while no vCPU of the VM runs; what it hands over is copied. */
+
+#define CORE_SNAP_TAG_MAX 16
+typedef int core_snap_t;
+
+struct core_snap_info {
+    core_vm_t vm;
+    char      tag[CORE_SNAP_TAG_MAX];
+    uint64_t  ram_bytes;       /* guest RAM held (its non-zero 4 KiB pages) */
+    uint64_t  zero_bytes;      /* guest RAM that was zero, held as nothing */
+    uint64_t  state_bytes;     /* the monitor's state (devices, vCPUs) */
+    uint64_t  total_bytes;     /* all it takes of snapshot_memory, index included */
+    uint64_t  taken_ns;        /* core_time_ns() when it was taken */
+    uint64_t  vm_uptime_ns;    /* the VM's uptime then, as its monitor said */
+};
+
+/* A new snapshot of vm under tag (letters, digits, '-', '_', '.'), being built: a
+ * handle, or -1 with one line in msg (snapshots off, no room, bad tag, tag taken). */
+core_snap_t core_snap_begin(core_vm_t vm, const char *tag, char *msg, size_t len);
+/* Copies the next part of the VM's RAM (all-zero pages are held as nothing): 1
+ * while more is to come, 0 when all is in, -1 when it does not fit (msg says what
+ * it needs; the snapshot is gone). */
+int      core_snap_save_ram(core_snap_t s, char *msg, size_t len);
+/* Adds the monitor's n bytes of state and publishes the snapshot: 0, or -1 (msg;
+ * the snapshot is gone). */
+int      core_snap_commit(core_snap_t s, const void *state, size_t n, uint64_t vm_uptime_ns,
+                          char *msg, size_t len);
+void     core_snap_abort(core_snap_t s);
+/* A published snapshot of vm to restore (tag NULL or empty: its latest), held so
+ * that it cannot be dropped meanwhile: a handle, or -1 with msg. */
+core_snap_t core_snap_open(core_vm_t vm, const char *tag, char *msg, size_t len);
+/* Its state (up to max bytes) into buf: the state's whole size (larger than max:
+ * not all copied). */
+size_t   core_snap_read_state(core_snap_t s, void *buf, size_t max);
+void     core_snap_get_info(core_snap_t s, struct core_snap_info *info);
+/* Puts the next part of its RAM back into the VM (pages it did not hold are
+ * zeroed): 1 while more is to come, 0 when done. */
+int      core_snap_load_ram(core_snap_t s);
+void     core_snap_close(core_snap_t s);
+/* Published snapshots (of every VM), oldest first: how many were written. */
+size_t   core_snap_list(struct core_snap_info *out, size_t max);
+/* 0, or -1 with msg (no such snapshot, or being restored). */
+int      core_snap_drop(core_vm_t vm, const char *tag, char *msg, size_t len);
+/* What all snapshots hold, and the bound. */
+void     core_snap_usage(uint64_t *used, uint64_t *limit);
 
 /* Every VM has stopped: the core applies on_idle. */
 void     core_all_vms_stopped(void);

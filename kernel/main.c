@@ -10,6 +10,7 @@
 #include "kernel/time.h"
 #include "kernel/console.h"
 #include "kernel/hotkey.h"
+#include "kernel/snapstore.h"
 #include "kernel/vmcon.h"
 #include "arch/x86_64/cpu/cpuinfo.h"
 #include "arch/x86_64/hvm.h"
@@ -121,6 +122,7 @@ static void start_guests(void)
         return;
     }
     idle_set_poweroff(cfg.on_idle == CONFIG_IDLE_POWEROFF);
+    snapstore_init(cfg.snapshot_memory);
     log_info("config: %u VM%s", cfg.vm_count, cfg.vm_count == 1 ? "" : "s");
     /* The config marks the VM that has the console at boot (none for console = shell). */
     const char *focus = NULL;

@@ -225,10 +225,16 @@ static void help(void)
     out("  pause NAME           stop running its vCPUs; resume NAME runs them again");
     out("  stop NAME            stop the VM now, its memory kept; start NAME boots it again");
     out("  restart NAME         boot it again from a clean image (RAM cleared, image reloaded)");
+    out("  snapshot NAME [TAG]  copy the VM's whole state into plinth's memory (TAG: s1, s2, ...)");
+    out("  restore NAME [TAG]   put a snapshot back (TAG: the latest); the guest goes on from it");
+    out("  snapshots            every snapshot: what it holds, and snapshot_memory in use");
+    out("  drop NAME TAG        delete a snapshot");
     out("  log [N]              plinth's last N log lines (20)");
     out("  poweroff, reboot     the whole machine");
     out("  help                 this list");
 }
+
+static int vm_find(const char *cmd, char **w);
 
 static int vm_arg(const char *cmd, unsigned nw, char **w)
 {
@@ -236,6 +242,12 @@ static int vm_arg(const char *cmd, unsigned nw, char **w)
         out("%s: give one VM: `%s NAME` (NAME or number from `list`)", cmd, cmd);
         return -1;
     }
+    return vm_find(cmd, w);
+}
+
+/* w[1] as a VM: its index, or -1 (said why). */
+static int vm_find(const char *cmd, char **w)
+{
     int i = vmcon_find(w[1]);
     if (i < 0) {
         char names[200];
@@ -251,20 +263,61 @@ static int vm_arg(const char *cmd, unsigned nw, char **w)
     return i;
 }
 
-static void vm_command(enum core_vm_command c, const char *word, unsigned index)
+static void vm_command_arg(enum core_vm_command c, const char *word, unsigned index, const char *arg)
 {
     struct vmcon_vm v;
     vmcon_get(index, &v);
-    /* A paused VM's vCPUs must run to stop or reboot. */
+    /* A paused VM's vCPUs must run to stop or reboot (a snapshot or restore of one
+     * is refused by its monitor: it stays paused). */
     bool was_paused = vm_paused(v.vm);
     char msg[200] = "";
-    if (v.ops->command(v.ctx, c, msg, sizeof msg) != 0) {
+    if (v.ops->command(v.ctx, c, arg, msg, sizeof msg) != 0) {
         out("%s: %s", word, msg[0] ? msg : "refused");
         return;
     }
     if (was_paused)
         vm_set_paused(v.vm, false);
     out("%s: vm %s: %s", word, v.name, msg[0] ? msg : "done");
+}
+
+static void vm_command(enum core_vm_command c, const char *word, unsigned index)
+{
+    vm_command_arg(c, word, index, NULL);
+}
+
+static uint64_t kib_up(uint64_t b)
+{
+    return (b + 1023) >> 10;
+}
+
+static void cmd_snapshots(void)
+{
+    static struct core_snap_info list[32];
+    size_t n = core_snap_list(list, sizeof list / sizeof list[0]);
+    uint64_t used, limit;
+    core_snap_usage(&used, &limit);
+    if (!limit) {
+        out("snapshots are off (snapshot_memory = 0 in plinth.cfg)");
+        return;
+    }
+    out("%u snapshot%s, %lu of %lu MiB of snapshot_memory in use", (unsigned)n, n == 1 ? "" : "s",
+        (unsigned long)((used + (1 << 20) - 1) >> 20), (unsigned long)(limit >> 20));
+    if (n)
+        out("  %-16s %-15s %10s %10s %10s %10s", "VM", "TAG", "AT (VM s)", "RAM KiB", "ZERO KiB", "STATE KiB");
+    for (size_t i = 0; i < n; i++) {
+        char name[VMCON_NAME_MAX] = "?";
+        unsigned count = vmcon_count();
+        for (unsigned j = 0; j < count; j++) {
+            struct vmcon_vm v;
+            vmcon_get(j, &v);
+            if (v.vm == list[i].vm)
+                memcpy(name, v.name, sizeof name);
+        }
+        out("  %-16s %-15s %6lu.%03lu %10lu %10lu %10lu", name, list[i].tag,
+            (unsigned long)(list[i].vm_uptime_ns / 1000000000ull),
+            (unsigned long)(list[i].vm_uptime_ns / 1000000 % 1000), (unsigned long)kib_up(list[i].ram_bytes),
+            (unsigned long)kib_up(list[i].zero_bytes), (unsigned long)kib_up(list[i].state_bytes));
+    }
 }
 
 static void run(char *line)
@@ -322,6 +375,34 @@ static void run(char *line)
     } else if (!strcmp(c, "restart")) {
         if ((i = vm_arg(c, nw, w)) >= 0)
             vm_command(CORE_VM_RESTART, c, (unsigned)i);
+    } else if (!strcmp(c, "snapshot") || !strcmp(c, "restore")) {
+        if (nw != 2 && nw != 3) {
+            out("%s: `%s NAME [TAG]` (NAME or number from `list`)", c, c);
+            return;
+        }
+        if ((i = vm_find(c, w)) >= 0)
+            vm_command_arg(c[0] == 's' ? CORE_VM_SNAPSHOT : CORE_VM_RESTORE, c, (unsigned)i, nw == 3 ? w[2] : "");
+    } else if (!strcmp(c, "snapshots")) {
+        if (nw != 1)
+            out("snapshots takes nothing after it (it lists every VM's)");
+        else
+            cmd_snapshots();
+    } else if (!strcmp(c, "drop")) {
+        if (nw != 3) {
+            out("drop: `drop NAME TAG` (`snapshots` lists them)");
+            return;
+        }
+        if ((i = vm_find(c, w)) < 0)
+            return;
+        struct vmcon_vm v;
+        vmcon_get((unsigned)i, &v);
+        char msg[160];
+        if (core_snap_drop(v.vm, w[2], msg, sizeof msg) != 0)
+            out("drop: vm %s: %s", v.name, msg);
+        else {
+            out("drop: vm %s: snapshot '%s' deleted", v.name, w[2]);
+            log_info("vm %s: snapshot '%s' dropped from the shell", v.name, w[2]);
+        }
     } else if (!strcmp(c, "log")) {
         unsigned lines = 20;
         if (nw > 2) {

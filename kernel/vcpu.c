@@ -2,6 +2,7 @@
  * object is created on the CPU it will run on (a VMCS is tied to the CPU that loads
  * it), so state given before the first run is kept here and applied then. */
 #include "kernel/vcpu.h"
+#include "kernel/fmt.h"
 #include "kernel/vm.h"
 #include "kernel/sched.h"
 #include "kernel/log.h"
@@ -319,6 +320,25 @@ void core_vcpu_set_tsc_offset(core_vcpu_t h, int64_t offset)
     v->tsc_offset = offset;
     if (v->hw)
         hvm_backend()->set_tsc_offset(v->hw, offset);
+}
+
+void core_vcpu_save_extra(core_vcpu_t h, struct hvm_extra *x)
+{
+    struct vcpu *v = vcpu_get(h);
+    if (v && v->hw)
+        hvm_backend()->save_extra(v->hw, x);
+    else
+        memset(x, 0, sizeof *x);
+}
+
+int core_vcpu_load_extra(core_vcpu_t h, const struct hvm_extra *x, char *why, size_t len)
+{
+    struct vcpu *v = vcpu_get(h);
+    const char *reason = "the vCPU has not run yet";
+    if (v && v->hw && hvm_backend()->load_extra(v->hw, x, &reason))
+        return 0;
+    fmt_snprintf(why, len, "%s", reason);
+    return -1;
 }
 
 void core_vcpu_dump(core_vcpu_t h)

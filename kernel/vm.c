@@ -187,3 +187,8 @@ bool core_vm_set_shares(core_vm_t h, unsigned weight, unsigned cap_pct, bool hig
     vm->high = high;
     return true;
 }
+
+bool core_vm_paused(core_vm_t h)
+{
+    return vm_paused(h);
+}

@@ -402,7 +402,16 @@ static bool parse_line(struct parser *p, const char *s, size_t n)
             p->console_line = p->line;
             return true;
         }
-        return config_fail(p, "unknown key '%.*s' in [plinth]; the keys there are on_idle, console and hotkey",
+        if (str_eq(k, kn, "snapshot_memory")) {
+            uint64_t m;
+            if (!parse_size(v, vn, &m) || m > CONFIG_SNAPSHOT_MEMORY_MAX || (m & 0xfffff))
+                return config_fail(p, "snapshot_memory '%.*s' must be a size in whole MiB up to 64G, e.g. 512M "
+                                   "(0 turns snapshots off)", (int)vn, v);
+            p->cfg->snapshot_memory = m;
+            return true;
+        }
+        return config_fail(p, "unknown key '%.*s' in [plinth]; the keys there are on_idle, console, hotkey "
+                           "and snapshot_memory",
                            (int)kn, k);
     }
     return parse_vm_key(p, k, kn, v, vn);
@@ -458,7 +467,8 @@ static bool assign_console(struct parser *p)
 
 bool config_parse(const char *text, size_t len, struct config *cfg, struct config_error *err)
 {
-    *cfg = (struct config){ .on_idle = CONFIG_IDLE_POWEROFF, .hotkey = 1 };
+    *cfg = (struct config){ .on_idle = CONFIG_IDLE_POWEROFF, .hotkey = 1,
+                            .snapshot_memory = CONFIG_SNAPSHOT_MEMORY_DEFAULT };
     *err = (struct config_error){ 0 };
     struct parser p = { .cfg = cfg, .err = err };
     size_t i = 0;

@@ -5,6 +5,7 @@
  *   console = NAME|shell     where the host console's input goes at boot: that VM
  *                            (default: the first VM) or plinth's shell
  *   hotkey = ctrl-a|..|off   the console hotkey (default ctrl-a)
+ *   snapshot_memory = 512M   what the VMs' snapshots may hold in all (0: none)
  *   [vm NAME]                one section per guest
  *   key = value              # comments run to the end of the line
  *
@@ -27,6 +28,8 @@
 #define CONFIG_CONSOLE_LOG_DEFAULT (64u << 10)
 #define CONFIG_CONSOLE_LOG_MIN     (4u << 10)
 #define CONFIG_CONSOLE_LOG_MAX     (1u << 20)
+#define CONFIG_SNAPSHOT_MEMORY_DEFAULT (512ull << 20)
+#define CONFIG_SNAPSHOT_MEMORY_MAX     (64ull << 30)
 
 enum config_on_idle { CONFIG_IDLE_POWEROFF, CONFIG_IDLE_STAY };
 enum config_on_crash { CONFIG_CRASH_STOP, CONFIG_CRASH_RESTART };
@@ -67,6 +70,7 @@ struct config {
     char     console[CONFIG_NAME_MAX];      /* [plinth] console; empty: the first VM */
     bool     console_shell;                 /* console = shell */
     int      hotkey;                        /* its byte, 1 (Ctrl-A) .. 26; -1: off */
+    uint64_t snapshot_memory;               /* bytes all snapshots may hold; 0: off */
     unsigned vm_count;
     struct config_vm vms[CONFIG_MAX_VMS];
 };

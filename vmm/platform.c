@@ -1,6 +1,7 @@
 /* The PC platform of each VM (vmm/platform.h): the device models wired to the port
  * bus, the IOAPIC page, each other and the vCPUs' local APICs. */
 #include "vmm/platform.h"
+#include "vmm/snap.h"
 #include "vmm/vm.h"
 #include "vmm/lapic.h"
 #include "vmm/console.h"
@@ -401,4 +402,80 @@ uint64_t vmm_platform_next_event(struct vmm_vcpu *c)
 enum platform_request vmm_platform_take_request(struct vmm_vm *m)
 {
     return __atomic_exchange_n(&m->platform.request, PLATFORM_REQ_NONE, __ATOMIC_ACQ_REL);
+}
+
+/* ---- snapshots ---- */
+
+/* The platform's own record: what ties the models together. */
+static void platform_fields(struct snap *s, bool *pic_intr)
+{
+    snap_record_begin(s, "platfm", 1);
+    snap_bool(s, pic_intr);
+    snap_record_end(s);
+}
+
+void vmm_platform_save(struct vmm_vm *m, struct snap *s)
+{
+    struct vmm_platform *p = plat(m);
+    uint64_t sec;
+    uint32_t nsec;
+    wall_clock(m, &sec, &nsec);
+    uint64_t f = spin_lock_irqsave(&p->lock);
+    uint64_t now = clock_ns(m);
+    i8259_save(&p->pic, s);
+    i8254_save(&p->pit, s, now);
+    mc146818_save(&p->rtc, s, sec, nsec);
+    ioapic_save(&p->ioapic, s);
+    pc_misc_save(&p->misc, s, now);
+    pci_host_save(&p->pci, s);
+    bool pic_intr = p->pic_intr;
+    platform_fields(s, &pic_intr);
+    spin_unlock_irqrestore(&p->lock, f);
+}
+
+bool vmm_platform_load(struct vmm_vm *m, struct snap *s, struct vmm_platform *t)
+{
+    struct vmm_platform *p = plat(m);
+    uint64_t sec;
+    uint32_t nsec;
+    wall_clock(m, &sec, &nsec);
+    uint64_t f = spin_lock_irqsave(&p->lock);
+    uint64_t now = clock_ns(m);
+    /* The live models as templates (their callbacks), under the lock. */
+    t->pic = p->pic;
+    t->pit = p->pit;
+    t->rtc = p->rtc;
+    t->ioapic = p->ioapic;
+    t->misc = p->misc;
+    t->pci = p->pci;
+    spin_unlock_irqrestore(&p->lock, f);
+    i8259_load(&t->pic, s);
+    i8254_load(&t->pit, s, now);
+    mc146818_load(&t->rtc, s, sec, nsec);
+    ioapic_load(&t->ioapic, s);
+    pc_misc_load(&t->misc, s, now);
+    pci_host_load(&t->pci, s);
+    t->pic_intr = false;
+    platform_fields(s, &t->pic_intr);
+    return !s->failed;
+}
+
+void vmm_platform_commit(struct vmm_vm *m, const struct vmm_platform *t)
+{
+    struct vmm_platform *p = plat(m);
+    uint64_t f = spin_lock_irqsave(&p->lock);
+    p->pic = t->pic;
+    p->pit = t->pit;
+    p->rtc = t->rtc;
+    p->ioapic = t->ioapic;
+    p->misc = t->misc;
+    p->pci = t->pci;
+    p->pic_intr = t->pic_intr;
+    /* Every model is looked at again before vCPU 0's next entry, and its deadline
+     * is due now: a vCPU 0 that halts first must still wake for the timers. */
+    p->next_event_ns = clock_ns(m);
+    p->models_due_ns = 0;
+    p->dirty = true;
+    p->request = PLATFORM_REQ_NONE;
+    spin_unlock_irqrestore(&p->lock, f);
 }

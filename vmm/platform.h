@@ -69,6 +69,13 @@ void vmm_platform_extint(struct vmm_vcpu *c);
 uint64_t vmm_platform_next_event(struct vmm_vcpu *c);
 /* At HLT: whether the PIC has an interrupt for this vCPU now. */
 bool vmm_platform_can_wake(struct vmm_vcpu *c);
+/* Snapshots (vmm/snapshot.c), with no vCPU of m running: every model's state into
+ * the stream; read back into t (the live models copied as templates), checked,
+ * nothing live changed (false: s->why); then t goes live. */
+struct snap;
+void vmm_platform_save(struct vmm_vm *m, struct snap *s);
+bool vmm_platform_load(struct vmm_vm *m, struct snap *s, struct vmm_platform *t);
+void vmm_platform_commit(struct vmm_vm *m, const struct vmm_platform *t);
 /* A reset or poweroff the guest asked for, taken once (PLATFORM_REQ_NONE if none). */
 enum platform_request vmm_platform_take_request(struct vmm_vm *m);
 

@@ -5,6 +5,7 @@
 #include "vmm/vmm.h"
 #include "vmm/exit.h"
 #include "vmm/lapic.h"
+#include "vmm/snapshot.h"
 #include "vmm/loader/loader.h"
 #include "kernel/fmt.h"
 #include "kernel/log.h"
@@ -464,6 +465,46 @@ static bool vm_stop_now(struct vmm_vm *m, struct vmm_vcpu *c, const char *reason
     return true;
 }
 
+/* Asks every vCPU of m to park, for m->job; called with m->lock held. */
+static void park_locked(struct vmm_vm *m)
+{
+    m->rebooter = NULL;
+    m->parked = 0;
+    for (unsigned i = 0; i < m->vcpu_count; i++) {
+        struct vmm_vcpu *t = &m->vcpus[i];
+        /* A vCPU the core has stopped (its backend failed) never runs again to
+         * park itself. */
+        t->parked = core_vcpu_stopped(t->h);
+        m->parked += t->parked;
+        __atomic_store_n(&t->park, true, __ATOMIC_RELEASE);
+    }
+}
+
+/* Every vCPU but c (NULL: all) looks at its park request. */
+static void kick_others(struct vmm_vm *m, struct vmm_vcpu *c)
+{
+    for (unsigned i = 0; i < m->vcpu_count; i++)
+        if (&m->vcpus[i] != c)
+            core_vcpu_kick(m->vcpus[i].h);
+}
+
+/* The job is done: every vCPU goes on from its own pre_entry (c, the one that did
+ * it, goes on by itself). */
+static void unpark_all(struct vmm_vm *m, struct vmm_vcpu *c)
+{
+    uint64_t flags = spin_lock_irqsave(&m->lock);
+    for (unsigned i = 0; i < m->vcpu_count; i++) {
+        m->vcpus[i].parked = false;
+        __atomic_store_n(&m->vcpus[i].park, false, __ATOMIC_RELEASE);
+    }
+    m->parked = 0;
+    m->resetting = false;
+    m->job = VMM_JOB_NONE;
+    m->rebooter = NULL;
+    spin_unlock_irqrestore(&m->lock, flags);
+    kick_others(m, c);
+}
+
 enum vm_restart { VM_RESTART_STARTED, VM_RESTART_UNDER_WAY, VM_RESTART_LOOP };
 
 /* Begins a restart of the whole VM from vCPU c: every vCPU is asked to park (the
@@ -496,21 +537,66 @@ static enum vm_restart vm_restart(struct vmm_vm *m, struct vmm_vcpu *c)
     }
     m->restarts++;
     m->resetting = true;
-    m->rebooter = NULL;
-    m->parked = 0;
-    for (unsigned i = 0; i < m->vcpu_count; i++) {
-        struct vmm_vcpu *t = &m->vcpus[i];
-        /* A vCPU the core has stopped (its backend failed) never runs again to
-         * park itself. */
-        t->parked = core_vcpu_stopped(t->h);
-        m->parked += t->parked;
-        __atomic_store_n(&t->park, true, __ATOMIC_RELEASE);
+    m->job = VMM_JOB_REBOOT;
+    park_locked(m);
+    spin_unlock_irqrestore(&m->lock, flags);
+    kick_others(m, c);
+    return VM_RESTART_STARTED;
+}
+
+bool vmm_vm_claim(struct vmm_vm *m, enum vmm_job job)
+{
+    uint64_t flags = spin_lock_irqsave(&m->lock);
+    bool ok = !m->resetting && m->state != VMM_VM_STOPPED;
+    if (ok) {
+        m->resetting = true;
+        m->job = job;
     }
     spin_unlock_irqrestore(&m->lock, flags);
-    for (unsigned i = 0; i < m->vcpu_count; i++)
-        if (&m->vcpus[i] != c)
-            core_vcpu_kick(m->vcpus[i].h);
-    return VM_RESTART_STARTED;
+    return ok;
+}
+
+bool vmm_vm_claim_stopped(struct vmm_vm *m, char *msg, size_t len)
+{
+    uint64_t flags = spin_lock_irqsave(&m->lock);
+    bool logged = __atomic_load_n(&m->stop_logged, __ATOMIC_ACQUIRE);
+    bool ok = m->state == VMM_VM_STOPPED && logged && !m->resetting;
+    if (ok) {
+        m->resetting = true;
+        m->job = VMM_JOB_RESTORE;
+    }
+    spin_unlock_irqrestore(&m->lock, flags);
+    if (!ok)
+        fmt_snprintf(msg, len, "vm %s is %s; try again in a moment", m->conf.name,
+                     m->state != VMM_VM_STOPPED ? "running again" : !logged ? "still stopping" : "busy");
+    return ok;
+}
+
+void vmm_vm_unclaim(struct vmm_vm *m)
+{
+    uint64_t flags = spin_lock_irqsave(&m->lock);
+    m->resetting = false;
+    m->job = VMM_JOB_NONE;
+    spin_unlock_irqrestore(&m->lock, flags);
+}
+
+void vmm_vm_park_all(struct vmm_vm *m)
+{
+    uint64_t flags = spin_lock_irqsave(&m->lock);
+    park_locked(m);
+    spin_unlock_irqrestore(&m->lock, flags);
+    kick_others(m, NULL);
+}
+
+const char *vmm_vm_job_name(const struct vmm_vm *m)
+{
+    if (!m->resetting)
+        return "running";
+    switch (m->job) {
+    case VMM_JOB_SNAPSHOT: return "taking a snapshot";
+    case VMM_JOB_RESTORE:  return "restoring a snapshot";
+    default:               return "restarting";
+    }
 }
 
 /* Run by the last vCPU to park (m->rebooter): no vCPU of m runs, so its RAM and
@@ -542,25 +628,38 @@ static bool vm_reboot_step(struct vmm_vcpu *c)
         core_vcpu_stop(c->h);
         return true;
     }
-    uint64_t flags = spin_lock_irqsave(&m->lock);
-    for (unsigned i = 0; i < m->vcpu_count; i++) {
-        m->vcpus[i].parked = false;
-        __atomic_store_n(&m->vcpus[i].park, false, __ATOMIC_RELEASE);
-    }
-    m->parked = 0;
-    m->resetting = false;
-    m->rebooter = NULL;
-    spin_unlock_irqrestore(&m->lock, flags);
-    for (unsigned i = 0; i < m->vcpu_count; i++)
-        if (&m->vcpus[i] != c)
-            core_vcpu_kick(m->vcpus[i].h);
     return true;
+}
+
+void vmm_vm_stop_parked(struct vmm_vcpu *c, const char *reason)
+{
+    vm_stop_now(c->vm, c, reason);
+    core_vcpu_stop(c->h);
+}
+
+/* One step of the job the parked vCPUs wait for, by the last of them to park:
+ * true once it is done, and every vCPU unparked. */
+static bool vm_job_step(struct vmm_vcpu *c)
+{
+    struct vmm_vm *m = c->vm;
+    bool done;
+    switch (m->job) {
+    case VMM_JOB_SNAPSHOT: done = vmm_snapshot_step(c); break;
+    case VMM_JOB_RESTORE:  done = vmm_restore_step(c); break;
+    default:               done = vm_reboot_step(c); break;
+    }
+    if (done)
+        unpark_all(m, c);
+    return done;
 }
 
 bool vmm_vm_pre_entry(struct vmm_vcpu *c)
 {
     struct vmm_vm *m = c->vm;
     if (__atomic_load_n(&c->park, __ATOMIC_ACQUIRE)) {
+        /* Before it counts as parked: the last to park finds every vCPU's state in. */
+        if (!c->parked && m->job == VMM_JOB_SNAPSHOT)
+            vmm_snapshot_save_vcpu(c);
         bool last = false;
         uint64_t flags = spin_lock_irqsave(&m->lock);
         if (c->park && !c->parked) {
@@ -574,7 +673,7 @@ bool vmm_vm_pre_entry(struct vmm_vcpu *c)
         }
         bool rebooter = m->rebooter == c;
         spin_unlock_irqrestore(&m->lock, flags);
-        if (rebooter && !vm_reboot_step(c)) {
+        if (rebooter && !vm_job_step(c)) {
             /* The next step when its deadline comes (or earlier, if kicked). */
             core_vcpu_block(c->h);
             return false;
@@ -582,6 +681,13 @@ bool vmm_vm_pre_entry(struct vmm_vcpu *c)
         if (__atomic_load_n(&c->park, __ATOMIC_ACQUIRE) || core_vcpu_stopped(c->h)) {
             /* Woken early (an interrupt for it, a kick): it stays parked. */
             core_vcpu_set_deadline(c->h, 0);
+            core_vcpu_block(c->h);
+            return false;
+        }
+    }
+    if (__atomic_load_n(&c->restore_pending, __ATOMIC_ACQUIRE)) {
+        c->restore_pending = false;
+        if (!vmm_restore_apply_vcpu(c)) {
             core_vcpu_block(c->h);
             return false;
         }
@@ -725,13 +831,12 @@ enum vmm_action vmm_vm_stop(struct vmm_vcpu *c, bool crashed, const char *fmt, .
 
 /* ---- plinth's shell: commands, state and counters (struct vmm_vm_ops) ---- */
 
-/* A stopped VM boots again: its stopped vCPUs are revived and go through the
- * restart path (RAM cleared, image reloaded, devices reset), as on_crash = restart
- * does. */
-static int vm_start_again(struct vmm_vm *m, char *msg, size_t len)
+int vmm_vm_revive(struct vmm_vm *m, enum vmm_job job, char *msg, size_t len)
 {
     if (!__atomic_load_n(&m->stop_logged, __ATOMIC_ACQUIRE)) {
         fmt_snprintf(msg, len, "vm %s is still stopping; try again in a moment", m->conf.name);
+        if (job != VMM_JOB_REBOOT)
+            vmm_vm_unclaim(m);
         return -1;
     }
     for (unsigned i = 0; i < m->vcpu_count; i++) {
@@ -746,24 +851,40 @@ static int vm_start_again(struct vmm_vm *m, char *msg, size_t len)
         if (rc != 0) {
             fmt_snprintf(msg, len, "vm %s: vCPU %u is still leaving its last run; try again in a moment",
                          m->conf.name, i);
+            if (job != VMM_JOB_REBOOT)
+                vmm_vm_unclaim(m);
             return -1;
         }
     }
     uint64_t flags = spin_lock_irqsave(&m->lock);
     m->state = VMM_VM_RUNNING;
-    m->resetting = false;
+    /* A restore claimed the VM already; a boot claims it in vm_restart. */
+    if (job == VMM_JOB_REBOOT)
+        m->resetting = false;
     m->quick_crashes = 0;
     m->stop_reason[0] = 0;
     __atomic_store_n(&m->stopped_by_shell, false, __ATOMIC_RELEASE);
     __atomic_store_n(&m->stop_logged, false, __ATOMIC_RELEASE);
     spin_unlock_irqrestore(&m->lock, flags);
     __atomic_store_n(&reported_idle, false, __ATOMIC_SEQ_CST);
-    vm_restart(m, NULL);
-    log_info("vm %s: starting again (from the shell)", m->conf.name);
+    if (job == VMM_JOB_REBOOT) {
+        vm_restart(m, NULL);
+        log_info("vm %s: starting again (from the shell)", m->conf.name);
+    } else {
+        vmm_vm_park_all(m);
+    }
     return 0;
 }
 
-static int vm_op_command(void *ctx, enum core_vm_command cmd, char *msg, size_t len)
+/* A stopped VM boots again: its stopped vCPUs are revived and go through the
+ * restart path (RAM cleared, image reloaded, devices reset), as on_crash = restart
+ * does. */
+static int vm_start_again(struct vmm_vm *m, char *msg, size_t len)
+{
+    return vmm_vm_revive(m, VMM_JOB_REBOOT, msg, len);
+}
+
+static int vm_op_command(void *ctx, enum core_vm_command cmd, const char *arg, char *msg, size_t len)
 {
     struct vmm_vm *m = ctx;
     bool stopped = m->state == VMM_VM_STOPPED;
@@ -805,6 +926,10 @@ static int vm_op_command(void *ctx, enum core_vm_command cmd, char *msg, size_t 
         }
         fmt_snprintf(msg, len, "restarting from a clean image (RAM cleared, image reloaded, devices reset)");
         return 0;
+    case CORE_VM_SNAPSHOT:
+        return vmm_snapshot_request(m, arg, msg, len);
+    case CORE_VM_RESTORE:
+        return vmm_restore_request(m, arg, msg, len);
     }
     fmt_snprintf(msg, len, "unknown command");
     return -1;
@@ -819,7 +944,7 @@ static void vm_op_status(void *ctx, struct core_vm_status *st)
     if (st->stopped)
         fmt_snprintf(st->state, sizeof st->state, "stopped (%s)", m->stop_reason);
     else
-        fmt_snprintf(st->state, sizeof st->state, "%s", m->resetting ? "restarting" : "running");
+        fmt_snprintf(st->state, sizeof st->state, "%s", vmm_vm_job_name(m));
     st->uptime_ns = st->stopped ? 0 : core_time_ns() - m->started_ns;
     spin_unlock_irqrestore(&m->lock, flags);
 }
@@ -845,9 +970,10 @@ static size_t top_line(char *buf, size_t len, const char *title, const struct vm
 static size_t vm_op_stats(void *ctx, char *buf, size_t len)
 {
     struct vmm_vm *m = ctx;
-    size_t at = (size_t)fmt_snprintf(buf, len, "injected interrupts and NMIs: %lu; emulated instructions: %lu\n",
+    size_t at = (size_t)fmt_snprintf(buf, len, "injected interrupts and NMIs: %lu; emulated instructions: %lu; "
+                                     "snapshots taken: %u, restored: %u\n",
                                      (unsigned long)__atomic_load_n(&m->injected, __ATOMIC_RELAXED),
-                                     (unsigned long)m->emulated);
+                                     (unsigned long)m->emulated, m->snapshots, m->restores);
     if (at >= len)
         return len;
     at += top_line(buf + at, len - at, "I/O port exits, top 10 (port count)", &m->port_exits);

@@ -53,9 +53,15 @@ struct vmm_vcpu {
     bool     parked;
     unsigned epoch;
     volatile bool halted_for_good;        /* HLT with interrupts off; cleared when it runs again */
+    /* A restore put new state in place: the vCPU loads its own CPU state from the
+     * snapshot before it next enters (vmm/snapshot.c). */
+    bool     restore_pending;
 };
 
 enum vmm_vm_state { VMM_VM_RUNNING, VMM_VM_STOPPED };
+
+/* What the VM's parked vCPUs are waiting for (vm.c): the last to park does it. */
+enum vmm_job { VMM_JOB_NONE, VMM_JOB_REBOOT, VMM_JOB_SNAPSHOT, VMM_JOB_RESTORE };
 
 struct vmm_vm {
     bool     used;
@@ -84,7 +90,8 @@ struct vmm_vm {
     unsigned epoch;
     struct hvm_state boot_state;
     int64_t  tsc_offset;
-    bool     resetting;                   /* vCPUs are parking for a reset */
+    bool     resetting;                   /* a job is under way: vCPUs park for it */
+    enum vmm_job job;
     unsigned parked;                      /* how many have */
     unsigned restarts;
     unsigned quick_crashes;               /* crashes in a row, each soon after its start */
@@ -105,6 +112,8 @@ struct vmm_vm {
     char     stop_reason[96];
     bool     stopped_by_shell;
     uint64_t injected;                    /* interrupts and NMIs injected */
+    unsigned snapshots, restores;         /* taken and restored (vmm/snapshot.c) */
+    struct stage *stage;                  /* the snapshot being taken or restored */
     struct vmm_counters port_exits, mmio_exits;
 };
 
@@ -141,6 +150,20 @@ enum vmm_action vmm_vm_halted(struct vmm_vcpu *c, uint64_t rip);
  * without it a VM whose last running vCPU INITs an AP and then halts would sleep
  * for ever, the halt having looked while the AP still ran. */
 bool vmm_vm_ended_at_init(struct vmm_vcpu *c);
+
+/* Jobs done with every vCPU parked (vmm/snapshot.c uses these).  claim: the VM is
+ * running and no job is under way, so this one is now (false otherwise);
+ * claim_stopped likewise for a stopped VM (false with msg).  unclaim gives a claim
+ * back unused; park_all asks every vCPU to park, the last one then does the job. */
+bool vmm_vm_claim(struct vmm_vm *m, enum vmm_job job);
+bool vmm_vm_claim_stopped(struct vmm_vm *m, char *msg, size_t len);
+void vmm_vm_unclaim(struct vmm_vm *m);
+void vmm_vm_park_all(struct vmm_vm *m);
+/* A claimed, stopped VM's vCPUs run again, into job (0, or -1 with msg). */
+int  vmm_vm_revive(struct vmm_vm *m, enum vmm_job job, char *msg, size_t len);
+/* From the job's vCPU c: the VM stops (its state is lost half-way). */
+void vmm_vm_stop_parked(struct vmm_vcpu *c, const char *reason);
+const char *vmm_vm_job_name(const struct vmm_vm *m);
 
 /* The event every exception injection uses. */
 void vmm_inject_exception(struct vmm_vcpu *c, uint8_t vector, bool has_error, uint32_t error);

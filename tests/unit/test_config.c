@@ -196,7 +196,7 @@ static void test_console(void **state)
     expect_error("[plinth]\nconsole =\n[vm a]\nloader=elf\nkernel=a\n", 2, "must be shell or the name");
     expect_error("[plinth]\nconsole = a b\n[vm a]\nloader=elf\nkernel=a\n", 2, "must be shell or the name");
     expect_error("[plinth]\nconsole = aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\n", 2, "must be shell or the name");
-    expect_error("[plinth]\nconsoles = a\n", 2, "on_idle, console and hotkey");
+    expect_error("[plinth]\nconsoles = a\n", 2, "on_idle, console, hotkey and snapshot_memory");
     /* A later error still wins over the console check: the file stops at the first. */
     expect_error("[plinth]\nconsole = z\n[vm a]\nloader=elf\n", 3, "no kernel");
 }
@@ -217,6 +217,15 @@ static void test_console_shell_hotkey_and_log(void **state)
     assert_int_equal(cfg.hotkey, 26);
     assert_true(parse("[plinth]\nhotkey = off\n"));
     assert_int_equal(cfg.hotkey, -1);
+    /* Snapshots: 512M by default, whole MiB up to 64G, 0 for none. */
+    assert_int_equal(cfg.snapshot_memory, 512ull << 20);
+    assert_true(parse("[plinth]\nsnapshot_memory = 2G\n"));
+    assert_int_equal(cfg.snapshot_memory, 2ull << 30);
+    assert_true(parse("[plinth]\nsnapshot_memory = 0\n"));
+    assert_int_equal(cfg.snapshot_memory, 0);
+    expect_error("[plinth]\nsnapshot_memory = 65G\n", 2, "up to 64G");
+    expect_error("[plinth]\nsnapshot_memory = 1500K\n", 2, "whole MiB");
+    expect_error("[plinth]\nsnapshot_memory = much\n", 2, "e.g. 512M");
     expect_error("[plinth]\nhotkey = ctrl-m\n", 2, "must be ctrl-a .. ctrl-z");
     expect_error("[plinth]\nhotkey = ctrl-h\n", 2, "must be ctrl-a .. ctrl-z");
     expect_error("[plinth]\nhotkey = ctrl-1\n", 2, "must be ctrl-a .. ctrl-z");
