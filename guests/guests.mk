@@ -3,7 +3,7 @@
 # PASS/FAIL lines on COM1.  Included by the top Makefile; `make guests` builds them
 # into $(BUILD)/guests/, `make guest-isos` one plinth ISO per guests/configs/*.cfg.
 
-GUEST_C_NAMES := protmode console spin cpuid msr io mmio pastram fetch hlt vmx counter filler checker tf vecregs debugregs msrstate lapictimer smp debugtrap pmu miscenable tscaux hypercall xsaves strio movspf nmiiret lowload taskswitch
+GUEST_C_NAMES := protmode console snapregs spin cpuid msr io mmio pastram fetch hlt vmx counter filler checker tf vecregs debugregs msrstate lapictimer smp debugtrap pmu miscenable tscaux hypercall xsaves strio movspf nmiiret lowload taskswitch
 # 64-bit C guests: the same library built for x86_64, entered through start64.asm.
 GUEST64_C_NAMES := cr8
 GUEST_DIR     := $(BUILD)/guests

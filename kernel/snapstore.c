@@ -76,6 +76,8 @@ static struct slot *slot_get(core_snap_t s)
 
 static bool valid_tag(const char *t)
 {
+    if (!t)
+        return false;
     size_t n = strnlen(t, CORE_SNAP_TAG_MAX);
     if (n == 0 || n >= CORE_SNAP_TAG_MAX)
         return false;
@@ -276,7 +278,9 @@ int core_snap_save_ram(core_snap_t s, char *msg, size_t len)
     struct slot *t = slot_get(s);
     struct vm *v = t ? vm_get(t->vm) : NULL;
     if (!t || t->state != SLOT_BUILDING || !v) {
-        fmt_snprintf(msg, len, "no such snapshot being taken");
+        if (t && t->state == SLOT_BUILDING)
+            slot_release(t);
+        fmt_snprintf(msg, len, "no such snapshot being taken (or its VM is gone)");
         return -1;
     }
     const uint8_t *ram = phys_to_virt(v->ram_phys);
@@ -306,7 +310,9 @@ int core_snap_commit(core_snap_t s, const void *state, size_t n, uint64_t vm_upt
 {
     struct slot *t = slot_get(s);
     if (!t || t->state != SLOT_BUILDING || t->next < t->chunk_count) {
-        fmt_snprintf(msg, len, "the snapshot's RAM is not all in");
+        if (t && t->state == SLOT_BUILDING)
+            slot_release(t);
+        fmt_snprintf(msg, len, "the snapshot's RAM was not all in");
         return -1;
     }
     uint64_t pages = state_pages(n);
@@ -346,8 +352,9 @@ core_snap_t core_snap_open(core_vm_t vm, const char *tag, char *msg, size_t len)
     uint64_t flags = spin_lock_irqsave(&lock);
     struct slot *t = find_ready(vm, tag);
     if (t) {
-        t->readers++;
-        t->next = 0;
+        /* One restore at a time runs through it (its VM's), from the start. */
+        if (!t->readers++)
+            t->next = 0;
     }
     spin_unlock_irqrestore(&lock, flags);
     if (!t) {
@@ -391,7 +398,8 @@ int core_snap_load_ram(core_snap_t s)
 {
     struct slot *t = slot_get(s);
     struct vm *v = t ? vm_get(t->vm) : NULL;
-    if (!t || t->state != SLOT_READY || !t->readers || !v)
+    /* Never into a VM of another size than the snapshot's. */
+    if (!t || t->state != SLOT_READY || !t->readers || !v || v->ram_size / CHUNK_BYTES != t->chunk_count)
         return 0;
     uint8_t *ram = phys_to_virt(v->ram_phys);
     for (unsigned k = 0; k < STEP_CHUNKS && t->next < t->chunk_count; k++, t->next++) {

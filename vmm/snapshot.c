@@ -399,6 +399,17 @@ bool vmm_restore_apply_vcpu(struct vmm_vcpu *c)
     return true;
 }
 
+void vmm_snapshot_cancel(struct vmm_vm *m, bool taking)
+{
+    struct stage *g = stage_of(m);
+    if (taking)
+        core_snap_abort(g->snap);
+    else
+        core_snap_close(g->snap);
+    log_warn("vm %s: snapshot '%s' %s: the VM stopped before its vCPUs had parked", m->conf.name, g->tag,
+             taking ? "not taken" : "not restored");
+}
+
 /* ---- from the shell ---- */
 
 static void stage_set(struct stage *g, core_snap_t snap, const char *tag)
@@ -450,20 +461,21 @@ int vmm_restore_request(struct vmm_vm *m, const char *tag, char *msg, size_t len
                      "first", m->conf.name, m->conf.name);
         return -1;
     }
+    /* The VM first, then the snapshot: a restore under way keeps its own. */
+    bool stopped = m->state == VMM_VM_STOPPED;
+    if (!(stopped ? vmm_vm_claim_stopped(m, msg, len) : vmm_vm_claim(m, VMM_JOB_RESTORE))) {
+        if (!stopped)
+            fmt_snprintf(msg, len, "vm %s is busy (%s); try again in a moment", m->conf.name, vmm_vm_job_name(m));
+        return -1;
+    }
     core_snap_t s = core_snap_open(m->vm, tag, why, sizeof why);
     if (s < 0) {
+        vmm_vm_unclaim(m);
         fmt_snprintf(msg, len, "%s", why);
         return -1;
     }
     struct core_snap_info info;
     core_snap_get_info(s, &info);
-    bool stopped = m->state == VMM_VM_STOPPED;
-    if (!(stopped ? vmm_vm_claim_stopped(m, msg, len) : vmm_vm_claim(m, VMM_JOB_RESTORE))) {
-        if (!stopped)
-            fmt_snprintf(msg, len, "vm %s is busy (%s); try again in a moment", m->conf.name, vmm_vm_job_name(m));
-        core_snap_close(s);
-        return -1;
-    }
     struct stage *g = stage_of(m);
     stage_set(g, s, info.tag);
     /* Checked whole before anything changes: a refused stream leaves the VM be. */

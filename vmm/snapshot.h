@@ -20,6 +20,9 @@ struct vmm_vcpu;
  * logged when it is done), or -1 with one line in msg. */
 int  vmm_snapshot_request(struct vmm_vm *m, const char *tag, char *msg, size_t len);
 int  vmm_restore_request(struct vmm_vm *m, const char *tag, char *msg, size_t len);
+/* The VM stopped while its vCPUs were parking for a snapshot (taken: true) or a
+ * restore: what the store held for it is given back. */
+void vmm_snapshot_cancel(struct vmm_vm *m, bool taking);
 /* A vCPU parking for a snapshot: its own state into the VM's stage. */
 void vmm_snapshot_save_vcpu(struct vmm_vcpu *c);
 /* The last vCPU to park, one bounded step each call: true once the job is done

@@ -452,9 +452,18 @@ static bool vm_stop_now(struct vmm_vm *m, struct vmm_vcpu *c, const char *reason
         if (m->line_len)
             console_flush(m);
     }
+    /* A snapshot or restore whose vCPUs were still parking never runs now (the
+     * last of them cannot park: this one is stopping instead). */
+    enum vmm_job job = first && m->resetting ? m->job : VMM_JOB_NONE;
+    if (job == VMM_JOB_SNAPSHOT || job == VMM_JOB_RESTORE) {
+        m->resetting = false;
+        m->job = VMM_JOB_NONE;
+    }
     spin_unlock_irqrestore(&m->lock, flags);
     if (!first)
         return false;
+    if (job == VMM_JOB_SNAPSHOT || job == VMM_JOB_RESTORE)
+        vmm_snapshot_cancel(m, job == VMM_JOB_SNAPSHOT);
     for (unsigned i = 0; i < m->vcpu_count; i++)
         if (&m->vcpus[i] != c)
             core_vcpu_stop(m->vcpus[i].h);
@@ -890,6 +899,10 @@ static int vm_op_command(void *ctx, enum core_vm_command cmd, const char *arg, c
     bool stopped = m->state == VMM_VM_STOPPED;
     switch (cmd) {
     case CORE_VM_STOP:
+        if (!stopped && m->resetting && (m->job == VMM_JOB_SNAPSHOT || m->job == VMM_JOB_RESTORE)) {
+            fmt_snprintf(msg, len, "vm %s is busy (%s); try again in a moment", m->conf.name, vmm_vm_job_name(m));
+            return -1;
+        }
         if (stopped) {
             fmt_snprintf(msg, len, "vm %s is stopped already (%s); `start %s` boots it", m->conf.name,
                          m->stop_reason, m->conf.name);
@@ -919,7 +932,8 @@ static int vm_op_command(void *ctx, enum core_vm_command cmd, const char *arg, c
                 return -1;
         } else {
             if (vm_restart(m, NULL) != VM_RESTART_STARTED) {
-                fmt_snprintf(msg, len, "vm %s is restarting already", m->conf.name);
+                fmt_snprintf(msg, len, "vm %s is busy (%s); try again in a moment", m->conf.name,
+                             vmm_vm_job_name(m));
                 return -1;
             }
             log_info("vm %s: restarting (from the shell, restart %u)", m->conf.name, m->restarts);

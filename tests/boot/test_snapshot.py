@@ -32,12 +32,20 @@ kernel   = guests/console.elf
 cmdline  = tick=20
 memory   = 16M
 cpus     = 0-{last}
+
+[vm regs]
+loader   = multiboot
+kernel   = guests/snapregs.elf
+cmdline  = tick=10
+memory   = 16M
+cpus     = 0-{last}
 """
 SMP = {"qemu": 2, "bochs": 1}
 
 
 def ticks(text, name):
-    return [int(n) for n in re.findall(rf"^\[{name}\] console: tick (\d+)$", text, re.MULTILINE)]
+    """The tick numbers of name's finished lines (a line still arriving may be cut)."""
+    return [int(n) for n in re.findall(rf"^\[{name}\] console: tick (\d+)\n", text, re.MULTILINE)]
 
 
 def taken(s, name, tag, since):
@@ -77,14 +85,14 @@ def test_snapshot_restore_small_guests(guest_build, tmp_path, emulator):
         s.command("attach alpha", r"console -> alpha")
         s.send("smash\r")
         s.expect(r"\[alpha\] console: smashed marker=SMASHED")
-        s.expect(rf"^\[alpha\] console: tick {last + 3}$", 120)
+        s.expect(rf"^\[alpha\] console: tick {last + 3}\n", 120)
         s.send(CTRL_A + "s")
         s.expect(r"plinth: console -> shell")
         # Restored: from the snapshot's state on, not a reboot.
         at = s.mark()
         s.command("restore alpha t1", r"restore: vm alpha: restoring snapshot 't1'")
         r = s.expect(r"vm alpha: snapshot 't1' restored in \d+ ms", 120, since=at)
-        s.expect(r"^\[alpha\] console: tick \d+$", 120, since=r.end())
+        s.expect(r"^\[alpha\] console: tick \d+\n", 120, since=r.end())
         after = ticks(s.text[r.end():], "alpha")
         assert after[0] == last + 1, f"alpha went on from tick {after[0]}, not {last + 1}"
         assert "console: boot" not in s.text[at:], "the restore rebooted alpha"
@@ -130,13 +138,33 @@ def test_snapshot_restore_small_guests(guest_build, tmp_path, emulator):
         at = s.mark()
         s.command("restore alpha", r"restore: vm alpha: restoring snapshot 't1'")
         r = s.expect(r"vm alpha: snapshot 't1' restored", 120, since=at)
-        s.expect(r"^\[alpha\] console: tick \d+$", 120, since=r.end())
+        s.expect(r"^\[alpha\] console: tick \d+\n", 120, since=r.end())
         assert ticks(s.text[r.end():], "alpha")[0] == last + 1
         row = s.command("list", r"^ ?\d+  alpha .*$").group(0)
         assert "running" in row or "halted" in row, row
         s.command("stats alpha", r"snapshots taken: 1, restored: 2")
         s.command("drop alpha t1", r"drop: vm alpha: snapshot 't1' deleted")
         s.command("snapshots", r"1 snapshot, ")
+        # The CPU state beyond the VMCS/VMCB fields: vector, x87 and MXCSR, debug
+        # registers, SYSCALL MSRs and TSC_AUX, loaded with pattern A at the snapshot
+        # and B after; the restore brings back A in the registers as in RAM.
+        s.expect(r"^\[regs\] snapregs: tick \d+ pattern A ok\n", 120)
+        at = s.mark()
+        s.command("snapshot regs r1", r"snapshot: vm regs: taking snapshot 'r1'")
+        taken(s, "regs", "r1", at)
+        s.command("attach regs", r"console -> regs")
+        s.send("mutate\r")
+        b = s.expect(r"^\[regs\] snapregs: now pattern B\n", 60, since=at)
+        s.expect(r"^\[regs\] snapregs: tick \d+ pattern B ok\n", 60, since=b.end())
+        s.send(CTRL_A + "s")
+        s.expect(r"plinth: console -> shell", since=b.end())
+        at = s.mark()
+        s.command("restore regs r1", r"restore: vm regs: restoring snapshot 'r1'")
+        r = s.expect(r"vm regs: snapshot 'r1' restored", 120, since=at)
+        s.expect(r"^\[regs\] (FAIL )?snapregs: tick \d+ pattern .*\n", 120, since=r.end())
+        first = re.search(r"^\[regs\] (FAIL )?snapregs: tick \d+ pattern .*\n", s.text[r.end():], re.MULTILINE)
+        assert re.match(r"\[regs\] snapregs: tick \d+ pattern A ok$", first.group(0).strip()), first.group(0)
+        assert "FAIL snapregs" not in s.text, "the registers differed from what the guest loaded"
         s.command("poweroff", r"power: off")
         assert s.wait_exit() == 0
 
@@ -167,7 +195,8 @@ LINUX_VCPUS = {"qemu": 2, "bochs": 1}
 
 
 def counts(text):
-    return [int(n) for n in re.findall(r"count-(\d+)$", text, re.MULTILINE)]
+    """The counter's values on finished lines (typed echo may share its line)."""
+    return [int(n) for n in re.findall(r"count-(\d+)\n", text)]
 
 
 @pytest.mark.parametrize("emulator", ["qemu", "bochs"])
@@ -186,7 +215,8 @@ def test_linux_snapshot_restore(guest_build, tmp_path, emulator):
     cfg.write_text(LINUX_CFG.format(vcpus=vcpus, last=vcpus - 1))
     iso = str(tmp_path / "linux.iso")
     test_guests.make_iso(guest_build, str(cfg), iso)
-    with Session(emulator, iso, tmp_path, smp=vcpus, timeout=1200) as s:
+    # Room beside the guests' 144 MiB for a snapshot of Linux's non-zero RAM.
+    with Session(emulator, iso, tmp_path, smp=vcpus, timeout=1200, memory=512) as s:
         s.expect(r"^\[linux\] linux-guest: selfcheck ok$", 400)
         s.expect(r"^\[linux\] linux-guest: shell \(linux-guest.stay\)", 120)
         at = s.mark()
@@ -206,13 +236,13 @@ def test_linux_snapshot_restore(guest_build, tmp_path, emulator):
         at = s.mark()
         s.send("rm /tmp/f; ls /tmp/f || echo gone-$((1+1))\r")
         s.expect(r"gone-2$", 120, since=at)
-        s.expect(rf"count-{snap_count + 4}$", 120, since=m.end())
+        s.expect(rf"count-{snap_count + 4}\n", 120, since=m.end())
         s.send(CTRL_A + "s")
         s.expect(r"plinth: console -> shell", since=at)
         at = s.mark()
         s.command("restore linux t1", r"restore: vm linux: restoring snapshot 't1'")
         r = s.expect(r"vm linux: snapshot 't1' restored in \d+ ms", 300, since=at)
-        s.expect(r"count-\d+$", 120, since=r.end())
+        s.expect(r"count-\d+\n", 120, since=r.end())
         resumed = counts(s.text[r.end():])[0]
         assert resumed == snap_count + 1, f"the count went on from {resumed}, not {snap_count + 1}"
         s.send(CTRL_A + "1")
