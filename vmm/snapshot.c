@@ -143,8 +143,12 @@ static void vcpu_fields(struct snap *s, struct vcpu_image *v)
 void vmm_snapshot_save_vcpu(struct vmm_vcpu *c)
 {
     struct vcpu_image *v = &stage_of(c->vm)->vcpu[c->index];
-    core_vcpu_get_state(c->h, &v->st);
-    core_vcpu_save_extra(c->h, &v->x);
+    /* A restore this vCPU has not applied yet: its state is the stage's, which it
+     * will load after this snapshot; the core's is the one from before. */
+    if (!__atomic_load_n(&c->restore_pending, __ATOMIC_ACQUIRE)) {
+        core_vcpu_get_state(c->h, &v->st);
+        core_vcpu_save_extra(c->h, &v->x);
+    }
     v->mtrr_def = c->mtrr_def;
     memcpy(v->mtrr_var, c->mtrr_var, sizeof v->mtrr_var);
     memcpy(v->mtrr_fixed, c->mtrr_fixed, sizeof v->mtrr_fixed);

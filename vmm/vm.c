@@ -642,6 +642,11 @@ static bool vm_reboot_step(struct vmm_vcpu *c)
 
 void vmm_vm_stop_parked(struct vmm_vcpu *c, const char *reason)
 {
+    /* The job itself is ending so, not one still parking: nothing to cancel (the
+     * VM stays claimed until its vCPUs are unparked). */
+    uint64_t flags = spin_lock_irqsave(&c->vm->lock);
+    c->vm->job = VMM_JOB_NONE;
+    spin_unlock_irqrestore(&c->vm->lock, flags);
     vm_stop_now(c->vm, c, reason);
     core_vcpu_stop(c->h);
 }

@@ -10,6 +10,9 @@ import pytest
 
 import test_guests
 from serialsession import Session
+# The Linux guest of test_shell's console test, beside alpha: two vCPUs on QEMU, one
+# on Bochs (a PVH boot there is about 1.5 G instructions).
+from test_shell import LINUX_CFG, LINUX_VCPUS
 
 guest_build = test_guests.guest_build
 CTRL_A = "\x01"
@@ -167,31 +170,6 @@ def test_snapshot_restore_small_guests(guest_build, tmp_path, emulator):
         assert "FAIL snapregs" not in s.text, "the registers differed from what the guest loaded"
         s.command("poweroff", r"power: off")
         assert s.wait_exit() == 0
-
-
-LINUX_CFG = """[plinth]
-on_idle = poweroff
-console = linux
-
-[vm linux]
-loader = linux
-kernel = guests/linux/vmlinux
-initrd = guests/linux/initramfs.cpio.gz
-cmdline = console=ttyS0 quiet linux-guest.cpus={vcpus} linux-guest.mem=128 linux-guest.clocksource=tsc linux-guest.stay
-memory = 128M
-vcpus = {vcpus}
-cpus = 0-{last}
-
-[vm alpha]
-loader = multiboot
-kernel = guests/console.elf
-cmdline = tick=20
-memory = 16M
-cpus = {last}
-"""
-# QEMU: two vCPUs on a 2-CPU machine; Bochs: one, on one CPU (a PVH boot there is
-# about 1.5 G instructions).
-LINUX_VCPUS = {"qemu": 2, "bochs": 1}
 
 
 def counts(text):

@@ -99,10 +99,30 @@ void core_vcpu_cache_cpuid(core_vcpu_t v, uint32_t leaf, uint32_t sub, const uin
 }
 bool core_vcpu_inject(core_vcpu_t v, const struct hvm_event *e) { (void)v; injected = *e; injections++; return true; }
 void core_vcpu_dump(core_vcpu_t v) { (void)v; }
+#ifdef FAKE_CORE_CLOCKS
+/* A test that defines FAKE_CORE_CLOCKS before including this file moves the host's
+ * TSC itself (fake_tsc) and sees the TSC offset each vCPU handle was given last: a
+ * time-rebasing test must tell a moved TSC from a fixed one.  Every other test
+ * keeps the fixed TSC and the no-op. */
+static uint64_t fake_tsc = 1000000;
+static int64_t tsc_offset_set[16];
+static int tsc_offset_sets;
+void core_vcpu_set_tsc_offset(core_vcpu_t v, int64_t o)
+{
+    if (v >= 0 && v < 16)
+        tsc_offset_set[v] = o;
+    tsc_offset_sets++;
+}
+#else
 void core_vcpu_set_tsc_offset(core_vcpu_t v, int64_t o) { (void)v; (void)o; }
+#endif
 bool core_vcpu_set_xcr0(core_vcpu_t v, uint64_t x) { (void)v; if (!(x & 1) || (x & ~7ull)) return false; xcr0_set = x; return true; }
 uint64_t core_guest_xcr0_mask(void) { return 7; }
+#ifdef FAKE_CORE_CLOCKS
+uint64_t core_tsc(void) { return fake_tsc; }
+#else
 uint64_t core_tsc(void) { return 1000000; }
+#endif
 static uint64_t now_ns = 1000;
 static uint64_t deadline_set;
 static bool can_inject = true;
