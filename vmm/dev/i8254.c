@@ -559,7 +559,9 @@ static void i8254_fields(struct i8254 *pit, struct snap *s, uint64_t now_ns)
 }
 
 /* A count is 1..modulus once written (channel_load maps 0 to the modulus): the
- * waveform code divides by start_count and reload feeds it.  A counter not armed
+ * waveform code divides by start_count and reload feeds it, and so does the held
+ * count of an armed mode 0 or 4 counter (below the modulus, 0 standing for it),
+ * which a rising gate starts counting from.  A counter not armed
  * since its control word never started (the gate and sync paths test armed and
  * running first).  The decoded mode, rw and BCD flag are what the control word
  * says, so the read-back status cannot disagree with the counting. */
@@ -579,6 +581,8 @@ static bool i8254_channel_check(const struct i8254_channel *c, unsigned i, uint8
            snap_check(s, !c->armed || (c->reload >= 1 && c->reload <= mod), "i8254: count register out of 1..65536") &&
            snap_check(s, !c->running || (c->start_count >= 1 && c->start_count <= mod),
                       "i8254: counting element out of 1..65536") &&
+           snap_check(s, !c->armed || (c->mode != 0 && c->mode != 4) || c->frozen_count < mod,
+                      "i8254: a held count out of the counter's range") &&
            snap_check(s, !c->pending || ((c->mode == 2 || c->mode == 3) && c->pending_reload >= 1 &&
                                          c->pending_reload <= mod),
                       "i8254: a pending count outside modes 2 and 3, or out of 1..65536") &&

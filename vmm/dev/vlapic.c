@@ -46,7 +46,8 @@ void vlapic_init(struct vlapic *a, uint32_t id, bool x2apic, uint64_t timer_hz, 
 {
     /* The timer clock must tick a whole number of nanoseconds (1 GHz, 100 MHz...);
      * anything else falls back to 1 GHz. */
-    if (timer_hz == 0 || timer_hz > 1000000000ull || 1000000000ull % timer_hz)
+    /* At least 1 kHz: below it ns_per_count times the largest count overflows 64 bits. */
+    if (timer_hz < VLAPIC_TIMER_HZ_MIN || timer_hz > 1000000000ull || 1000000000ull % timer_hz)
         timer_hz = 1000000000ull;
     *a = (struct vlapic){ .id = id, .x2apic = x2apic, .hw_enabled = true, .dfr = 0xffffffffu,
                           .svr = 0xff, .timer_hz = timer_hz };
@@ -428,8 +429,9 @@ static bool vlapic_check(const struct vlapic *a, struct snap *s)
         lvts_masked &= (a->lvt[i] & LVT_MASKED) != 0;
     }
     return snap_check(s, !a->x2apic || a->hw_enabled, "vlapic: x2APIC mode without EN") &&
-           snap_check(s, a->timer_hz && a->timer_hz <= 1000000000ull && 1000000000ull % a->timer_hz == 0,
-                      "vlapic: a timer clock that does not divide 1 GHz") &&
+           snap_check(s, a->timer_hz >= VLAPIC_TIMER_HZ_MIN && a->timer_hz <= 1000000000ull &&
+                          1000000000ull % a->timer_hz == 0,
+                      "vlapic: a timer clock below 1 kHz or not dividing 1 GHz") &&
            snap_check(s, a->tpr <= 0xff && !(a->svr & ~0x13ffu), "vlapic: TPR or SVR reserved bits set") &&
            snap_check(s, !(a->ldr & 0x00ffffffu) && (a->dfr & 0x0fffffffu) == 0x0fffffffu,
                       "vlapic: LDR or DFR reserved bits set") &&

@@ -37,6 +37,10 @@ struct vlapic_ops {
     void *ctx;
 };
 
+/* The slowest timer clock the model takes: (1 GHz / hz) << 7 times a 32-bit count
+ * must fit in 64 bits. */
+#define VLAPIC_TIMER_HZ_MIN 1000ull
+
 struct vlapic {
     uint32_t id;
     bool     x2apic;             /* IA32_APIC_BASE.EXTD */
