@@ -36,7 +36,6 @@ struct stage {
     struct vcpu_image vcpu[VMM_MAX_VCPUS];
     struct uart16550 uart;
     struct vmm_platform platform;
-    size_t   len;
     uint8_t  stream[STREAM_MAX];
 };
 
@@ -236,14 +235,14 @@ bool vmm_snapshot_step(struct vmm_vcpu *c)
         log_warn("vm %s: snapshot '%s' not taken: %s", m->conf.name, g->tag, msg);
         return true;
     }
-    g->len = write_stream(m, g);
-    if (!g->len) {
+    size_t len = write_stream(m, g);
+    if (!len) {
         core_snap_abort(g->snap);
         log_error("vm %s: snapshot '%s' not taken: its state does not fit the monitor's %u KiB (plinth bug)",
                   m->conf.name, g->tag, (unsigned)(sizeof g->stream >> 10));
         return true;
     }
-    if (core_snap_commit(g->snap, g->stream, g->len, g->uptime_ns, msg, sizeof msg) != 0) {
+    if (core_snap_commit(g->snap, g->stream, len, g->uptime_ns, msg, sizeof msg) != 0) {
         log_warn("vm %s: snapshot '%s' not taken: %s", m->conf.name, g->tag, msg);
         return true;
     }

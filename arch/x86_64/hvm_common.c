@@ -126,7 +126,7 @@ bool hvm_common_load(struct hvm_common *c, const struct hvm_extra *x, const char
         return false;
     }
     for (int i = 0; i < 4; i++)
-        if ((uint64_t)((int64_t)(x->dr[i] << 16) >> 16) != x->dr[i]) {
+        if (!hvm_canonical(x->dr[i])) {
             /* MOV to DR0-DR3 faults on a non-canonical address (SDM Vol. 3A §18.2.1). */
             *why = "a debug address register holds a non-canonical address";
             return false;
@@ -135,9 +135,12 @@ bool hvm_common_load(struct hvm_common *c, const struct hvm_extra *x, const char
         *why = "its TSC_AUX has bits 63:32 set";
         return false;
     }
-    if (x->fpu_len > HVM_FPU_AREA_MAX ||
-        !fpu_state_import(&c->fpu, x->fpu, x->fpu_len, x->xcr0, true, why))
-        return x->fpu_len > HVM_FPU_AREA_MAX ? (*why = "its FPU image is too large", false) : false;
+    if (x->fpu_len > HVM_FPU_AREA_MAX) {
+        *why = "its FPU image is too large";
+        return false;
+    }
+    if (!fpu_state_import(&c->fpu, x->fpu, x->fpu_len, x->xcr0, true, why))
+        return false;
     for (int i = 0; i < 4; i++)
         c->dr[i] = x->dr[i];
     c->tsc_aux = x->tsc_aux;

@@ -55,6 +55,13 @@ void hvm_common_forget(struct hvm_common *c);
 /* Power-on values for a (re)boot: FPU state and XCR0, DR0-DR3, TSC_AUX, no event,
  * re-injection or debug trap; loaded into the CPU, where c is live on it. */
 void hvm_common_reset(struct hvm_common *c);
+/* Whether a linear address is canonical (48-bit): what MOV DR and WRMSR refuse
+ * otherwise, checked before plinth loads a snapshot's values itself. */
+static inline bool hvm_canonical(uint64_t a)
+{
+    return (uint64_t)((int64_t)(a << 16) >> 16) == a;
+}
+
 /* For a snapshot, c live on this CPU: its FPU image, XCR0, DR0-DR3, TSC_AUX and
  * events into x, and back.  hvm_common_load checks first, changes nothing when it
  * refuses (false, *why), and leaves the values loaded in the CPU. */

@@ -707,11 +707,6 @@ static void svm_reset_private(struct hvm_vcpu *v)
     v->flush = true;
 }
 
-static bool canonical(uint64_t a)
-{
-    return (uint64_t)((int64_t)(a << 16) >> 16) == a;
-}
-
 /* hvm_extra.backend on AMD-V: flags, then the IRET step's and the re-injected
  * software event's saved values. */
 enum { SX_IRET_STEPPING, SX_WANT_NMI_WINDOW, SX_SOFT_INJECTED, SX_SOFT_LEN, SX_NMI_MASKED,
@@ -765,8 +760,8 @@ static bool svm_load_extra(struct hvm_vcpu *v, const struct hvm_extra *x, const 
         return false;
     }
     const uint8_t *b = x->backend;
-    if ((x->dr6 >> 32) || !canonical(x->syscall_msr[1]) || !canonical(x->syscall_msr[2]) ||
-        !canonical(x->syscall_msr[4]) || (x->syscall_msr[3] >> 32) ||
+    if ((x->dr6 >> 32) || !hvm_canonical(x->syscall_msr[1]) || !hvm_canonical(x->syscall_msr[2]) ||
+        !hvm_canonical(x->syscall_msr[4]) || (x->syscall_msr[3] >> 32) ||
         (x->interruptibility & ~(HVM_INTR_STI | HVM_INTR_MOVSS | HVM_INTR_NMI)) ||
         b[SX_IRET_STEPPING] > 1 || b[SX_WANT_NMI_WINDOW] > 1 || b[SX_SOFT_INJECTED] > 1 ||
         b[SX_NMI_MASKED] > 1 || b[SX_SOFT_LEN] > 15 ||

@@ -869,11 +869,6 @@ static void vmx_reset_private(struct hvm_vcpu *v)
     vmx_vpid_flush(v);
 }
 
-static bool canonical(uint64_t a)
-{
-    return (uint64_t)((int64_t)(a << 16) >> 16) == a;
-}
-
 static void vmx_save_extra(struct hvm_vcpu *v, struct hvm_extra *x)
 {
     *x = (struct hvm_extra){ 0 };
@@ -902,8 +897,8 @@ static bool vmx_load_extra(struct hvm_vcpu *v, const struct hvm_extra *x, const 
     }
     /* What WRMSR, MOV DR6 and VM entry would refuse (SDM Vol. 3C §27.3.1.5): plinth
      * loads the MSRs itself, so a bad value would fault in plinth, not in the guest. */
-    if ((x->dr6 >> 32) || !canonical(x->syscall_msr[1]) || !canonical(x->syscall_msr[2]) ||
-        !canonical(x->syscall_msr[4]) || (x->syscall_msr[3] >> 32)) {
+    if ((x->dr6 >> 32) || !hvm_canonical(x->syscall_msr[1]) || !hvm_canonical(x->syscall_msr[2]) ||
+        !hvm_canonical(x->syscall_msr[4]) || (x->syscall_msr[3] >> 32)) {
         *why = "DR6 or a SYSCALL MSR holds a value the CPU refuses";
         return false;
     }
