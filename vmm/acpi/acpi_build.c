@@ -52,19 +52,365 @@ static void gas_io(uint8_t *g, uint16_t port, uint8_t bits, uint8_t access)
     put64(g + 4, port);
 }
 
-/* DSDT: a definition block holding only Name(_S5_, Package(4){typ, typ, 0, 0}).  AML
- * (§20.2): NameOp 08, NameSeg "_S5_", PackageOp 12, PkgLength, NumElements 04, then
- * BytePrefix 0A with the value (or ZeroOp 00) per element. */
-static size_t build_dsdt(uint8_t *t, uint8_t slp_typ)
+/* ---- AML (ACPI 6.5 ch. 20) ---------------------------------------------------------- */
+
+/* The opcodes the DSDT uses (§20.2.2 names, §20.2.3 data, §20.2.5 terms). */
+enum {
+    AML_OP_ZERO         = 0x00,
+    AML_OP_ONE          = 0x01,
+    AML_OP_NAME         = 0x08,
+    AML_OP_BYTE_PREFIX  = 0x0a,
+    AML_OP_WORD_PREFIX  = 0x0b,
+    AML_OP_DWORD_PREFIX = 0x0c,
+    AML_OP_QWORD_PREFIX = 0x0e,
+    AML_OP_SCOPE        = 0x10,
+    AML_OP_BUFFER       = 0x11,
+    AML_OP_PACKAGE      = 0x12,
+    AML_OP_EXT_PREFIX   = 0x5b,
+    AML_OP_EXT_DEVICE   = 0x82,  /* after AML_OP_EXT_PREFIX */
+    AML_ROOT_PREFIX     = 0x5c,  /* '\' */
+};
+
+/* An AML byte stream.  With out NULL nothing is written and len only counts, so the
+ * same code sizes the DSDT and then writes it. */
+struct aml_stream {
+    uint8_t *out;
+    size_t   len;
+};
+
+static void aml_emit_byte(struct aml_stream *a, uint8_t b)
 {
-    uint8_t aml[14] = { 0x08, '_', 'S', '5', '_', 0x12, 0x08, 0x04, 0x0a, 0, 0x0a, 0, 0x00, 0x00 };
-    aml[9] = aml[11] = slp_typ;
-    size_t len = 36 + sizeof aml;
-    header(t, "DSDT", (uint32_t)len, 2);
-    for (size_t i = 0; i < sizeof aml; i++)
-        t[36 + i] = aml[i];
-    finish(t, (uint32_t)len);
+    if (a->out)
+        a->out[a->len] = b;
+    a->len++;
+}
+
+static void aml_emit_bytes(struct aml_stream *a, const uint8_t *b, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        aml_emit_byte(a, b[i]);
+}
+
+/* Starts a term that carries a PkgLength: one byte is left for it and its offset
+ * returned for aml_emit_close. */
+static size_t aml_emit_open(struct aml_stream *a)
+{
+    size_t start = a->len;
+    aml_emit_byte(a, 0);
+    return start;
+}
+
+/* Ends the term opened at start.  PkgLength (§20.2.4) counts itself and the rest
+ * of the term: up to 63 fits the lead byte alone; otherwise bits 7:6 of the lead
+ * byte give 1-3 following bytes, its bits 3:0 are the length's low nibble and the
+ * following bytes the next 8 bits each.  The shortest form is used, so the body
+ * moves up when it needs more than the one byte aml_emit_open left: the stream
+ * never holds more than its final length, and nothing past that is written. */
+static void aml_emit_close(struct aml_stream *a, size_t start)
+{
+    size_t body = a->len - start - 1;
+    size_t n = body + 1 <= 0x3f ? 1 : body + 2 <= 0xfff ? 2 : body + 3 <= 0xfffff ? 3 : 4;
+    size_t pkglen = body + n;
+    if (a->out) {
+        uint8_t *o = a->out;
+        if (n > 1)
+            for (size_t i = a->len; i > start + 1; i--)
+                o[i - 1 + (n - 1)] = o[i - 1];
+        if (n == 1) {
+            o[start] = (uint8_t)pkglen;
+        } else {
+            o[start] = (uint8_t)((n - 1) << 6 | (pkglen & 0x0f));
+            for (size_t k = 1; k < n; k++)
+                o[start + k] = (uint8_t)(pkglen >> (4 + 8 * (k - 1)));
+        }
+    }
+    a->len += n - 1;
+}
+
+/* A NameString (§20.2.2): an optional leading '\' (the root), then one 4-character
+ * NameSeg, which is all the DSDT needs. */
+static void aml_emit_namestring(struct aml_stream *a, const char *name)
+{
+    if (*name == '\\') {
+        aml_emit_byte(a, AML_ROOT_PREFIX);
+        name++;
+    }
+    for (int i = 0; i < 4; i++)
+        aml_emit_byte(a, (uint8_t)name[i]);
+}
+
+/* An integer in its shortest encoding (§20.2.3): ZeroOp, OneOp, or a Byte, Word,
+ * DWord or QWord constant after its prefix. */
+static void aml_emit_integer(struct aml_stream *a, uint64_t v)
+{
+    if (v <= 1) {
+        aml_emit_byte(a, v ? AML_OP_ONE : AML_OP_ZERO);
+        return;
+    }
+    unsigned n = v <= 0xff ? 1 : v <= 0xffff ? 2 : v <= 0xffffffff ? 4 : 8;
+    aml_emit_byte(a, n == 1 ? AML_OP_BYTE_PREFIX : n == 2 ? AML_OP_WORD_PREFIX :
+                     n == 4 ? AML_OP_DWORD_PREFIX : AML_OP_QWORD_PREFIX);
+    for (unsigned i = 0; i < n; i++)
+        aml_emit_byte(a, (uint8_t)(v >> (8 * i)));
+}
+
+static void aml_emit_dword(struct aml_stream *a, uint32_t v)
+{
+    aml_emit_byte(a, AML_OP_DWORD_PREFIX);
+    for (unsigned i = 0; i < 4; i++)
+        aml_emit_byte(a, (uint8_t)(v >> (8 * i)));
+}
+
+/* The compressed EISA ID of a "PNPxxxx"-style ID (§6.1.5 _HID), as the DWordConst
+ * ASL's EISAID() makes: three letters of 5 bits each (A = 1) in bits 14:0 of a
+ * big-endian word, then four hex digits as a big-endian word, both stored first in
+ * memory, so "PNP0A08" is the bytes 41 D0 0A 08. */
+static uint32_t aml_eisa_id(const char *id)
+{
+    uint32_t letters = (uint32_t)(id[0] - '@') << 10 | (uint32_t)(id[1] - '@') << 5 |
+                       (uint32_t)(id[2] - '@');
+    uint32_t digits = 0;
+    for (int i = 3; i < 7; i++)
+        digits = digits << 4 | (uint32_t)(id[i] <= '9' ? id[i] - '0' : id[i] - 'A' + 10);
+    return (letters >> 8) | (letters & 0xff) << 8 | (digits >> 8) << 16 | (digits & 0xff) << 24;
+}
+
+/* Name(seg, ...): the caller emits the data object that follows. */
+static void aml_emit_name(struct aml_stream *a, const char *seg)
+{
+    aml_emit_byte(a, AML_OP_NAME);
+    aml_emit_namestring(a, seg);
+}
+
+/* Scope(name) { ... } and Device(name) { ... } (§20.2.5.1, §20.2.5.2): the returned
+ * offset goes to aml_emit_close after the body. */
+static size_t aml_emit_scope_open(struct aml_stream *a, const char *name)
+{
+    aml_emit_byte(a, AML_OP_SCOPE);
+    size_t start = aml_emit_open(a);
+    aml_emit_namestring(a, name);
+    return start;
+}
+
+static size_t aml_emit_device_open(struct aml_stream *a, const char *seg)
+{
+    aml_emit_byte(a, AML_OP_EXT_PREFIX);
+    aml_emit_byte(a, AML_OP_EXT_DEVICE);
+    size_t start = aml_emit_open(a);
+    aml_emit_namestring(a, seg);
+    return start;
+}
+
+/* Package(count) { ... } (§20.2.5.4 DefPackage): NumElements is one byte. */
+static size_t aml_emit_package_open(struct aml_stream *a, uint8_t count)
+{
+    aml_emit_byte(a, AML_OP_PACKAGE);
+    size_t start = aml_emit_open(a);
+    aml_emit_byte(a, count);
+    return start;
+}
+
+/* Buffer(n) { bytes } (§20.2.5.4 DefBuffer): BufferSize is an integer term. */
+static void aml_emit_buffer(struct aml_stream *a, const uint8_t *bytes, size_t n)
+{
+    aml_emit_byte(a, AML_OP_BUFFER);
+    size_t start = aml_emit_open(a);
+    aml_emit_integer(a, n);
+    aml_emit_bytes(a, bytes, n);
+    aml_emit_close(a, start);
+}
+
+/* ---- resource templates (ACPI 6.5 §6.4) ------------------------------------------- */
+
+/* The largest template: the host bridge's bus (16), config ports (8), two I/O (2 x
+ * 16), 32-bit (26) and 64-bit (46) windows, and the End Tag (2): 130 bytes. */
+#define CRS_MAX 144
+
+struct crs {
+    uint8_t b[CRS_MAX];
+    size_t  len;
+};
+
+/* Address space descriptors' resource types and general flags (§6.4.3.5, Table
+ * 6.44 and its Word/DWord twins): _MIF and _MAF set (a fixed window, so _GRA is 0
+ * and _LEN is _MAX - _MIN + 1), positive decode, bit 0 set for a consumer. */
+enum {
+    CRS_TYPE_MEMORY = 0, CRS_TYPE_IO = 1, CRS_TYPE_BUS = 2,
+    CRS_PRODUCER = 0x0c, CRS_CONSUMER = 0x0d,
+    CRS_MEMORY_RW_UNCACHED = 0x01,   /* Table 6.49: _RW read/write, _MEM non-cacheable */
+    CRS_IO_ENTIRE_RANGE    = 0x03,   /* Table 6.50: _RNG both ISA and non-ISA ranges */
+};
+
+static void crs_put(uint8_t *p, uint64_t v, unsigned n)
+{
+    for (unsigned i = 0; i < n; i++)
+        p[i] = (uint8_t)(v >> (8 * i));
+}
+
+/* A Word, DWord or QWord Address Space Descriptor (§6.4.3.5.3, .2, .1): large items
+ * 0x08, 0x07, 0x0A with one layout whose five address fields (granularity, minimum,
+ * maximum, translation offset, length) are 2, 4 or 8 bytes wide. */
+static void crs_address(struct crs *c, unsigned width, uint8_t type, uint8_t general,
+                        uint8_t specific, uint64_t min, uint64_t max)
+{
+    uint8_t *d = c->b + c->len;
+    d[0] = width == 2 ? 0x88 : width == 4 ? 0x87 : 0x8a;
+    put16(d + 1, (uint16_t)(3 + 5 * width));
+    d[3] = type;
+    d[4] = general;
+    d[5] = specific;
+    crs_put(d + 6, 0, width);
+    crs_put(d + 6 + width, min, width);
+    crs_put(d + 6 + 2 * width, max, width);
+    crs_put(d + 6 + 3 * width, 0, width);
+    crs_put(d + 6 + 4 * width, max - min + 1, width);
+    c->len += 6 + 5 * width;
+}
+
+/* An I/O Port Descriptor (§6.4.2.5): 16-bit decode, fixed at base (minimum =
+ * maximum), alignment 1. */
+static void crs_io_port(struct crs *c, uint16_t base, uint8_t len)
+{
+    uint8_t *d = c->b + c->len;
+    d[0] = 0x47;                                 /* small item 0x08, 7 bytes */
+    d[1] = 0x01;
+    put16(d + 2, base);
+    put16(d + 4, base);
+    d[6] = 1;
+    d[7] = len;
+    c->len += 8;
+}
+
+/* The End Tag (§6.4.2.9), its checksum making the whole template sum to zero. */
+static void crs_end(struct crs *c)
+{
+    c->b[c->len] = 0x79;
+    c->b[c->len + 1] = checksum(c->b, c->len + 1);
+    c->len += 2;
+}
+
+/* ---- DSDT -------------------------------------------------------------------------- */
+
+/* INTx routing covers devices 1-31: device 0 is the host bridge itself. */
+#define DSDT_PRT_FIRST_SLOT 1
+#define DSDT_PRT_SLOTS      31
+#define DSDT_PRT_ENTRIES    (DSDT_PRT_SLOTS * 4)
+
+static uint64_t ecam_size(const struct acpi_platform *p)
+{
+    return ((uint64_t)p->ecam_bus_end + 1) << 20;
+}
+
+/* \_SB.PCI0, a PCI Express host bridge (PCI Firmware Spec 3.2 ch. 4: _HID PNP0A08,
+ * _CID PNP0A03 for a system that knows only PCI), on segment 0 from bus 0.  It
+ * has an _HID so no _ADR (ACPI 6.5 §6.1: a device has one or the other) and no
+ * _OSC: the platform keeps the PCIe native features, which Linux accepts. */
+static void dsdt_pci_host(struct aml_stream *a, const struct acpi_platform *p)
+{
+    size_t dev = aml_emit_device_open(a, "PCI0");
+    aml_emit_name(a, "_HID");
+    aml_emit_dword(a, aml_eisa_id("PNP0A08"));
+    aml_emit_name(a, "_CID");
+    aml_emit_dword(a, aml_eisa_id("PNP0A03"));
+    aml_emit_name(a, "_UID");
+    aml_emit_integer(a, 0);
+    aml_emit_name(a, "_SEG");
+    aml_emit_integer(a, 0);
+    aml_emit_name(a, "_BBN");
+    aml_emit_integer(a, 0);
+
+    /* _CRS (§6.2.2): the buses it decodes, the conf1 ports it consumes, and the
+     * windows it forwards: all I/O ports but those, and the memory windows. */
+    struct crs c = { .len = 0 };
+    crs_address(&c, 2, CRS_TYPE_BUS, CRS_PRODUCER, 0, 0, p->ecam_bus_end);
+    crs_io_port(&c, 0xcf8, 8);
+    crs_address(&c, 2, CRS_TYPE_IO, CRS_PRODUCER, CRS_IO_ENTIRE_RANGE, 0x0000, 0x0cf7);
+    crs_address(&c, 2, CRS_TYPE_IO, CRS_PRODUCER, CRS_IO_ENTIRE_RANGE, 0x0d00, 0xffff);
+    crs_address(&c, 4, CRS_TYPE_MEMORY, CRS_PRODUCER, CRS_MEMORY_RW_UNCACHED, p->mmio32_base,
+                p->mmio32_limit);
+    if (p->mmio64_limit >= p->mmio64_base)
+        crs_address(&c, 8, CRS_TYPE_MEMORY, CRS_PRODUCER, CRS_MEMORY_RW_UNCACHED, p->mmio64_base,
+                    p->mmio64_limit);
+    crs_end(&c);
+    aml_emit_name(a, "_CRS");
+    aml_emit_buffer(a, c.b, c.len);
+
+    /* _PRT (§6.2.13): {Address (device << 16 | 0xFFFF: any function), Pin (0 =
+     * INTA#), Source 0 (a hard-wired GSI, level-triggered active-low), SourceIndex
+     * (the GSI)} for each pin of each device, the swizzle vmm/pci.c wires. */
+    aml_emit_name(a, "_PRT");
+    size_t prt = aml_emit_package_open(a, DSDT_PRT_ENTRIES);
+    for (unsigned slot = DSDT_PRT_FIRST_SLOT; slot < DSDT_PRT_FIRST_SLOT + DSDT_PRT_SLOTS; slot++) {
+        for (unsigned pin = 0; pin < 4; pin++) {
+            size_t e = aml_emit_package_open(a, 4);
+            aml_emit_integer(a, (uint64_t)slot << 16 | 0xffff);
+            aml_emit_integer(a, pin);
+            aml_emit_integer(a, 0);
+            aml_emit_integer(a, p->pci_gsi_base + ((slot + pin) & 3));
+            aml_emit_close(a, e);
+        }
+    }
+    aml_emit_close(a, prt);
+    aml_emit_close(a, dev);
+}
+
+/* \_SB.MRES, motherboard resources (PNP0C02) holding the ECAM: PCI Firmware Spec
+ * 3.2 §4.1.2 asks that the MCFG's ranges be reserved this way, and Linux uses ECAM
+ * only where they are (here or in the E820 map). */
+static void dsdt_motherboard(struct aml_stream *a, const struct acpi_platform *p)
+{
+    size_t dev = aml_emit_device_open(a, "MRES");
+    aml_emit_name(a, "_HID");
+    aml_emit_dword(a, aml_eisa_id("PNP0C02"));
+    aml_emit_name(a, "_UID");
+    aml_emit_integer(a, 0);
+    struct crs c = { .len = 0 };
+    uint64_t last = p->ecam_base + (ecam_size(p) - 1);
+    crs_address(&c, last <= 0xffffffff ? 4 : 8, CRS_TYPE_MEMORY, CRS_CONSUMER,
+                CRS_MEMORY_RW_UNCACHED, p->ecam_base, last);
+    crs_end(&c);
+    aml_emit_name(a, "_CRS");
+    aml_emit_buffer(a, c.b, c.len);
+    aml_emit_close(a, dev);
+}
+
+/* The DSDT (§5.2.11.1), revision 2 (64-bit integers): Name(_S5_, Package(4){typ,
+ * typ, 0, 0}) first, then with a PCI host bridge Scope(\_SB) holding it and the
+ * motherboard resources.  With t NULL only its length is computed. */
+static size_t build_dsdt(uint8_t *t, const struct acpi_platform *p)
+{
+    struct aml_stream a = { .out = t ? t + 36 : NULL, .len = 0 };
+    /* NameOp, NameSeg "_S5_", PackageOp, PkgLength 8, NumElements 4, then each
+     * element: BytePrefix and SLP_TYP, or ZeroOp. */
+    uint8_t s5[14] = { AML_OP_NAME, '_', 'S', '5', '_', AML_OP_PACKAGE, 0x08, 0x04,
+                       AML_OP_BYTE_PREFIX, 0, AML_OP_BYTE_PREFIX, 0, AML_OP_ZERO, AML_OP_ZERO };
+    s5[9] = s5[11] = p->slp_typ_s5;
+    aml_emit_bytes(&a, s5, sizeof s5);
+    if (p->pci) {
+        size_t sb = aml_emit_scope_open(&a, "\\_SB_");
+        dsdt_pci_host(&a, p);
+        dsdt_motherboard(&a, p);
+        aml_emit_close(&a, sb);
+    }
+    size_t len = 36 + a.len;
+    if (t) {
+        header(t, "DSDT", (uint32_t)len, 2);
+        finish(t, (uint32_t)len);
+    }
     return len;
+}
+
+/* MCFG (PCI Firmware Spec 3.2 §4.1.2): the header, 8 reserved bytes, and one
+ * allocation: ECAM base, segment 0, buses 0 .. ecam_bus_end. */
+#define MCFG_LEN (36 + 8 + 16)
+static void build_mcfg(uint8_t *t, const struct acpi_platform *p)
+{
+    header(t, "MCFG", MCFG_LEN, 1);
+    put64(t + 44, p->ecam_base);
+    put16(t + 52, 0);
+    t[54] = 0;
+    t[55] = p->ecam_bus_end;
+    finish(t, MCFG_LEN);
 }
 
 /* FADT revision 6 (§5.2.9, Table 5.9): 276 bytes. */
@@ -156,6 +502,21 @@ static size_t align16(size_t n)
     return (n + 15) & ~(size_t)15;
 }
 
+/* The PCI host bridge's description: an ECAM at a 1 MiB boundary (one bus: 32
+ * devices x 8 functions x 4 KiB) that does not wrap, a non-empty 32-bit window
+ * (not at 0, so its length fits 32 bits), a 64-bit window, if any, above 4 GiB, and
+ * INTA#-INTD# on IOAPIC pins (GSI 0-23). */
+static bool pci_platform_ok(const struct acpi_platform *p)
+{
+    if (p->ecam_base == 0 || (p->ecam_base & 0xfffff) || p->ecam_base > UINT64_MAX - (ecam_size(p) - 1))
+        return false;
+    if (p->mmio32_base == 0 || p->mmio32_limit < p->mmio32_base)
+        return false;
+    if (p->mmio64_limit >= p->mmio64_base && p->mmio64_base <= 0xffffffff)
+        return false;
+    return p->pci_gsi_base + 3 <= 23;
+}
+
 enum acpi_build_status acpi_build(const struct acpi_platform *p, uint8_t *buf, size_t size,
                                   uint64_t gpa, size_t *used)
 {
@@ -163,28 +524,38 @@ enum acpi_build_status acpi_build(const struct acpi_platform *p, uint8_t *buf, s
     if (p->vcpus == 0 || p->vcpus > ACPI_BUILD_MAX_CPUS || p->sci_irq > 15 || p->pm_base == 0 ||
         p->pm_base > 0xffff - 12 || p->slp_typ_s5 > 7 || (gpa & 63))
         return ACPI_BUILD_BAD_PLATFORM;
-    /* Everything fits in: RSDP 36, XSDT 36+16, MADT 44+8n+32, FADT 276, DSDT 50,
-     * FACS 64 at a 64-byte boundary. */
-    size_t need = align16(36) + align16(52) + align16(44 + 8 * p->vcpus + 32) + align16(FADT_LEN) +
-                  align16(50) + 64 + FACS_LEN;
-    if (size < need)
+    if (p->pci && !pci_platform_ok(p))
+        return ACPI_BUILD_BAD_PLATFORM;
+    /* The layout: RSDP 36, XSDT 36 + 8 per table, MADT 44 + 8 per vCPU + 12 + 2 x 10,
+     * FADT, DSDT each at a 16-byte boundary, the FACS at a 64-byte one, then the MCFG
+     * when there is a PCI host bridge.  The DSDT is sized by building it unwritten. */
+    size_t xsdt_len = 36 + 8 * (p->pci ? 3 : 2);
+    size_t madt_len = 44 + 8 * p->vcpus + 32;
+    size_t rsdp = 0, xsdt = align16(36), madt = xsdt + align16(xsdt_len);
+    size_t fadt = madt + align16(madt_len);
+    size_t dsdt = fadt + align16(FADT_LEN);
+    size_t facs = (dsdt + build_dsdt(NULL, p) + 63) & ~(size_t)63;
+    size_t mcfg = facs + FACS_LEN;
+    size_t end = p->pci ? mcfg + MCFG_LEN : facs + FACS_LEN;
+    if (size < end)
         return ACPI_BUILD_TOO_SMALL;
-    for (size_t i = 0; i < need; i++)
+    for (size_t i = 0; i < end; i++)
         buf[i] = 0;
 
-    size_t rsdp = 0, xsdt = align16(36), madt = xsdt + align16(52);
-    size_t fadt = madt + align16(build_madt(buf + madt, p));
-    size_t dsdt = fadt + align16(FADT_LEN);
-    size_t facs = (dsdt + align16(build_dsdt(buf + dsdt, p->slp_typ_s5)) + 63) & ~(size_t)63;
+    build_madt(buf + madt, p);
+    build_dsdt(buf + dsdt, p);
     build_facs(buf + facs);
     build_fadt(buf + fadt, p, gpa + dsdt, gpa + facs);
-    size_t end = facs + FACS_LEN;
+    if (p->pci)
+        build_mcfg(buf + mcfg, p);
 
     uint8_t *x = buf + xsdt;
-    header(x, "XSDT", 52, 1);
+    header(x, "XSDT", (uint32_t)xsdt_len, 1);
     put64(x + 36, gpa + madt);
     put64(x + 44, gpa + fadt);
-    finish(x, 52);
+    if (p->pci)
+        put64(x + 52, gpa + mcfg);
+    finish(x, (uint32_t)xsdt_len);
 
     /* RSDP revision 2 (§5.2.5.3): the first checksum covers 20 bytes, the extended one 36. */
     uint8_t *r = buf + rsdp;
