@@ -52,6 +52,10 @@ void      core_vm_destroy(core_vm_t vm);
 bool      core_vm_set_shares(core_vm_t vm, unsigned weight, unsigned cap_pct, bool high);
 /* The monitor's window on the VM's RAM (a mapping, once the monitor is a process). */
 void     *core_vm_ram(core_vm_t vm, uint64_t *size);
+/* Zeroed memory of the monitor's own for this VM (device state, disk images and
+ * their copy-on-write pools), in one piece, freed with the VM; NULL with msg saying
+ * why (out of memory, too many pieces). */
+void     *core_vm_alloc(core_vm_t vm, uint64_t bytes, char *msg, size_t len);
 
 /* A vCPU of vm, run on one CPU chosen from cpu_mask (bit i: CPU i). */
 core_vcpu_t core_vcpu_create(core_vm_t vm, uint64_t cpu_mask, const struct vmm_vcpu_ops *ops, void *ctx);

@@ -3,6 +3,7 @@
 #include "kernel/vm.h"
 #include "arch/x86_64/hvm.h"
 #include "arch/x86_64/cpu/paging.h"
+#include "kernel/fmt.h"
 #include "kernel/log.h"
 #include "kernel/pmm.h"
 #include "kernel/spinlock.h"
@@ -101,6 +102,8 @@ core_vm_t core_vm_create(uint64_t ram_bytes)
 static void vm_free(struct vm *vm)
 {
     gpt_destroy(&vm->nested);
+    for (unsigned i = 0; i < vm->alloc_count; i++)
+        pmm_free_pages(vm->allocs[i].phys, vm->allocs[i].pages);
     pmm_free_pages(vm->ram_phys, vm->ram_size / PAGE_SIZE);
     uint64_t flags = spin_lock_irqsave(&vms_lock);
     *vm = (struct vm){ 0 };
@@ -154,6 +157,32 @@ void *core_vm_ram(core_vm_t h, uint64_t *size)
     }
     *size = vm->ram_size;
     return phys_to_virt(vm->ram_phys);
+}
+
+void *core_vm_alloc(core_vm_t h, uint64_t bytes, char *msg, size_t len)
+{
+    struct vm *vm = vm_get(h);
+    if (!vm || bytes == 0 || bytes > VM_MAX_RAM) {
+        fmt_snprintf(msg, len, "%lu bytes of monitor memory is not possible", (unsigned long)bytes);
+        return NULL;
+    }
+    size_t pages = (size_t)((bytes + PAGE_SIZE - 1) / PAGE_SIZE);
+    uint64_t flags = spin_lock_irqsave(&vm->alloc_lock);
+    bool room = vm->alloc_count < VM_ALLOCS_MAX;
+    uint64_t phys = room ? pmm_alloc_contig(pages, PAGE_SIZE) : 0;
+    if (phys)
+        vm->allocs[vm->alloc_count++] = (typeof(vm->allocs[0])){ phys, pages };
+    spin_unlock_irqrestore(&vm->alloc_lock, flags);
+    if (!room) {
+        fmt_snprintf(msg, len, "more than %d pieces of monitor memory for one VM (plinth limit)", VM_ALLOCS_MAX);
+        return NULL;
+    }
+    if (!phys) {
+        fmt_snprintf(msg, len, "cannot allocate %lu KiB in one piece (%lu MiB free)",
+                     (unsigned long)(bytes >> 10), (unsigned long)(pmm_free_bytes() >> 20));
+        return NULL;
+    }
+    return phys_to_virt(phys);
 }
 
 bool vm_set_paused(core_vm_t h, bool paused)

@@ -4,8 +4,10 @@
 
 #include "arch/x86_64/gpt.h"
 #include "kernel/core_api.h"
+#include "kernel/spinlock.h"
 
 #define CORE_MAX_VMS 16
+#define VM_ALLOCS_MAX 16
 
 struct vm {
     bool     used;
@@ -23,6 +25,10 @@ struct vm {
     unsigned weight;               /* 1..1000; 0: CORE_WEIGHT_DEFAULT */
     unsigned cap_pct;              /* 1..100 percent of a CPU per vCPU; 0: none */
     bool     high;                 /* priority = high */
+    /* The monitor's own memory for this VM (core_vm_alloc), freed with it. */
+    struct { uint64_t phys; size_t pages; } allocs[VM_ALLOCS_MAX];
+    unsigned alloc_count;
+    struct spinlock alloc_lock;
 };
 
 /* The VM behind a handle, or NULL for a bad handle (or a VM already freed). */
