@@ -150,7 +150,7 @@ static void vm_defaults(struct config_vm *vm, unsigned line)
     *vm = (struct config_vm){
         .line = line, .memory = DEFAULT_MEMORY, .vcpus = 1, .cpus = 1,
         .on_crash = CONFIG_CRASH_STOP, .console_log = CONFIG_CONSOLE_LOG_DEFAULT,
-        .cpu_weight = 100,
+        .cpu_weight = 100, .disk_mode = CONFIG_DISK_RO, .disk_cow = CONFIG_DISK_COW_DEFAULT,
     };
 }
 
@@ -248,6 +248,26 @@ static bool parse_vm_key(struct parser *p, const char *k, size_t kn, const char 
             return config_fail(p, "more than %d modules for VM '%s'", CONFIG_MAX_MODULES, vm->name);
         return set_path(p, vm->modules[vm->module_count++], "module", v, vn);
     }
+    if (str_eq(k, kn, "disk")) {
+        if (vm->disk_count == CONFIG_MAX_DISKS)
+            return config_fail(p, "more than %d disks for VM '%s'", CONFIG_MAX_DISKS, vm->name);
+        return set_path(p, vm->disks[vm->disk_count++], "disk", v, vn);
+    }
+    if (str_eq(k, kn, "disk_mode")) {
+        if (str_eq(v, vn, "ro")) vm->disk_mode = CONFIG_DISK_RO;
+        else if (str_eq(v, vn, "rw")) vm->disk_mode = CONFIG_DISK_RW;
+        else if (str_eq(v, vn, "snapshot")) vm->disk_mode = CONFIG_DISK_SNAPSHOT;
+        else return config_fail(p, "disk_mode '%.*s' must be ro, rw or snapshot", (int)vn, v);
+        return true;
+    }
+    if (str_eq(k, kn, "disk_cow")) {
+        uint64_t m;
+        if (!parse_size(v, vn, &m) || m < 4096 || m > CONFIG_DISK_COW_MAX || (m & 0xfff))
+            return config_fail(p, "disk_cow '%.*s' must be a multiple of 4K from 4K to 4G, e.g. 256M",
+                               (int)vn, v);
+        vm->disk_cow = m;
+        return true;
+    }
     if (str_eq(k, kn, "cmdline")) {
         if (!copy_value(vm->cmdline, sizeof vm->cmdline, v, vn))
             return config_fail(p, "cmdline is longer than %d characters", CONFIG_CMDLINE_MAX - 1);
@@ -336,7 +356,8 @@ static bool parse_vm_key(struct parser *p, const char *k, size_t kn, const char 
         return true;
     }
     return config_fail(p, "unknown key '%.*s' in [vm %s]; keys are loader, kernel, module, initrd, "
-                "cmdline, memory, vcpus, cpus, on_crash, load, entry, console_log, cpu_weight, cpu_cap, priority", (int)kn, k, vm->name);
+                "cmdline, memory, vcpus, cpus, on_crash, load, entry, console_log, cpu_weight, cpu_cap, priority, "
+                "disk, disk_mode, disk_cow", (int)kn, k, vm->name);
 }
 
 static bool parse_line(struct parser *p, const char *s, size_t n)

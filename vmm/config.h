@@ -7,6 +7,8 @@
  *   hotkey = ctrl-a|..|off   the console hotkey (default ctrl-a)
  *   snapshot_memory = 512M   what the VMs' snapshots may hold in all (0: none)
  *   [vm NAME]                one section per guest
+ *   disk = PATH              a virtio-blk disk (repeatable: vda, vdb, ...)
+ *   disk_mode = ro|rw|snapshot, disk_cow = 256M   how its disks take writes
  *   key = value              # comments run to the end of the line
  *
  * The parser is pure (no allocation, no I/O) so it runs unchanged in unit tests.
@@ -30,9 +32,17 @@
 #define CONFIG_CONSOLE_LOG_MAX     (1u << 20)
 #define CONFIG_SNAPSHOT_MEMORY_DEFAULT (512ull << 20)
 #define CONFIG_SNAPSHOT_MEMORY_MAX     (64ull << 30)
+#define CONFIG_MAX_DISKS     4             /* vda .. vdd */
+#define CONFIG_DISK_COW_DEFAULT (256ull << 20)
+#define CONFIG_DISK_COW_MAX     (4ull << 30)
 
 enum config_on_idle { CONFIG_IDLE_POWEROFF, CONFIG_IDLE_STAY };
 enum config_on_crash { CONFIG_CRASH_STOP, CONFIG_CRASH_RESTART };
+enum config_disk_mode {
+    CONFIG_DISK_RO,           /* never written; writes fail in the guest */
+    CONFIG_DISK_RW,           /* writes go into the image in plinth's memory */
+    CONFIG_DISK_SNAPSHOT,     /* writes kept apart, dropped at each VM (re)start */
+};
 enum config_loader {
     CONFIG_LOADER_NONE,       /* not given: an error for a VM */
     CONFIG_LOADER_MULTIBOOT,  /* Multiboot 1 or 2, from the image's header */
@@ -63,6 +73,10 @@ struct config_vm {
     unsigned cpu_weight;                    /* 1..1000: its share of a CPU it shares */
     unsigned cpu_cap;                       /* 1..100 percent of a CPU per vCPU; 0: none */
     bool     priority_high;                 /* priority = high */
+    unsigned disk_count;                    /* virtio-blk disks vda, vdb, ... */
+    char     disks[CONFIG_MAX_DISKS][CONFIG_PATH_MAX];
+    enum config_disk_mode disk_mode;        /* of every disk of the VM (default ro) */
+    uint64_t disk_cow;                      /* snapshot mode: bytes of writes kept per disk */
 };
 
 struct config {

@@ -4,6 +4,7 @@
 #include "vmm/snap.h"
 #include "vmm/vm.h"
 #include "vmm/lapic.h"
+#include "vmm/pci.h"
 #include "vmm/console.h"
 #include "vmm/acpi/acpi_build.h"
 #include "vmm/loader/loader.h"
@@ -184,9 +185,14 @@ static void timers_write(void *ctx, uint16_t port, uint8_t value)
 static bool pci_io(void *ctx, uint16_t port, unsigned size, bool write, uint32_t *value)
 {
     struct vmm_vm *m = ctx;
+    struct pci_host_cycle fwd;
     uint64_t f = spin_lock_irqsave(&m->platform.lock);
-    bool taken = pci_host_io(&m->platform.pci, port, size, write, value);
+    bool taken = pci_host_io_fwd(&m->platform.pci, port, size, write, value, &fwd);
     spin_unlock_irqrestore(&m->platform.lock, f);
+    /* The bus's lock comes before the platform's: the cycle runs after the
+     * bridge let go of the address latch. */
+    if (fwd.forward)
+        vmm_pci_config(m, fwd.devfn, fwd.offset, size, write, value);
     return taken;
 }
 
@@ -284,6 +290,10 @@ static void write_acpi(struct vmm_vm *m)
         .ioapic_addr = (uint32_t)PLATFORM_IOAPIC_BASE, .ioapic_id = (uint8_t)m->vcpu_count,
         .pm_base = PLATFORM_PM_BASE, .sci_irq = PLATFORM_SCI_IRQ,
         .slp_typ_s5 = PLATFORM_S5_SLP_TYP, .century_index = MC146818_CMOS_CENTURY,
+        .pci = m->pci != NULL, .ecam_base = VMM_PCI_ECAM_BASE, .ecam_bus_end = 0,
+        .mmio32_base = (uint32_t)VMM_PCI_MMIO32_BASE, .mmio32_limit = (uint32_t)VMM_PCI_MMIO32_LIMIT,
+        .mmio64_base = VMM_PCI_MMIO64_BASE, .mmio64_limit = VMM_PCI_MMIO64_LIMIT,
+        .pci_gsi_base = VMM_PCI_GSI_BASE,
     };
     size_t used;
     enum acpi_build_status st = acpi_build(&ap, m->ram + LOADER_ACPI_GPA,
@@ -309,6 +319,15 @@ void vmm_platform_set_irq(struct vmm_vm *m, unsigned irq, bool level)
         return;
     uint64_t f = spin_lock_irqsave(&m->platform.lock);
     route_irq(m, irq, level);
+    spin_unlock_irqrestore(&m->platform.lock, f);
+}
+
+void vmm_platform_set_gsi(struct vmm_vm *m, unsigned gsi, bool level)
+{
+    if (gsi < I8259_IRQS || gsi >= IOAPIC_PINS)
+        return;
+    uint64_t f = spin_lock_irqsave(&m->platform.lock);
+    ioapic_set_irq(&m->platform.ioapic, gsi, level);
     spin_unlock_irqrestore(&m->platform.lock, f);
 }
 

@@ -59,6 +59,8 @@ void vmm_platform_boot(struct vmm_vm *m);
 /* A device drives ISA IRQ line irq (0-15) to level: the PIC input and the IOAPIC
  * pin it is wired to (IRQ 0 -> GSI 2, as the MADT's override says). */
 void vmm_platform_set_irq(struct vmm_vm *m, unsigned irq, bool level);
+/* A PCI INTx line on IOAPIC pin gsi (16-23; the PIC has none of them). */
+void vmm_platform_set_gsi(struct vmm_vm *m, unsigned gsi, bool level);
 /* A local APIC's EOI of a level-triggered vector (the IOAPIC's Remote IRR). */
 void vmm_platform_eoi(struct vmm_vm *m, uint8_t vector);
 /* Before each entry of vCPU c: vCPU 0 moves the timers on (their interrupts reach

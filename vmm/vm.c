@@ -6,6 +6,8 @@
 #include "vmm/exit.h"
 #include "vmm/lapic.h"
 #include "vmm/snapshot.h"
+#include "vmm/pci.h"
+#include "vmm/disk.h"
 #include "vmm/loader/loader.h"
 #include "kernel/fmt.h"
 #include "kernel/log.h"
@@ -292,6 +294,7 @@ static bool vm_boot(struct vmm_vm *m)
      * loopback or with the divisor latch open. */
     uart16550_init(&m->uart, uart_tx, m, uart_irq, m);
     vmm_platform_boot(m);
+    vmm_pci_boot(m);
     m->line_len = 0;
     m->in_count = 0;     /* typed for the last boot */
     boot_state(&entry, 0, &m->boot_state);
@@ -341,6 +344,12 @@ static bool vm_create(struct vmm_vm *m, const struct config_vm *c)
     io_bus_claim(&m->io, 0x3f8, 0x3ff, uart_port_read, uart_port_write, m);
     vmm_lapic_attach(m);
     if (!vmm_platform_attach(m))
+        return false;
+    /* The PCI bus lives where the ACPI tables describe it; a VM too small for
+     * them (a real-mode test guest) has no PCI but the bridge at conf1. */
+    if (m->ram_size >= LOADER_ACPI_END && !vmm_pci_attach(m))
+        return false;
+    if (!vmm_disks_attach(m))
         return false;
     for (unsigned i = 0; i < m->vcpu_count; i++) {
         m->vcpus[i] = (struct vmm_vcpu){ .vm = m, .index = i, .h = -1 };
@@ -999,6 +1008,11 @@ static size_t vm_op_stats(void *ctx, char *buf, size_t len)
     if (at >= len)
         return len;
     at += top_line(buf + at, len - at, "MMIO exits, top 10 (region count)", &m->mmio_exits);
+    if (at < len && m->disk_count) {
+        at += (size_t)fmt_snprintf(buf + at, len - at, "disks:\n");
+        if (at < len)
+            at += vmm_disks_stats(m, buf + at, len - at);
+    }
     return at < len ? at : len;
 }
 

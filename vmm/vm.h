@@ -18,6 +18,8 @@
 #define VMM_MSR_WARN_MAX 32
 
 struct vmm_vm;
+struct vmm_pci;
+struct vmm_disk;
 
 struct vmm_vcpu {
     struct vmm_vm *vm;
@@ -79,6 +81,9 @@ struct vmm_vm {
     struct spinlock uart_lock;            /* the UART model; taken before lock */
     struct uart16550 uart;
     struct vmm_platform platform;         /* PIC, PIT, RTC, IOAPIC, reset/ACPI PM */
+    struct vmm_pci *pci;                  /* its PCI bus (vmm/pci.c), NULL without ACPI */
+    unsigned disk_count;
+    struct vmm_disk *disks[CONFIG_MAX_DISKS];
     char     line[VMM_LINE_MAX];
     size_t   line_len;
     uint64_t warned_msr[VMM_MSR_WARN_MAX];  /* msr << 1 | is_write */

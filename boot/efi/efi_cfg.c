@@ -27,7 +27,7 @@ void efi_cfg_begin(struct efi_cfg_iter *it, const char *buf, size_t len)
 
 enum efi_cfg_status efi_cfg_next_file(struct efi_cfg_iter *it, struct efi_cfg_file *out)
 {
-    static const char *const keys[] = { "kernel", "module", "initrd" };
+    static const char *const keys[] = { "kernel", "module", "initrd", "disk" };
 
     while (it->pos < it->len) {
         /* One line: up to \n, \r\n or a lone \r, as Python's text mode reads them. */

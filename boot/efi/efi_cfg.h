@@ -1,7 +1,7 @@
 /* The files plinth.cfg names, for BOOTX64.EFI to load next to it.  The rule is the
  * one tools/cfgfiles applies when it builds the boot medium: a line is `key = value`
  * after dropping a `#` comment and surrounding blanks, `[section]` lines are skipped,
- * and the keys `kernel`, `module` and `initrd` name files by their path on the medium.
+ * and the keys `kernel`, `module`, `initrd` and `disk` name files by their path on the medium.
  * Pure: no UEFI, so the host unit tests run it. */
 #ifndef PLINTH_BOOT_EFI_CFG_H
 #define PLINTH_BOOT_EFI_CFG_H

@@ -34,6 +34,8 @@
 #include "vmm/dev/mc146818.c"
 #include "vmm/dev/pc_misc.c"
 #include "vmm/dev/pci_host.c"
+#include "vmm/dev/pci_bus.c"
+#include "vmm/pci.c"
 #include "vmm/snap.c"
 #include "vmm/acpi/acpi_build.c"
 #include "vmm/emulate/decode.c"
@@ -41,6 +43,26 @@
 #include "vmm/emulate/pagewalk.c"
 
 /* ---- the fake core ---- */
+/* Monitor memory: calloc'd, never freed (a test process is short-lived); a test
+ * may make the next allocation fail. */
+static bool fake_alloc_fail;
+static void *fake_allocs[64];
+static unsigned fake_alloc_count;
+void *core_vm_alloc(core_vm_t vm, uint64_t bytes, char *msg, size_t len)
+{
+    (void)vm;
+    if (fake_alloc_fail || bytes == 0 || fake_alloc_count == 64) {
+        snprintf(msg, len, "fake core: no memory");
+        return NULL;
+    }
+    return fake_allocs[fake_alloc_count++] = calloc(1, bytes);
+}
+/* Frees what the last test's VM held (fake_core_reset, before the next one). */
+static void fake_free_allocs(void)
+{
+    while (fake_alloc_count)
+        free(fake_allocs[--fake_alloc_count]);
+}
 static struct hvm_state st;
 static struct hvm_event injected;
 static int injections;
@@ -198,6 +220,7 @@ void vmm_inject_exception(struct vmm_vcpu *c, uint8_t vector, bool has_error, ui
 /* Back to a fresh vCPU state and no recorded effects. */
 static void fake_core_reset(void)
 {
+    fake_free_allocs();
     memset(&st, 0, sizeof st);
     memset(&injected, 0, sizeof injected);
     injections = stops = warnings = 0;

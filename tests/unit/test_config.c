@@ -174,6 +174,41 @@ static void test_limits(void **state)
     assert_int_equal(err.line, 2);
 }
 
+/* `disk` lines name vda, vdb, ... in order; disk_mode and disk_cow apply to all. */
+static void test_disks(void **state)
+{
+    (void)state;
+    assert_true(parse("[vm a]\nloader = linux\nkernel = k\n"));
+    assert_int_equal(cfg.vms[0].disk_count, 0);
+    assert_int_equal(cfg.vms[0].disk_mode, CONFIG_DISK_RO);
+    assert_int_equal(cfg.vms[0].disk_cow, CONFIG_DISK_COW_DEFAULT);
+    assert_true(parse("[vm a]\nloader = linux\nkernel = k\ndisk = d/root.ext4\ndisk = d/data.img\n"
+                      "disk_mode = snapshot\ndisk_cow = 64M\n"));
+    assert_int_equal(cfg.vms[0].disk_count, 2);
+    assert_string_equal(cfg.vms[0].disks[0], "d/root.ext4");
+    assert_string_equal(cfg.vms[0].disks[1], "d/data.img");
+    assert_int_equal(cfg.vms[0].disk_mode, CONFIG_DISK_SNAPSHOT);
+    assert_int_equal(cfg.vms[0].disk_cow, 64ull << 20);
+    assert_true(parse("[vm a]\nloader = linux\nkernel = k\ndisk = d\ndisk_mode = rw\n"));
+    assert_int_equal(cfg.vms[0].disk_mode, CONFIG_DISK_RW);
+
+    const char *head = "[vm a]\nloader = linux\nkernel = k\n";
+    char buf[512];
+    static const struct { const char *line, *needle; } cases[] = {
+        { "disk_mode = rwx", "ro, rw or snapshot" },
+        { "disk_cow = 1000", "multiple of 4K" },
+        { "disk_cow = 5G", "from 4K to 4G" },
+        { "disk_cow = lots", "disk_cow 'lots'" },
+        { "disk = ", "needs a path" },
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        snprintf(buf, sizeof buf, "%s%s\n", head, cases[i].line);
+        expect_error(buf, 4, cases[i].needle);
+    }
+    snprintf(buf, sizeof buf, "%sdisk=a\ndisk=b\ndisk=c\ndisk=d\ndisk=e\n", head);
+    expect_error(buf, 8, "more than 4 disks");
+}
+
 static void test_console(void **state)
 {
     (void)state;
@@ -267,6 +302,7 @@ int main(void)
         cmocka_unit_test(test_value_errors),
         cmocka_unit_test(test_section_checks),
         cmocka_unit_test(test_limits),
+        cmocka_unit_test(test_disks),
         cmocka_unit_test(test_console),
         cmocka_unit_test(test_console_shell_hotkey_and_log),
     };

@@ -25,6 +25,8 @@ static void test_names_files(void **state)
         "kernels = not/a/file\n"
         "kernel =\n"
         "kernel = # only a comment\n"
+        "disk = guests/linux/disk.ext4\n"
+        "disk_mode = snapshot\n"
         "module = last";
     struct efi_cfg_iter it;
     struct efi_cfg_file f;
@@ -45,9 +47,15 @@ static void test_names_files(void **state)
     assert_string_equal(f.path, "guests/test/hello.elf");
     assert_int_equal(f.line, 10);
 
+    /* A VM's disk image is a file of the medium too; disk_mode names none. */
+    assert_int_equal(efi_cfg_next_file(&it, &f), EFI_CFG_FILE);
+    assert_string_equal(f.key, "disk");
+    assert_string_equal(f.path, "guests/linux/disk.ext4");
+    assert_int_equal(f.line, 14);
+
     assert_int_equal(efi_cfg_next_file(&it, &f), EFI_CFG_FILE);
     assert_string_equal(f.path, "last");
-    assert_int_equal(f.line, 14);
+    assert_int_equal(f.line, 16);
 
     assert_int_equal(efi_cfg_next_file(&it, &f), EFI_CFG_END);
     assert_int_equal(efi_cfg_next_file(&it, &f), EFI_CFG_END);

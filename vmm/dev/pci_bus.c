@@ -20,7 +20,7 @@
  * resources it assigns on x86). */
 #define PAGE_SIZE             0x1000ull
 
-static bool access_ok(unsigned offset, unsigned size)
+static bool bus_access_ok(unsigned offset, unsigned size)
 {
     return (size == 1 || size == 2 || size == 4) && offset < PCI_CONFIG_SIZE &&
            (offset & 3) + size <= 4;
@@ -41,7 +41,7 @@ static uint32_t get(const uint8_t *bytes, unsigned offset, unsigned size)
     return v;
 }
 
-static void put(uint8_t *bytes, unsigned offset, unsigned size, uint32_t value)
+static void cfg_put(uint8_t *bytes, unsigned offset, unsigned size, uint32_t value)
 {
     for (unsigned i = 0; i < size; i++)
         bytes[offset + i] = (uint8_t)(value >> (8 * i));
@@ -117,19 +117,19 @@ static void bars_setup(struct pci_dev *d)
         case PCI_BAR_IO:
             /* x86 port addresses are 16 bits: bits 31:16 stay 0, so no guest can
              * place the BAR where no port reaches it. */
-            put(d->config, off, 4, BAR_IO);
-            put(d->wmask, off, 4, (uint32_t)~(b->size - 1) & BAR_IO_ADDRESS);
+            cfg_put(d->config, off, 4, BAR_IO);
+            cfg_put(d->wmask, off, 4, (uint32_t)~(b->size - 1) & BAR_IO_ADDRESS);
             break;
         case PCI_BAR_MEM32:
-            put(d->config, off, 4, pf);
-            put(d->wmask, off, 4, (uint32_t)~(b->size - 1) & BAR_MEM_ADDRESS);
+            cfg_put(d->config, off, 4, pf);
+            cfg_put(d->wmask, off, 4, (uint32_t)~(b->size - 1) & BAR_MEM_ADDRESS);
             break;
         case PCI_BAR_MEM64:
             /* The upper dword is the address's bits 63:32 (§6.2.5.1), sized like
              * the lower one: a BAR of 4 GiB or more has no writable low bits. */
-            put(d->config, off, 4, BAR_MEM64 | pf);
-            put(d->wmask, off, 4, (uint32_t)~(b->size - 1) & BAR_MEM_ADDRESS);
-            put(d->wmask, off + 4, 4, (uint32_t)(~(b->size - 1) >> 32));
+            cfg_put(d->config, off, 4, BAR_MEM64 | pf);
+            cfg_put(d->wmask, off, 4, (uint32_t)~(b->size - 1) & BAR_MEM_ADDRESS);
+            cfg_put(d->wmask, off + 4, 4, (uint32_t)(~(b->size - 1) >> 32));
             break;
         case PCI_BAR_NONE:
             break;   /* unimplemented: hardwired 0 (§6.2.5.1) */
@@ -147,14 +147,14 @@ static void dev_setup(struct pci_dev *d, const struct pci_dev_desc *desc)
     d->ctx = desc->ctx;
     d->cap_free = PCI_CFG_DEVICE_SPECIFIC;
 
-    put(d->config, PCI_CFG_VENDOR_ID, 2, desc->vendor_id);
-    put(d->config, PCI_CFG_DEVICE_ID, 2, desc->device_id);
-    put(d->config, PCI_CFG_REVISION, 1, desc->revision);
-    put(d->config, PCI_CFG_CLASS, 3, desc->class_code);
-    put(d->config, PCI_CFG_SUBSYSTEM_VENDOR, 2, desc->subsystem_vendor_id);
-    put(d->config, PCI_CFG_SUBSYSTEM_ID, 2, desc->subsystem_id);
-    put(d->config, PCI_CFG_INTERRUPT_PIN, 1, desc->interrupt_pin);
-    put(d->config, PCI_CFG_COMMAND, 2, desc->command_fixed);
+    cfg_put(d->config, PCI_CFG_VENDOR_ID, 2, desc->vendor_id);
+    cfg_put(d->config, PCI_CFG_DEVICE_ID, 2, desc->device_id);
+    cfg_put(d->config, PCI_CFG_REVISION, 1, desc->revision);
+    cfg_put(d->config, PCI_CFG_CLASS, 3, desc->class_code);
+    cfg_put(d->config, PCI_CFG_SUBSYSTEM_VENDOR, 2, desc->subsystem_vendor_id);
+    cfg_put(d->config, PCI_CFG_SUBSYSTEM_ID, 2, desc->subsystem_id);
+    cfg_put(d->config, PCI_CFG_INTERRUPT_PIN, 1, desc->interrupt_pin);
+    cfg_put(d->config, PCI_CFG_COMMAND, 2, desc->command_fixed);
 
     /* Command (§6.2.2): a space enable only where a BAR of that space exists,
      * interrupt disable only with a pin; bus master always (virtio DMA, MSI-X).
@@ -169,9 +169,9 @@ static void dev_setup(struct pci_dev *d, const struct pci_dev_desc *desc)
     }
     if (desc->interrupt_pin)
         cmd |= PCI_COMMAND_INTX_DISABLE;
-    put(d->wmask, PCI_CFG_COMMAND, 2, cmd & (uint16_t)~desc->command_fixed);
+    cfg_put(d->wmask, PCI_CFG_COMMAND, 2, cmd & (uint16_t)~desc->command_fixed);
     /* Status (§6.2.3): the error bits are RW1C, the rest read-only. */
-    put(d->w1cmask, PCI_CFG_STATUS, 2, PCI_STATUS_ERRORS);
+    cfg_put(d->w1cmask, PCI_CFG_STATUS, 2, PCI_STATUS_ERRORS);
     /* Registers that hold what software writes without acting on it (§6.2.4).
      * The expansion ROM register stays hardwired 0: no ROM (§6.2.5.2). */
     d->wmask[PCI_CFG_CACHE_LINE_SIZE] = 0xff;
@@ -397,7 +397,7 @@ void pci_dev_set_intx(struct pci_dev *d, bool level)
 
 uint32_t pci_bus_config_read(struct pci_bus *bus, unsigned devfn, unsigned offset, unsigned size)
 {
-    if (!access_ok(offset, size))
+    if (!bus_access_ok(offset, size))
         return 0xffffffffu;
     struct pci_dev *d = pci_bus_dev(bus, devfn);
     if (!d)
@@ -410,7 +410,7 @@ uint32_t pci_bus_config_read(struct pci_bus *bus, unsigned devfn, unsigned offse
 void pci_bus_config_write(struct pci_bus *bus, unsigned devfn, unsigned offset, unsigned size,
                           uint32_t value)
 {
-    if (!access_ok(offset, size))
+    if (!bus_access_ok(offset, size))
         return;
     struct pci_dev *d = pci_bus_dev(bus, devfn);
     if (!d)
@@ -441,7 +441,7 @@ void pci_bus_config_write(struct pci_bus *bus, unsigned devfn, unsigned offset, 
 uint32_t pci_bus_ecam_read(struct pci_bus *bus, uint64_t offset, unsigned size)
 {
     unsigned reg = (unsigned)(offset & 0xfff);
-    if (!access_ok(reg, size))
+    if (!bus_access_ok(reg, size))
         return 0xffffffffu;
     if (offset >> 20)
         return ones(size);
@@ -511,9 +511,9 @@ static void bar_place(struct pci_dev *d, unsigned i, uint64_t addr)
 {
     unsigned off = PCI_CFG_BAR0 + 4 * i;
     uint32_t mask = get(d->wmask, off, 4);
-    put(d->config, off, 4, (get(d->config, off, 4) & ~mask) | ((uint32_t)addr & mask));
+    cfg_put(d->config, off, 4, (get(d->config, off, 4) & ~mask) | ((uint32_t)addr & mask));
     if (d->bar[i].type == PCI_BAR_MEM64)
-        put(d->config, off + 4, 4, (uint32_t)(addr >> 32));
+        cfg_put(d->config, off + 4, 4, (uint32_t)(addr >> 32));
 }
 
 /* Places the BARs of window w largest first: each footprint is a power of two,
@@ -609,14 +609,14 @@ unsigned pci_dev_add_vendor_cap(struct pci_dev *d, unsigned len)
 
 static bool model_access_ok(unsigned offset, unsigned size)
 {
-    return offset >= PCI_CFG_DEVICE_SPECIFIC && access_ok(offset, size);
+    return offset >= PCI_CFG_DEVICE_SPECIFIC && bus_access_ok(offset, size);
 }
 
 bool pci_dev_cfg_set(struct pci_dev *d, unsigned offset, unsigned size, uint32_t value)
 {
     if (!model_access_ok(offset, size))
         return false;
-    put(d->config, offset, size, value);
+    cfg_put(d->config, offset, size, value);
     return true;
 }
 
@@ -624,13 +624,13 @@ bool pci_dev_cfg_wmask(struct pci_dev *d, unsigned offset, unsigned size, uint32
 {
     if (!model_access_ok(offset, size))
         return false;
-    put(d->wmask, offset, size, mask);
+    cfg_put(d->wmask, offset, size, mask);
     return true;
 }
 
 uint32_t pci_dev_cfg_get(const struct pci_dev *d, unsigned offset, unsigned size)
 {
-    if (!access_ok(offset, size))
+    if (!bus_access_ok(offset, size))
         return 0xffffffffu;
     return get(d->config, offset, size);
 }
@@ -678,10 +678,10 @@ unsigned pci_dev_add_msix(struct pci_dev *d, unsigned count, unsigned table_bar,
         return 0;
     /* Message control (§6.8.2.3): table size N-1 read-only in 10:0, function
      * mask and MSI-X enable writable; both enables clear after reset. */
-    put(d->config, off + 2, 2, count - 1);
-    put(d->wmask, off + 2, 2, PCI_MSIX_CTRL_ENABLE | PCI_MSIX_CTRL_FUNCTION_MASK);
-    put(d->config, off + 4, 4, table_offset | table_bar);
-    put(d->config, off + 8, 4, pba_offset | pba_bar);
+    cfg_put(d->config, off + 2, 2, count - 1);
+    cfg_put(d->wmask, off + 2, 2, PCI_MSIX_CTRL_ENABLE | PCI_MSIX_CTRL_FUNCTION_MASK);
+    cfg_put(d->config, off + 4, 4, table_offset | table_bar);
+    cfg_put(d->config, off + 8, 4, pba_offset | pba_bar);
     d->msix_cap = (uint16_t)off;
     d->msix_count = (uint16_t)count;
     d->msix_first = (uint16_t)bus->msix_used;

@@ -89,6 +89,14 @@ void pci_host_config_write(struct pci_host *h, uint8_t bus, uint8_t dev, uint8_t
 
 bool pci_host_io(struct pci_host *h, uint16_t port, unsigned size, bool write, uint32_t *value)
 {
+    return pci_host_io_fwd(h, port, size, write, value, 0);
+}
+
+bool pci_host_io_fwd(struct pci_host *h, uint16_t port, unsigned size, bool write, uint32_t *value,
+                     struct pci_host_cycle *fwd)
+{
+    if (fwd)
+        fwd->forward = false;
     if (size != 1 && size != 2 && size != 4)
         return false;
     if (port == PCI_HOST_PORT_ADDRESS && size == 4) {
@@ -110,6 +118,10 @@ bool pci_host_io(struct pci_host *h, uint16_t port, unsigned size, bool write, u
     uint8_t dev = (uint8_t)((h->address >> 11) & 0x1f);
     uint8_t fn = (uint8_t)((h->address >> 8) & 7);
     unsigned offset = (h->address & 0xfc) + lane;
+    if (fwd && bus == 0 && (dev | fn)) {
+        *fwd = (struct pci_host_cycle){ .forward = true, .devfn = (uint8_t)(dev << 3 | fn), .offset = offset };
+        return true;
+    }
     if (write)
         pci_host_config_write(h, bus, dev, fn, offset, size, *value);
     else

@@ -54,6 +54,18 @@ void     pci_host_init(struct pci_host *h);
  * if the bridge took it (*value filled for a read), false to leave it to the
  * byte-wide ranges. */
 bool     pci_host_io(struct pci_host *h, uint16_t port, unsigned size, bool write, uint32_t *value);
+/* The same for a bridge with other functions behind it (the VM's PCI bus,
+ * vmm/pci): a CONFIG_DATA access to bus 0 aimed at any function but the bridge's
+ * own 00.0 is not served here but described in *fwd (forward true) for the caller
+ * to run against the bus, after it has dropped whatever lock serialises the
+ * bridge.  fwd->forward false: the bridge took or declined the access itself. */
+struct pci_host_cycle {
+    bool     forward;
+    uint8_t  devfn;
+    unsigned offset;          /* register, 0-255 */
+};
+bool     pci_host_io_fwd(struct pci_host *h, uint16_t port, unsigned size, bool write, uint32_t *value,
+                         struct pci_host_cycle *fwd);
 /* Configuration space of (bus, device, function) at offset (0-255), size 1, 2 or 4
  * bytes within one dword; what CONFIG_DATA reaches.  All ones for an absent
  * function or a bad offset or size. */

@@ -118,6 +118,11 @@ static void vpci_device_reset(struct vpci_dev *dev)
         dev->ops.reset(dev->ops.ctx);
 }
 
+void vpci_reset(struct vpci_dev *dev)
+{
+    vpci_device_reset(dev);
+}
+
 struct vq *vpci_queue(struct vpci_dev *dev, unsigned queue)
 {
     return queue < dev->num_queues ? &dev->queue[queue].vq : NULL;
@@ -153,9 +158,15 @@ static void vpci_queue_enable(struct vpci_dev *dev, struct vpci_queue *q)
     q->enabled = true;
     q->reset_done = false;
     vq_set_features(&q->vq, vpci_features(dev));
-    if (!dev->ops.gmem ||
-        vq_set_addrs(&q->vq, dev->ops.gmem, q->size, q->desc, q->driver, q->device) != VQ_OK)
+    enum vq_error e = dev->ops.gmem ? vq_set_addrs(&q->vq, dev->ops.gmem, q->size, q->desc, q->driver, q->device)
+                                    : VQ_ERR_NOT_READY;
+    if (e != VQ_OK) {
+        /* The device says why, once: no notification will reach it for this
+         * queue until the driver resets it. */
+        if (dev->ops.queue_error)
+            dev->ops.queue_error(dev->ops.ctx, (unsigned)(q - dev->queue), e);
         vpci_device_error(dev);
+    }
 }
 
 /* ---- common configuration, §4.1.4.3 ---- */

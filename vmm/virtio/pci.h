@@ -126,6 +126,10 @@ struct vpci_ops {
     /* The driver reset the device (device_status 0, §2.4): drop in-flight
      * requests; the transport has already reset every queue. */
     void     (*reset)(void *ctx);
+    /* Enabling queue failed on the driver's ring set-up (e: a driver error of
+     * vq_set_addrs, vq_error_name says which); the device is then
+     * DEVICE_NEEDS_RESET.  The device logs it: nothing else will. */
+    void     (*queue_error)(void *ctx, unsigned queue, enum vq_error e);
     void     *ctx;
     /* The VM's RAM, which every queue's rings must lie in. */
     const struct gmem *gmem;
@@ -186,6 +190,11 @@ bool vpci_init(struct vpci_dev *dev, struct pci_bus *bus, unsigned devfn, uint16
  * *value 0) when the offset is past the BAR. */
 bool vpci_bar_read(struct vpci_dev *dev, uint64_t offset, unsigned size, uint64_t *value);
 bool vpci_bar_write(struct vpci_dev *dev, uint64_t offset, unsigned size, uint64_t value);
+
+/* A device reset as if the driver wrote 0 to device_status (§2.4), for a PCI
+ * reset of the whole VM (its reboot): queues, features, status, ISR cleared,
+ * ops.reset called. */
+void vpci_reset(struct vpci_dev *dev);
 
 /* After every configuration space access to this function (conf1 or ECAM): runs
  * what a §4.1.4.9 window access deferred.  Cheap when nothing is pending. */

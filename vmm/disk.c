@@ -1,0 +1,224 @@
+#include "vmm/disk.h"
+#include "vmm/vm.h"
+#include "vmm/pci.h"
+#include "kernel/fmt.h"
+#include "kernel/log.h"
+#include "kernel/string.h"
+
+/* Queue size offered: 256 entries keeps a request of seg_max segments inside one
+ * queue with room for others, as QEMU's and crosvm's defaults do. */
+#define DISK_QUEUE_MAX 256
+
+static const char *mode_name(enum config_disk_mode m)
+{
+    return m == CONFIG_DISK_RW ? "rw" : m == CONFIG_DISK_SNAPSHOT ? "snapshot" : "ro";
+}
+
+/* ---- the transport's callbacks (under the PCI lock) ---- */
+
+static void disk_broke(struct vmm_disk *d, enum vq_error err)
+{
+    if (d->broke_logged)
+        return;
+    d->broke_logged = true;
+    log_warn("vm %s: %s: the driver broke its request queue (%s); the device needs a reset",
+             d->vm->conf.name, d->name, vq_error_name(err));
+}
+
+static void disk_notify(void *ctx, unsigned queue)
+{
+    struct vmm_disk *d = ctx;
+    d->notifies++;
+    if (queue != 0)
+        return;
+    /* The features the driver accepted are settled once FEATURES_OK is set; the
+     * engine takes them each time, so a re-negotiation after a reset counts. */
+    vblk_set_features(&d->blk, vpci_features(&d->vpci));
+    enum vq_error err = VQ_OK;
+    bool irq = vblk_process(&d->blk, vpci_queue(&d->vpci, 0), &d->gmem, &err);
+    if (irq) {
+        d->interrupts++;
+        vpci_interrupt_queue(&d->vpci, 0);
+    }
+    if (vq_error_is_driver(err)) {
+        disk_broke(d, err);
+        vpci_device_error(&d->vpci);
+    }
+}
+
+static void disk_queue_error(void *ctx, unsigned queue, enum vq_error err)
+{
+    (void)queue;
+    disk_broke(ctx, err);
+}
+
+static uint32_t disk_config_read(void *ctx, unsigned offset, unsigned size)
+{
+    struct vmm_disk *d = ctx;
+    uint8_t cfg[VBLK_CONFIG_BYTES];
+    size_t n = vblk_config(&d->blk, DISK_QUEUE_MAX, cfg, sizeof cfg);
+    uint32_t v = 0;
+    for (unsigned i = 0; i < size; i++)
+        if (offset + i < n)
+            v |= (uint32_t)cfg[offset + i] << (8 * i);
+    return v;
+}
+
+static void disk_reset(void *ctx)
+{
+    struct vmm_disk *d = ctx;
+    /* A driver that resets the device after a broken queue gets a working one
+     * and, should it break it again, one more log line. */
+    d->broke_logged = false;
+}
+
+static bool disk_bar_read(void *ctx, uint64_t offset, unsigned size, uint64_t *value)
+{
+    struct vmm_disk *d = ctx;
+    return vpci_bar_read(&d->vpci, offset, size, value);
+}
+
+static bool disk_bar_write(void *ctx, uint64_t offset, unsigned size, uint64_t value)
+{
+    struct vmm_disk *d = ctx;
+    return vpci_bar_write(&d->vpci, offset, size, value);
+}
+
+static void disk_after_config(void *ctx)
+{
+    struct vmm_disk *d = ctx;
+    vpci_run_deferred(&d->vpci);
+}
+
+static void disk_boot(void *ctx)
+{
+    struct vmm_disk *d = ctx;
+    vpci_reset(&d->vpci);
+    if (d->blk.mode == VBLK_MODE_SNAPSHOT)
+        vblk_snapshot_reset(&d->blk);
+}
+
+/* ---- set-up ---- */
+
+static bool disk_attach(struct vmm_vm *m, unsigned index)
+{
+    const struct config_vm *c = &m->conf;
+    const char *path = c->disks[index];
+    char why[96];
+    const void *image;
+    size_t size;
+    if (!core_file(path, &image, &size)) {
+        log_error("vm %s: disk %s is not on the boot medium; rebuild the image with `make image CONFIG=...` "
+                  "so that it includes the file", c->name, path);
+        return false;
+    }
+    if (size < VBLK_SECTOR_BYTES) {
+        log_error("vm %s: disk %s holds %lu bytes, less than one 512-byte sector", c->name, path,
+                  (unsigned long)size);
+        return false;
+    }
+    int devfn = vmm_pci_free_devfn(m);
+    struct vmm_disk *d = core_vm_alloc(m->vm, sizeof *d, why, sizeof why);
+    if (devfn < 0 || !d) {
+        log_error("vm %s: disk %s: %s", c->name, path, d ? "no free slot on its PCI bus" : why);
+        return false;
+    }
+    d->vm = m;
+    fmt_snprintf(d->name, sizeof d->name, "vd%c", 'a' + index);
+    gmem_init(&d->gmem, m->ram, m->ram_size);
+    char serial[VIRTIO_BLK_ID_BYTES + 1];
+    fmt_snprintf(serial, sizeof serial, "plinth-%s", d->name);
+    switch (c->disk_mode) {
+    case CONFIG_DISK_RO:
+        vblk_init_ro(&d->blk, image, size, serial);
+        break;
+    case CONFIG_DISK_RW: {
+        /* The medium's bytes stay as they are: the VM writes a copy of its own. */
+        uint8_t *copy = core_vm_alloc(m->vm, size, why, sizeof why);
+        if (!copy) {
+            log_error("vm %s: disk %s (rw): no memory for its %lu MiB copy: %s", c->name, path,
+                      (unsigned long)(size >> 20), why);
+            return false;
+        }
+        memcpy(copy, image, size);
+        vblk_init_rw(&d->blk, copy, size, serial);
+        break;
+    }
+    case CONFIG_DISK_SNAPSHOT: {
+        uint64_t entries = VBLK_COW_INDEX_ENTRIES(size);
+        void *pool = core_vm_alloc(m->vm, c->disk_cow, why, sizeof why);
+        uint32_t *idx = pool ? core_vm_alloc(m->vm, entries * sizeof *idx, why, sizeof why) : 0;
+        if (!pool || !idx ||
+            !vblk_init_snapshot(&d->blk, image, size, pool, c->disk_cow / VBLK_COW_BLOCK, idx, entries, serial)) {
+            log_error("vm %s: disk %s (snapshot): no memory for disk_cow = %lu MiB: %s; lower disk_cow",
+                      c->name, path, (unsigned long)(c->disk_cow >> 20), pool && idx ? "bad pool" : why);
+            return false;
+        }
+        break;
+    }
+    }
+    const struct vpci_ops ops = {
+        .notify = disk_notify, .config_read = disk_config_read, .reset = disk_reset,
+        .queue_error = disk_queue_error,
+        .ctx = d, .gmem = &d->gmem,
+    };
+    uint64_t features = vblk_features(&d->blk) | 1ull << VIRTIO_F_INDIRECT_DESC | 1ull << VIRTIO_F_EVENT_IDX;
+    if (!vpci_init(&d->vpci, &m->pci->bus, (unsigned)devfn, VIRTIO_ID_BLOCK, features, 1, DISK_QUEUE_MAX,
+                   VBLK_CONFIG_BYTES, &ops)) {
+        log_error("vm %s: disk %s: the virtio device does not fit its PCI bus (plinth bug)", c->name, path);
+        return false;
+    }
+    const struct vmm_pci_fn fn = {
+        .dev = d->vpci.pci, .bar = VPCI_BAR, .bar_size = VPCI_BAR_SIZE,
+        .read = disk_bar_read, .write = disk_bar_write, .after_config = disk_after_config,
+        .boot = disk_boot, .ctx = d,
+    };
+    if (!vmm_pci_add(m, &fn)) {
+        log_error("vm %s: disk %s: more than %d PCI functions", c->name, path, VMM_PCI_FUNCTIONS_MAX);
+        return false;
+    }
+    m->disks[m->disk_count++] = d;
+    log_info("vm %s: %s is %s (%lu KiB, %s) at PCI 00:%02x.0", c->name, d->name, path,
+             (unsigned long)(size >> 10), mode_name(c->disk_mode), (unsigned)devfn >> 3);
+    return true;
+}
+
+bool vmm_disks_attach(struct vmm_vm *m)
+{
+    if (m->conf.disk_count && !m->pci) {
+        log_error("vm %s: disks need a PCI bus, which needs ACPI tables: give the VM at least 1M of memory",
+                  m->conf.name);
+        return false;
+    }
+    for (unsigned i = 0; i < m->conf.disk_count; i++)
+        if (!disk_attach(m, i))
+            return false;
+    return true;
+}
+
+size_t vmm_disks_stats(struct vmm_vm *m, char *buf, size_t len)
+{
+    size_t n = 0;
+    for (unsigned i = 0; i < m->disk_count && n < len; i++) {
+        struct vmm_disk *d = m->disks[i];
+        uint64_t f = spin_lock_irqsave(&m->pci->lock);
+        struct vblk_stats s = d->blk.stats;
+        uint64_t notifies = d->notifies, irqs = d->interrupts;
+        uint8_t status = vpci_status(&d->vpci);
+        spin_unlock_irqrestore(&m->pci->lock, f);
+        uint64_t errors = s.err_no_status + s.err_header + s.err_direction + s.err_range + s.err_readonly +
+                          s.err_cow_full + s.err_unsupp + s.err_io;
+        n += (size_t)fmt_snprintf(buf + n, len - n,
+                                  "  %s: %lu requests (%lu reads, %lu writes, %lu flushes), %lu KiB read, "
+                                  "%lu KiB written, %lu failed (%lu past the end, %lu read-only, %lu cow full), "
+                                  "%lu notifications, %lu interrupts%s\n",
+                                  d->name, (unsigned long)s.requests, (unsigned long)s.reads,
+                                  (unsigned long)s.writes, (unsigned long)s.flushes,
+                                  (unsigned long)(s.bytes_read >> 10), (unsigned long)(s.bytes_written >> 10),
+                                  (unsigned long)errors, (unsigned long)s.err_range,
+                                  (unsigned long)s.err_readonly, (unsigned long)s.err_cow_full,
+                                  (unsigned long)notifies, (unsigned long)irqs,
+                                  (status & VIRTIO_STATUS_DEVICE_NEEDS_RESET) ? ", needs reset" : "");
+    }
+    return n < len ? n : len;
+}

@@ -1,0 +1,38 @@
+/* A VM's disks: one virtio-blk device (vmm/virtio/blk.c on the modern PCI
+ * transport, vmm/virtio/pci.c) per `disk =` line, vda first, each a function of
+ * its own on the VM's PCI bus (vmm/pci.h).  The image is a file of the boot
+ * medium; what happens to the guest's writes is `disk_mode` (vmm/config.h):
+ *   ro        the boot medium's bytes, never written;
+ *   rw        a copy in the monitor's memory, written in place, kept across the
+ *             VM's restarts (lost when plinth stops: nothing goes back to the
+ *             medium);
+ *   snapshot  the boot medium's bytes under a copy-on-write pool of disk_cow
+ *             bytes, dropped at every (re)boot of the VM. */
+#ifndef PLINTH_VMM_DISK_H
+#define PLINTH_VMM_DISK_H
+
+#include <stddef.h>
+
+#include "vmm/virtio/blk.h"
+#include "vmm/virtio/pci.h"
+
+struct vmm_vm;
+
+struct vmm_disk {
+    struct vmm_vm *vm;
+    char     name[8];                 /* vda, vdb, ... */
+    struct gmem gmem;
+    bool     broke_logged;            /* its queue's one log line is out */
+    uint64_t notifies;                /* queue notifications (each one an exit) */
+    uint64_t interrupts;              /* used-buffer interrupts sent */
+    struct vblk_disk blk;
+    struct vpci_dev vpci;
+};
+
+/* Every disk of m's config on its PCI bus; false with the log saying why (the VM
+ * is then not started). */
+bool vmm_disks_attach(struct vmm_vm *m);
+/* The disks' counters for the shell's `stats`: the length written. */
+size_t vmm_disks_stats(struct vmm_vm *m, char *buf, size_t len);
+
+#endif
