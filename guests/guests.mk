@@ -3,7 +3,7 @@
 # PASS/FAIL lines on COM1.  Included by the top Makefile; `make guests` builds them
 # into $(BUILD)/guests/, `make guest-isos` one plinth ISO per guests/configs/*.cfg.
 
-GUEST_C_NAMES := protmode console snapregs spin cpuid msr io mmio pastram fetch hlt vmx counter filler checker tf vecregs debugregs msrstate lapictimer smp debugtrap pmu miscenable tscaux hypercall xsaves strio movspf nmiiret lowload taskswitch
+GUEST_C_NAMES := protmode console snapregs spin cpuid msr io mmio pastram fetch hlt vmx counter filler checker tf vecregs debugregs msrstate lapictimer smp debugtrap pmu miscenable tscaux hypercall xsaves strio movspf nmiiret lowload taskswitch virtioblk
 # 64-bit C guests: the same library built for x86_64, entered through start64.asm.
 GUEST64_C_NAMES := cr8
 GUEST_DIR     := $(BUILD)/guests
@@ -31,6 +31,8 @@ HOSTILE64_SRCS := $(filter %64.c,$(HOSTILE_SRCS))
 HOSTILE_ELFS  := $(patsubst guests/hostile/%.c,$(GUEST_DIR)/hostile/%.elf,$(filter-out $(HOSTILE64_SRCS),$(HOSTILE_SRCS)))
 HOSTILE64_ELFS := $(patsubst guests/hostile/%.c,$(GUEST_DIR)/hostile/%.elf,$(HOSTILE64_SRCS))
 GUESTS        += $(HOSTILE_ELFS) $(HOSTILE64_ELFS)
+# virtioblk's disk (guests/virtioblk.c): 64 KiB whose byte i is (i * 7 + (i >> 9)) & 0xff.
+GUESTS        += $(GUEST_DIR)/virtioblk.img
 GUEST_CONFIGS := $(sort $(wildcard guests/configs/*.cfg))
 GUEST_ISOS    := $(patsubst guests/configs/%.cfg,$(GUEST_DIR)/%.iso,$(GUEST_CONFIGS))
 
@@ -114,6 +116,11 @@ $(GUEST_DIR)/elf64.elf: $(GUEST_DIR)/elf64.o guests/lib/guest.ld
 $(GUEST_DIR)/%.bin: guests/%.asm guests/lib/serial.inc
 	@mkdir -p $(dir $@)
 	$(NASM) -f bin -Iguests/ $< -o $@
+
+$(GUEST_DIR)/virtioblk.img: guests/guests.mk
+	@mkdir -p $(dir $@)
+	$(PYTHON) -c 'import sys; sys.stdout.buffer.write(bytes((i * 7 + (i >> 9)) & 255 for i in range(65536)))' > $@.tmp
+	mv $@.tmp $@
 
 # tools/mkiso finds the guests a config names ("guests/x.elf") under PLINTH_BUILD.
 $(GUEST_DIR)/%.iso: guests/configs/%.cfg $(BUILD)/plinth.elf $(GUESTS) tools/mkiso tools/cfgfiles
