@@ -1,5 +1,5 @@
-/* mem_hole_read: reads 0xc0000000, in the hole below 4 GiB where a PC puts its PCI
- * MMIO window and plinth's VMs have no device: plinth stops the VM, naming it. */
+/* mem_hole_read: reads 0xe8000000, in the hole below 4 GiB between the PCI windows
+ * (vmm/pci.h) and the IOAPIC, where no device decodes: plinth stops the VM, naming it. */
 #include "hostile.h"
 
 extern char hole_load[];
@@ -8,8 +8,8 @@ void guest_main(uint32_t magic, const struct mb1_info *mbi)
 {
     (void)magic; (void)mbi;
     guest_name = "mem_hole_read";
-    gprintf("INFO mem_hole_read: reading guest-physical 0xc0000000 at rip %#x\n", (uint32_t)(uintptr_t)hole_load);
+    gprintf("INFO mem_hole_read: reading guest-physical 0xe8000000 at rip %#x\n", (uint32_t)(uintptr_t)hole_load);
     uint32_t v;
-    __asm__ volatile(".globl hole_load\nhole_load: movl (%1), %0" : "=r"(v) : "r"(0xc0000000u) : "memory");
+    __asm__ volatile(".globl hole_load\nhole_load: movl (%1), %0" : "=r"(v) : "r"(0xe8000000u) : "memory");
     fail("hole-read", "the read returned %#x; the guest kept running", v);
 }

@@ -13,7 +13,7 @@ def outside(what, gpa):
 ATTACKS = {
     "mem_top4g_read": outside("read", "0xfffffffc"),
     "mem_above_ram_write": outside("write", "0x400000"),
-    "mem_hole_read": outside("read", "0xc0000000"),
+    "mem_hole_read": outside("read", "0xe8000000"),
     "mem_high_gpa64": outside("read", "0x[0-9a-f]{6,}000"),
     # Executing the APIC page, or running into it from a RAM page.
     "mem_fetch_apic": dict(passes=[], done=False,
