@@ -94,10 +94,17 @@ $(BUILD)/BOOTX64.EFI: $(BUILD)/BOOTX64.so
 	           -j '.rel.*' -j '.rela.*' -j .reloc --target efi-app-x86_64 $< $@
 
 # Boot media: the ISO (GRUB, BIOS + UEFI) and the USB disk image (GPT + ESP).
-$(BUILD)/plinth.iso: $(BUILD)/plinth.elf $(CONFIG) tools/mkiso $(GUESTS)
+# config.used names the config asked for, rewritten (as make reads this file, so
+# that `make -n` tells the truth too) only when another one is: `make image
+# CONFIG=other.cfg` and then `make run` makes them again from plinth.cfg, though
+# neither file is newer than the images.
+$(shell mkdir -p $(BUILD) && (echo '$(abspath $(CONFIG))' | cmp -s - $(BUILD)/config.used || \
+        echo '$(abspath $(CONFIG))' > $(BUILD)/config.used))
+
+$(BUILD)/plinth.iso: $(BUILD)/plinth.elf $(CONFIG) $(BUILD)/config.used tools/mkiso $(GUESTS)
 	PLINTH_BUILD=$(abspath $(BUILD)) tools/mkiso $(BUILD)/plinth.elf $(CONFIG) $@
 
-$(BUILD)/plinth-usb.img: $(BUILD)/plinth.elf $(BUILD)/BOOTX64.EFI $(CONFIG) tools/mkusb $(GUESTS)
+$(BUILD)/plinth-usb.img: $(BUILD)/plinth.elf $(BUILD)/BOOTX64.EFI $(CONFIG) $(BUILD)/config.used tools/mkusb $(GUESTS)
 	PLINTH_BUILD=$(abspath $(BUILD)) tools/mkusb $(BUILD)/BOOTX64.EFI $(BUILD)/plinth.elf $(CONFIG) $@
 
 # The boot tests' banner images: the quick test guests of $(TEST_CONFIG) rather than

@@ -172,6 +172,35 @@ def test_default_config_runs_linux_beside_a_test_guest(plinth_build, tmp_path):
     assert not plinthboot.find(r"^\[counter\] FAIL", log), "the test guest failed a check"
 
 
+def test_images_follow_the_config_asked_for(plinth_build):
+    """`make image CONFIG=other.cfg` and then `make run` boots plinth.cfg again: the
+    images record the config they were made from and are made again when another is
+    asked for, though no file changed."""
+    def make(*args):
+        proc = subprocess.run(["make", "-C", plinthboot.ROOT, f"BUILD={plinth_build}", *args],
+                              stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+        out = proc.stdout.decode(errors="replace")
+        assert proc.returncode == 0, f"make {' '.join(args)} failed:\n{out[-4000:]}"
+        return out
+
+    other = "guests/configs/banner.cfg"
+    try:
+        make("image", f"CONFIG={other}")
+        with open(os.path.join(plinth_build, "config.used")) as f:
+            assert f.read().strip() == os.path.join(plinthboot.ROOT, other)
+        again = make("-n", "image", f"CONFIG={other}")
+        assert "tools/mkiso" not in again, f"the images of {other} were made again for nothing:\n{again}"
+        plan = make("-n", "image")
+        for tool in ("tools/mkiso", "tools/mkusb"):
+            lines = [l for l in plan.splitlines() if tool in l and "/test/" not in l]
+            assert lines and all(l.split()[-2] == "plinth.cfg" for l in lines), \
+                f"after CONFIG={other}, `make image` does not make the images from plinth.cfg:\n{plan}"
+    finally:
+        make("image")
+    with open(os.path.join(plinth_build, "config.used")) as f:
+        assert f.read().strip() == os.path.join(plinthboot.ROOT, "plinth.cfg")
+
+
 def test_panic_is_reported(plinth_build, tmp_path):
     """A real panic (the core's deliberate-panic self-test): tools/run says so at once,
     with the report that follows the PANIC line in the log."""
