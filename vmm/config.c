@@ -11,8 +11,9 @@ struct parser {
     struct config *cfg;
     struct config_error *err;
     unsigned line;
-    enum { SEC_NONE, SEC_PLINTH, SEC_VM } section;
+    enum { SEC_NONE, SEC_PLINTH, SEC_VM, SEC_NET } section;
     struct config_vm *vm;
+    struct config_net *net;
     bool seen_plinth;
     unsigned console_line;                  /* of the [plinth] console key */
 };
@@ -209,9 +210,30 @@ static bool parse_section(struct parser *p, const char *s, size_t n)
         p->section = SEC_VM;
         return true;
     }
+    if (n > 4 && s[0] == 'n' && s[1] == 'e' && s[2] == 't' && is_space(s[3])) {
+        const char *name = s + 4;
+        size_t nlen = n - 4;
+        while (nlen && is_space(*name)) { name++; nlen--; }
+        if (!valid_name(name, nlen) || nlen >= CONFIG_NAME_MAX)
+            return config_fail(p, "bad network name '%.*s'; use up to %d letters, digits, '-', '_' or '.'",
+                               (int)nlen, name, CONFIG_NAME_MAX - 1);
+        for (unsigned i = 0; i < p->cfg->net_count; i++)
+            if (str_eq(name, nlen, p->cfg->nets[i].name))
+                return config_fail(p, "a second [net %s] (the first is on line %u); network names must be unique",
+                                   p->cfg->nets[i].name, p->cfg->nets[i].line);
+        if (p->cfg->net_count == CONFIG_MAX_NETS)
+            return config_fail(p, "more than %d networks; remove some", CONFIG_MAX_NETS);
+        p->net = &p->cfg->nets[p->cfg->net_count++];
+        *p->net = (struct config_net){ .line = p->line, .mtu = CONFIG_NET_MTU_DEFAULT };
+        copy_value(p->net->name, sizeof p->net->name, name, nlen);
+        p->section = SEC_NET;
+        return true;
+    }
     if (str_eq(s, n, "vm"))
         return config_fail(p, "[vm] needs a name, e.g. [vm linux]");
-    return config_fail(p, "unknown section [%.*s]; sections are [plinth] and [vm NAME]", (int)n, s);
+    if (str_eq(s, n, "net"))
+        return config_fail(p, "[net] needs a name, e.g. [net lan0]");
+    return config_fail(p, "unknown section [%.*s]; sections are [plinth], [vm NAME] and [net NAME]", (int)n, s);
 }
 
 static bool set_path(struct parser *p, char *dst, const char *key, const char *v, size_t n)
@@ -221,6 +243,42 @@ static bool set_path(struct parser *p, char *dst, const char *key, const char *v
     if (!copy_value(dst, CONFIG_PATH_MAX, v, n))
         return config_fail(p, "%s path is longer than %d characters; shorten it", key, CONFIG_PATH_MAX - 1);
     return true;
+}
+
+static int hex_digit(char c)
+{
+    if (c >= '0' && c <= '9') return c - '0';
+    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+    return -1;
+}
+
+/* Six two-digit hex bytes separated by ':' (or '-'). */
+static bool parse_mac(const char *v, size_t n, uint8_t mac[6])
+{
+    if (n != 17)
+        return false;
+    for (unsigned i = 0; i < 6; i++) {
+        int hi = hex_digit(v[3 * i]), lo = hex_digit(v[3 * i + 1]);
+        if (hi < 0 || lo < 0 || (i < 5 && v[3 * i + 2] != ':' && v[3 * i + 2] != '-'))
+            return false;
+        mac[i] = (uint8_t)(hi << 4 | lo);
+    }
+    return true;
+}
+
+static bool parse_net_key(struct parser *p, const char *k, size_t kn, const char *v, size_t vn)
+{
+    struct config_net *net = p->net;
+    if (str_eq(k, kn, "mtu")) {
+        uint64_t n;
+        if (!parse_number(v, vn, &n) || n < CONFIG_NET_MTU_MIN || n > CONFIG_NET_MTU_MAX)
+            return config_fail(p, "mtu '%.*s' must be a number from %d to %d (default %d)", (int)vn, v,
+                               CONFIG_NET_MTU_MIN, CONFIG_NET_MTU_MAX, CONFIG_NET_MTU_DEFAULT);
+        net->mtu = (unsigned)n;
+        return true;
+    }
+    return config_fail(p, "unknown key '%.*s' in [net %s]; the only key there is mtu", (int)kn, k, net->name);
 }
 
 static bool parse_vm_key(struct parser *p, const char *k, size_t kn, const char *v, size_t vn)
@@ -266,6 +324,35 @@ static bool parse_vm_key(struct parser *p, const char *k, size_t kn, const char 
             return config_fail(p, "disk_cow '%.*s' must be a multiple of 4K from 4K to 4G, e.g. 256M",
                                (int)vn, v);
         vm->disk_cow = m;
+        return true;
+    }
+    if (str_eq(k, kn, "console")) {
+        if (str_eq(v, vn, "uart")) vm->virtio_console = false;
+        else if (str_eq(v, vn, "virtio")) vm->virtio_console = true;
+        else return config_fail(p, "console '%.*s' in [vm %s] must be uart or virtio (virtio adds hvc0; "
+                                "the UART stays for early messages)", (int)vn, v, vm->name);
+        return true;
+    }
+    if (str_eq(k, kn, "net")) {
+        if (vm->net[0])
+            return config_fail(p, "a second net for VM '%s' (the first is on line %u); a VM has one NIC",
+                               vm->name, vm->net_line);
+        if (!valid_name(v, vn) || vn >= CONFIG_NAME_MAX)
+            return config_fail(p, "net '%.*s' must be the name of a [net NAME] section", (int)vn, v);
+        copy_value(vm->net, sizeof vm->net, v, vn);
+        vm->net_line = p->line;
+        return true;
+    }
+    if (str_eq(k, kn, "mac")) {
+        if (!parse_mac(v, vn, vm->mac))
+            return config_fail(p, "mac '%.*s' is not a MAC address; write six hex bytes, e.g. 52:54:00:12:34:56",
+                               (int)vn, v);
+        if (vm->mac[0] & 1)
+            return config_fail(p, "mac %.*s is a multicast address (its first byte is odd); a NIC needs a "
+                               "unicast one, e.g. 52:54:00:12:34:56", (int)vn, v);
+        if (!(vm->mac[0] | vm->mac[1] | vm->mac[2] | vm->mac[3] | vm->mac[4] | vm->mac[5]))
+            return config_fail(p, "mac 00:00:00:00:00:00 is no NIC's address; give e.g. 52:54:00:12:34:56");
+        vm->have_mac = true;
         return true;
     }
     if (str_eq(k, kn, "cmdline")) {
@@ -357,7 +444,7 @@ static bool parse_vm_key(struct parser *p, const char *k, size_t kn, const char 
     }
     return config_fail(p, "unknown key '%.*s' in [vm %s]; keys are loader, kernel, module, initrd, "
                 "cmdline, memory, vcpus, cpus, on_crash, load, entry, console_log, cpu_weight, cpu_cap, priority, "
-                "disk, disk_mode, disk_cow", (int)kn, k, vm->name);
+                "disk, disk_mode, disk_cow, console, net, mac", (int)kn, k, vm->name);
 }
 
 static bool parse_line(struct parser *p, const char *s, size_t n)
@@ -389,7 +476,10 @@ static bool parse_line(struct parser *p, const char *s, size_t n)
     if (kn == 0)
         return config_fail(p, "a value with no key before '='");
     if (p->section == SEC_NONE)
-        return config_fail(p, "'%.*s' is outside any section; put it under [plinth] or [vm NAME]", (int)kn, k);
+        return config_fail(p, "'%.*s' is outside any section; put it under [plinth], [vm NAME] or [net NAME]",
+                           (int)kn, k);
+    if (p->section == SEC_NET)
+        return parse_net_key(p, k, kn, v, vn);
     if (p->section == SEC_PLINTH) {
         if (str_eq(k, kn, "on_idle")) {
             if (str_eq(v, vn, "poweroff")) p->cfg->on_idle = CONFIG_IDLE_POWEROFF;
@@ -461,6 +551,37 @@ static bool check_vm(struct parser *p, const struct config_vm *vm)
     return true;
 }
 
+/* A VM's net names a [net NAME] of the file (anywhere in it), and two NICs on
+ * one network never share a MAC address. */
+static bool same_mac(const uint8_t *a, const uint8_t *b)
+{
+    for (unsigned i = 0; i < 6; i++)
+        if (a[i] != b[i])
+            return false;
+    return true;
+}
+
+static bool check_net(struct parser *p, struct config_vm *vm)
+{
+    if (!vm->net[0])
+        return true;
+    p->line = vm->net_line;
+    size_t len = 0;
+    while (vm->net[len])
+        len++;
+    unsigned i = 0;
+    while (i < p->cfg->net_count && !str_eq(vm->net, len, p->cfg->nets[i].name))
+        i++;
+    if (i == p->cfg->net_count)
+        return config_fail(p, "net = %s names no network of this file; add a [net %s] section", vm->net, vm->net);
+    vm->net_index = i;
+    for (const struct config_vm *o = p->cfg->vms; o < vm; o++)
+        if (o->net[0] && o->net_index == i && vm->have_mac && o->have_mac && same_mac(o->mac, vm->mac))
+            return config_fail(p, "VMs '%s' and '%s' have the same mac on net %s; give each its own",
+                               o->name, vm->name, vm->net);
+    return true;
+}
+
 /* The host console's input goes to one VM: the one [plinth] names, else the first. */
 static bool assign_console(struct parser *p)
 {
@@ -508,7 +629,7 @@ bool config_parse(const char *text, size_t len, struct config *cfg, struct confi
         i++;
     }
     for (unsigned v = 0; v < cfg->vm_count; v++)
-        if (!check_vm(&p, &cfg->vms[v]))
+        if (!check_vm(&p, &cfg->vms[v]) || !check_net(&p, &cfg->vms[v]))
             return false;
     return assign_console(&p);
 }

@@ -9,6 +9,11 @@
  *   [vm NAME]                one section per guest
  *   disk = PATH              a virtio-blk disk (repeatable: vda, vdb, ...)
  *   disk_mode = ro|rw|snapshot, disk_cow = 256M   how its disks take writes
+ *   console = uart|virtio    virtio: a virtio console (hvc0) beside the UART
+ *   net = NAME               a virtio-net NIC on the [net NAME] switch
+ *   mac = 52:54:00:12:34:56  its MAC address (default: derived from the VM's name)
+ *   [net NAME]               one virtual Ethernet switch inside plinth
+ *   mtu = 1500               the largest frame payload its ports take (68..65520)
  *   key = value              # comments run to the end of the line
  *
  * The parser is pure (no allocation, no I/O) so it runs unchanged in unit tests.
@@ -35,6 +40,10 @@
 #define CONFIG_MAX_DISKS     4             /* vda .. vdd */
 #define CONFIG_DISK_COW_DEFAULT (256ull << 20)
 #define CONFIG_DISK_COW_MAX     (4ull << 30)
+#define CONFIG_MAX_NETS      8
+#define CONFIG_NET_MTU_DEFAULT 1500
+#define CONFIG_NET_MTU_MIN   68
+#define CONFIG_NET_MTU_MAX   65520
 
 enum config_on_idle { CONFIG_IDLE_POWEROFF, CONFIG_IDLE_STAY };
 enum config_on_crash { CONFIG_CRASH_STOP, CONFIG_CRASH_RESTART };
@@ -77,6 +86,18 @@ struct config_vm {
     char     disks[CONFIG_MAX_DISKS][CONFIG_PATH_MAX];
     enum config_disk_mode disk_mode;        /* of every disk of the VM (default ro) */
     uint64_t disk_cow;                      /* snapshot mode: bytes of writes kept per disk */
+    bool     virtio_console;                /* console = virtio */
+    char     net[CONFIG_NAME_MAX];          /* its NIC's network; empty: no NIC */
+    unsigned net_index;                     /* that network's place in config.nets */
+    unsigned net_line;                      /* of the net key */
+    bool     have_mac;
+    uint8_t  mac[6];                        /* mac = (have_mac), else derived at attach */
+};
+
+struct config_net {
+    char     name[CONFIG_NAME_MAX];
+    unsigned line;
+    unsigned mtu;
 };
 
 struct config {
@@ -87,6 +108,8 @@ struct config {
     uint64_t snapshot_memory;               /* bytes all snapshots may hold; 0: off */
     unsigned vm_count;
     struct config_vm vms[CONFIG_MAX_VMS];
+    unsigned net_count;
+    struct config_net nets[CONFIG_MAX_NETS];
 };
 
 struct config_error {

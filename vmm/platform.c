@@ -6,6 +6,7 @@
 #include "vmm/lapic.h"
 #include "vmm/pci.h"
 #include "vmm/console.h"
+#include "vmm/vconsole.h"
 #include "vmm/acpi/acpi_build.h"
 #include "vmm/loader/loader.h"
 #include "kernel/log.h"
@@ -353,6 +354,7 @@ void vmm_platform_tick(struct vmm_vcpu *c)
     struct vmm_platform *p = plat(m);
     /* Host console input for the VM that has the console (the UART's lock comes
      * before the platform's, so not under it). */
+    uint64_t vcon = vmm_vcon_poll(m);
     vmm_console_poll(m);
     uint64_t now = core_time_ns();
     if (__atomic_exchange_n(&p->dirty, false, __ATOMIC_ACQ_REL) || now >= p->models_due_ns) {
@@ -373,6 +375,8 @@ void vmm_platform_tick(struct vmm_vcpu *c)
     }
     uint64_t next = p->models_due_ns;
     uint64_t input = vmm_console_next_poll(m);
+    if (vcon && (!input || vcon < input))
+        input = vcon;
     if (input)
         next = earliest(next, input > now + PLATFORM_MIN_INTERVAL_NS ? input : now + PLATFORM_MIN_INTERVAL_NS);
     p->next_event_ns = next == UINT64_MAX ? 0 : next;

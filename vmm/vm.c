@@ -8,6 +8,7 @@
 #include "vmm/snapshot.h"
 #include "vmm/pci.h"
 #include "vmm/disk.h"
+#include "vmm/vconsole.h"
 #include "vmm/loader/loader.h"
 #include "kernel/fmt.h"
 #include "kernel/log.h"
@@ -57,12 +58,25 @@ static void console_pace(struct vmm_vm *m, size_t n)
                      __ATOMIC_RELEASE);
 }
 
+/* Called with m->lock held. */
+static void console_put(struct vmm_vm *m, const char *s, size_t n)
+{
+    core_vm_console_line(m->vm, s, n);
+    /* What goes on the line: the tag "[name] ", the text and the newline. */
+    console_pace(m, n + strlen(m->conf.name) + 4);
+}
+
 static void console_flush(struct vmm_vm *m)
 {
-    core_vm_console_line(m->vm, m->line, m->line_len);
-    /* What goes on the line: the tag "[name] ", the text and the newline. */
-    console_pace(m, m->line_len + strlen(m->conf.name) + 4);
+    console_put(m, m->line, m->line_len);
     m->line_len = 0;
+}
+
+void vmm_console_line(struct vmm_vm *m, const char *s, size_t n)
+{
+    uint64_t flags = spin_lock_irqsave(&m->lock);
+    console_put(m, s, n);
+    spin_unlock_irqrestore(&m->lock, flags);
 }
 
 static void uart_tx(void *ctx, uint8_t byte)
@@ -106,7 +120,9 @@ static void console_feed(struct vmm_vm *m)
 
 void vmm_console_poll(struct vmm_vm *m)
 {
-    if (m->state == VMM_VM_STOPPED || !__atomic_load_n(&m->input_waiting, __ATOMIC_ACQUIRE))
+    /* Once hvc0's driver reads, typed input is its (vmm_vcon_poll). */
+    if (m->state == VMM_VM_STOPPED || !__atomic_load_n(&m->input_waiting, __ATOMIC_ACQUIRE) ||
+        vmm_vcon_takes_input(m))
         return;
     uint64_t flags = spin_lock_irqsave(&m->uart_lock);
     size_t room = VMM_CONSOLE_BUF - m->in_count;
@@ -133,7 +149,8 @@ uint64_t vmm_console_next_poll(const struct vmm_vm *m)
     /* Typed bytes wait in the core and there is room for them: vCPU 0 takes them
      * now.  Not while its buffer is full, or a guest that stopped reading would be
      * woken over and over for nothing. */
-    return __atomic_load_n(&m->input_waiting, __ATOMIC_ACQUIRE) && m->in_count < VMM_CONSOLE_BUF ? 1 : 0;
+    return __atomic_load_n(&m->input_waiting, __ATOMIC_ACQUIRE) && m->in_count < VMM_CONSOLE_BUF &&
+           !vmm_vcon_takes_input((struct vmm_vm *)m) ? 1 : 0;
 }
 
 /* The core's word that input for this VM is waiting (from the console's CPU):
@@ -349,7 +366,7 @@ static bool vm_create(struct vmm_vm *m, const struct config_vm *c)
      * them (a real-mode test guest) has no PCI but the bridge at conf1. */
     if (m->ram_size >= LOADER_ACPI_END && !vmm_pci_attach(m))
         return false;
-    if (!vmm_disks_attach(m))
+    if (!vmm_disks_attach(m) || !vmm_vcon_attach(m))
         return false;
     for (unsigned i = 0; i < m->vcpu_count; i++) {
         m->vcpus[i] = (struct vmm_vcpu){ .vm = m, .index = i, .h = -1 };
@@ -1012,6 +1029,11 @@ static size_t vm_op_stats(void *ctx, char *buf, size_t len)
         at += (size_t)fmt_snprintf(buf + at, len - at, "disks:\n");
         if (at < len)
             at += vmm_disks_stats(m, buf + at, len - at);
+    }
+    if (at < len && m->vcon) {
+        at += (size_t)fmt_snprintf(buf + at, len - at, "virtio console:\n");
+        if (at < len)
+            at += vmm_vcon_stats(m, buf + at, len - at);
     }
     return at < len ? at : len;
 }

@@ -20,6 +20,7 @@
 struct vmm_vm;
 struct vmm_pci;
 struct vmm_disk;
+struct vmm_vcon;
 
 struct vmm_vcpu {
     struct vmm_vm *vm;
@@ -84,6 +85,7 @@ struct vmm_vm {
     struct vmm_pci *pci;                  /* its PCI bus (vmm/pci.c), NULL without ACPI */
     unsigned disk_count;
     struct vmm_disk *disks[CONFIG_MAX_DISKS];
+    struct vmm_vcon *vcon;                /* console = virtio (vmm/vconsole.c), else NULL */
     char     line[VMM_LINE_MAX];
     size_t   line_len;
     uint64_t warned_msr[VMM_MSR_WARN_MAX];  /* msr << 1 | is_write */
@@ -127,6 +129,11 @@ static inline uint64_t vmm_guest_tsc(const struct vmm_vcpu *c)
 {
     return core_tsc() + (uint64_t)c->tsc_offset;
 }
+
+/* One line of the guest's console output (no newline), from the UART or hvc0: to
+ * plinth's console, tagged, and counted against the VM's share of the serial
+ * line (vm.c, console_pace). */
+void vmm_console_line(struct vmm_vm *m, const char *s, size_t n);
 
 /* Stops the VM (all its vCPUs) with a reason, logs "vm <name>: stopped (<reason>)"
  * and its exit counts, and restarts it if it crashed and its config says so.

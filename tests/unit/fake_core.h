@@ -171,6 +171,10 @@ enum vmm_action vmm_vm_reset(struct vmm_vcpu *c, const char *why) { (void)c; (vo
 /* Host console input (vmm/vm.c): no console VM in the monitor tests. */
 void vmm_console_poll(struct vmm_vm *m) { (void)m; }
 uint64_t vmm_console_next_poll(const struct vmm_vm *m) { (void)m; return 0; }
+/* No virtio console unless the test brings vmm/vconsole.c (and defines this). */
+#ifndef FAKE_CORE_HAS_VCON
+uint64_t vmm_vcon_poll(struct vmm_vm *m) { (void)m; return 0; }
+#endif
 void core_wall_clock(uint64_t *sec, uint32_t *nsec) { *sec = 1795000000ull + now_ns / 1000000000ull; *nsec = (uint32_t)(now_ns % 1000000000ull); }
 /* The "host" CPUID: every feature bit set (fake_host_bits = ~0) shows what the
  * monitor hides, none set (0) what it adds; the maximum leaves stay plausible. */

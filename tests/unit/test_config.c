@@ -209,6 +209,65 @@ static void test_disks(void **state)
     expect_error(buf, 8, "more than 4 disks");
 }
 
+/* [net NAME] sections, a VM's net and mac, and `console = virtio` in a [vm]. */
+static void test_nets_and_virtio_console(void **state)
+{
+    (void)state;
+    assert_true(parse("[vm a]\nloader=linux\nkernel=k\nnet = lan1\nconsole = virtio\n"
+                      "[vm b]\nloader=linux\nkernel=k\nnet=lan0\nmac = 52:54:00:AB:cd:0f\n"
+                      "[net lan0]\n[net lan1]\nmtu = 9000\n"));
+    assert_int_equal(cfg.net_count, 2);
+    assert_string_equal(cfg.nets[0].name, "lan0");
+    assert_int_equal(cfg.nets[0].mtu, CONFIG_NET_MTU_DEFAULT);
+    assert_int_equal(cfg.nets[1].mtu, 9000);
+    assert_true(cfg.vms[0].virtio_console);
+    assert_false(cfg.vms[1].virtio_console);
+    /* A network may be named before its section. */
+    assert_string_equal(cfg.vms[0].net, "lan1");
+    assert_int_equal(cfg.vms[0].net_index, 1);
+    assert_false(cfg.vms[0].have_mac);
+    assert_int_equal(cfg.vms[1].net_index, 0);
+    assert_true(cfg.vms[1].have_mac);
+    static const uint8_t mac[6] = { 0x52, 0x54, 0x00, 0xab, 0xcd, 0x0f };
+    assert_memory_equal(cfg.vms[1].mac, mac, 6);
+    /* Without net, no NIC; without console, the UART alone. */
+    assert_true(parse("[vm a]\nloader=linux\nkernel=k\nconsole = uart\n"));
+    assert_string_equal(cfg.vms[0].net, "");
+    assert_false(cfg.vms[0].virtio_console);
+
+    const char *head = "[vm a]\nloader = linux\nkernel = k\n";
+    char buf[512];
+    static const struct { const char *line, *needle; } cases[] = {
+        { "console = hvc", "must be uart or virtio" },
+        { "mac = 52:54:00:12:34", "not a MAC address" },
+        { "mac = 52:54:00:12:34:5g", "not a MAC address" },
+        { "mac = 53:54:00:12:34:56", "multicast" },
+        { "mac = 00:00:00:00:00:00", "no NIC's address" },
+        { "net = a b", "must be the name of a [net NAME]" },
+        { "net = lan9", "add a [net lan9] section" },
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        snprintf(buf, sizeof buf, "%s%s\n", head, cases[i].line);
+        expect_error(buf, 4, cases[i].needle);
+    }
+    expect_error("[vm a]\nloader=linux\nkernel=k\nnet=l\nnet=l\n[net l]\n", 5, "a VM has one NIC");
+    expect_error("[net l]\nmtu = 67\n", 2, "from 68 to 65520");
+    expect_error("[net l]\nmtu = 65521\n", 2, "from 68 to 65520");
+    expect_error("[net l]\nspeed = 10G\n", 2, "the only key there is mtu");
+    expect_error("[net l]\n[net l]\n", 2, "a second [net l]");
+    expect_error("[net]\n", 1, "[net] needs a name");
+    expect_error("[net a/b]\n", 1, "bad network name");
+    expect_error("[vm a]\nloader=linux\nkernel=k\nnet=l\nmac=52:54:00:00:00:01\n"
+                 "[vm b]\nloader=linux\nkernel=k\nnet=l\nmac=52:54:00:00:00:01\n[net l]\n", 9,
+                 "the same mac on net l");
+    /* The same mac on two networks is no clash. */
+    assert_true(parse("[vm a]\nloader=linux\nkernel=k\nnet=l\nmac=52:54:00:00:00:01\n"
+                      "[vm b]\nloader=linux\nkernel=k\nnet=m\nmac=52:54:00:00:00:01\n[net l]\n[net m]\n"));
+    snprintf(buf, sizeof buf, "[net n0]\n[net n1]\n[net n2]\n[net n3]\n[net n4]\n[net n5]\n[net n6]\n"
+             "[net n7]\n[net n8]\n");
+    expect_error(buf, 9, "more than 8 networks");
+}
+
 static void test_console(void **state)
 {
     (void)state;
@@ -303,6 +362,7 @@ int main(void)
         cmocka_unit_test(test_section_checks),
         cmocka_unit_test(test_limits),
         cmocka_unit_test(test_disks),
+        cmocka_unit_test(test_nets_and_virtio_console),
         cmocka_unit_test(test_console),
         cmocka_unit_test(test_console_shell_hotkey_and_log),
     };

@@ -79,74 +79,7 @@ static int setup(void **state)
 
 /* ---- the guest's accesses ---- */
 
-static void out(uint16_t port, unsigned size, uint32_t value)
-{
-    struct hvm_exit x = { .reason = HVM_EXIT_IO, .insn_len = 1,
-                          .io = { .port = port, .size = (uint8_t)size, .in = false } };
-    st.gpr[HVM_RAX] = value;
-    assert_int_equal(vmm_handle_exit(bsp(), 0, &x), VMM_CONTINUE);
-}
-
-static uint32_t in(uint16_t port, unsigned size)
-{
-    struct hvm_exit x = { .reason = HVM_EXIT_IO, .insn_len = 1,
-                          .io = { .port = port, .size = (uint8_t)size, .in = true } };
-    st.gpr[HVM_RAX] = 0;
-    assert_int_equal(vmm_handle_exit(bsp(), 0, &x), VMM_CONTINUE);
-    uint32_t mask = size == 4 ? 0xffffffffu : (1u << (8 * size)) - 1;
-    return (uint32_t)st.gpr[HVM_RAX] & mask;
-}
-
-static uint32_t conf1_read(unsigned devfn, unsigned off, unsigned size)
-{
-    out(0xcf8, 4, 0x80000000u | devfn << 8 | (off & 0xfc));
-    return in((uint16_t)(0xcfc + (off & 3)), size);
-}
-
-static void conf1_write(unsigned devfn, unsigned off, unsigned size, uint32_t v)
-{
-    out(0xcf8, 4, 0x80000000u | devfn << 8 | (off & 0xfc));
-    out((uint16_t)(0xcfc + (off & 3)), size, v);
-}
-
-/* mov [rbx], (e/r)ax / mov (e/r)ax, [rbx] of the access's size, through the NPF path. */
-static const char *mov_bytes(unsigned size, bool write, unsigned *len)
-{
-    static const char *const w[] = { "\x88\x03", "\x66\x89\x03", "\x89\x03", "\x48\x89\x03" };
-    static const char *const r[] = { "\x8a\x03", "\x66\x8b\x03", "\x8b\x03", "\x48\x8b\x03" };
-    unsigned i = size == 1 ? 0 : size == 2 ? 1 : size == 4 ? 2 : 3;
-    *len = i == 0 || i == 2 ? 2 : 3;
-    return write ? w[i] : r[i];
-}
-
-static void mmio_write(uint64_t gpa, unsigned size, uint64_t v)
-{
-    unsigned len = 0;
-    const char *code = mov_bytes(size, true, &len);
-    memcpy(ram + 0x1000, code, len);
-    st.rip = 0x1000;
-    st.gpr[HVM_RBX] = gpa;
-    st.gpr[HVM_RAX] = v;
-    struct hvm_exit x = { .reason = HVM_EXIT_NPF, .npf = { .gpa = gpa, .write = true } };
-    if (vmm_handle_exit(bsp(), 0, &x) != VMM_CONTINUE)
-        fail_msg("write of %#lx stopped the VM: %s", (unsigned long)gpa, stop_reason);
-    assert_int_equal(stops, 0);
-}
-
-static uint64_t mmio_read(uint64_t gpa, unsigned size)
-{
-    unsigned len = 0;
-    const char *code = mov_bytes(size, false, &len);
-    memcpy(ram + 0x1000, code, len);
-    st.rip = 0x1000;
-    st.gpr[HVM_RBX] = gpa;
-    st.gpr[HVM_RAX] = 0;
-    struct hvm_exit x = { .reason = HVM_EXIT_NPF, .npf = { .gpa = gpa, .write = false } };
-    if (vmm_handle_exit(bsp(), 0, &x) != VMM_CONTINUE)
-        fail_msg("read of %#lx stopped the VM: %s", (unsigned long)gpa, stop_reason);
-    assert_int_equal(stops, 0);
-    return size == 8 ? st.gpr[HVM_RAX] : st.gpr[HVM_RAX] & ((1ull << (8 * size)) - 1);
-}
+#include "guest_access.h"
 
 static unsigned disk_devfn(void) { return vm.disks[0]->vpci.pci->devfn; }
 
