@@ -235,6 +235,33 @@ int      core_snap_drop(core_vm_t vm, const char *tag, char *msg, size_t len);
 /* What all snapshots hold, and the bound. */
 void     core_snap_usage(uint64_t *used, uint64_t *limit);
 
+/* ---- Networks (kernel/netsvc.c): plinth's virtual Ethernet switches, one per
+ * [net NAME].  A monitor's NIC is a port of one: it hands frames over by copy and
+ * takes copies of those for its own port back, never naming another VM.  Each
+ * port's queue is bounded and shared fairly among the other ports
+ * (kernel/netswitch.h): a VM that floods loses its own frames, counted. */
+
+typedef int core_port_t;
+#define CORE_NET_META_BYTES 12            /* carried with each frame, unread: virtio-net's header */
+#define CORE_NET_FRAME_MAX  (65535 + 18)  /* a TSO frame behind an Ethernet header and a VLAN tag */
+/* Frames wait for the port: called on the sending VM's CPU, outside every lock of
+ * the switch; it must only note the work and kick a vCPU. */
+typedef void core_net_wake_fn(void *ctx);
+/* A port for a NIC of vm on network net (created at its first port) with the NIC's
+ * MAC (no other port's): a handle, or -1 with msg saying why.  Freed with the VM. */
+core_port_t core_net_attach(core_vm_t vm, const char *net, const uint8_t mac[6], core_net_wake_fn *wake,
+                            void *ctx, char *msg, size_t len);
+/* Switches a frame of len bytes (up to CORE_NET_FRAME_MAX): how many ports got it
+ * (0: none, or dropped and counted against the sender). */
+unsigned core_net_send(core_port_t p, const uint8_t meta[CORE_NET_META_BYTES], const void *frame, size_t len);
+/* The oldest frame queued for the port: its length (0: none).  Copied and taken
+ * off the queue only when it fits max; else nothing happens, so the caller can
+ * make room or give it up with core_net_discard. */
+size_t   core_net_recv(core_port_t p, uint8_t meta[CORE_NET_META_BYTES], void *buf, size_t max);
+size_t   core_net_discard(core_port_t p);
+/* The port's counters as one line for the shell's `stats`: the length written. */
+size_t   core_net_stats(core_port_t p, char *buf, size_t len);
+
 /* Every VM has stopped: the core applies on_idle. */
 void     core_all_vms_stopped(void);
 

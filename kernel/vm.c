@@ -101,6 +101,7 @@ core_vm_t core_vm_create(uint64_t ram_bytes)
 /* Gives the VM's RAM and nested tables back: no vCPU of it is left on any CPU. */
 static void vm_free(struct vm *vm)
 {
+    netsvc_vm_free((core_vm_t)(vm - vms));
     gpt_destroy(&vm->nested);
     for (unsigned i = 0; i < vm->alloc_count; i++)
         pmm_free_pages(vm->allocs[i].phys, vm->allocs[i].pages);

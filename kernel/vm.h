@@ -38,6 +38,8 @@ bool vm_vcpu_hold(core_vm_t h);
 /* Pauses or resumes the VM's vCPUs (at their next exit); false for a bad handle. */
 bool vm_set_paused(core_vm_t h, bool paused);
 bool vm_paused(core_vm_t h);
+/* Its network ports go with it (kernel/netsvc.c). */
+void netsvc_vm_free(core_vm_t h);
 /* One of its vCPUs was freed; the last one of a destroyed VM frees the VM. */
 void vm_vcpu_release(core_vm_t h);
 

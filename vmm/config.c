@@ -575,6 +575,7 @@ static bool check_net(struct parser *p, struct config_vm *vm)
     if (i == p->cfg->net_count)
         return config_fail(p, "net = %s names no network of this file; add a [net %s] section", vm->net, vm->net);
     vm->net_index = i;
+    vm->net_mtu = p->cfg->nets[i].mtu;
     for (const struct config_vm *o = p->cfg->vms; o < vm; o++)
         if (o->net[0] && o->net_index == i && vm->have_mac && o->have_mac && same_mac(o->mac, vm->mac))
             return config_fail(p, "VMs '%s' and '%s' have the same mac on net %s; give each its own",

@@ -90,6 +90,7 @@ struct config_vm {
     char     net[CONFIG_NAME_MAX];          /* its NIC's network; empty: no NIC */
     unsigned net_index;                     /* that network's place in config.nets */
     unsigned net_line;                      /* of the net key */
+    unsigned net_mtu;                       /* that network's mtu */
     bool     have_mac;
     uint8_t  mac[6];                        /* mac = (have_mac), else derived at attach */
 };

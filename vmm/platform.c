@@ -7,6 +7,7 @@
 #include "vmm/pci.h"
 #include "vmm/console.h"
 #include "vmm/vconsole.h"
+#include "vmm/nic.h"
 #include "vmm/acpi/acpi_build.h"
 #include "vmm/loader/loader.h"
 #include "kernel/log.h"
@@ -355,6 +356,9 @@ void vmm_platform_tick(struct vmm_vcpu *c)
     /* Host console input for the VM that has the console (the UART's lock comes
      * before the platform's, so not under it). */
     uint64_t vcon = vmm_vcon_poll(m);
+    /* The NIC's work now, or at the latest at the next entry. */
+    if (vmm_nic_poll(m))
+        vcon = 1;
     vmm_console_poll(m);
     uint64_t now = core_time_ns();
     if (__atomic_exchange_n(&p->dirty, false, __ATOMIC_ACQ_REL) || now >= p->models_due_ns) {

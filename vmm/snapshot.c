@@ -441,12 +441,12 @@ int vmm_snapshot_request(struct vmm_vm *m, const char *tag, char *msg, size_t le
                      "first", m->conf.name, m->conf.name);
         return -1;
     }
-    if (m->disk_count || m->vcon) {
+    if (m->disk_count || m->vcon || m->nic) {
         /* The virtio devices' state (queues, MSI-X, the disk's writes) is not in
          * the stream yet: a snapshot without it would restore a guest whose
          * driver and device disagree. */
         fmt_snprintf(msg, len, "vm %s has virtio devices, whose state snapshots do not hold yet; snapshot a VM "
-                     "without `disk =` lines or `console = virtio`", m->conf.name);
+                     "without `disk =`, `net =` or `console = virtio`", m->conf.name);
         return -1;
     }
     if (!vmm_vm_claim(m, VMM_JOB_SNAPSHOT)) {

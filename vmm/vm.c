@@ -9,6 +9,7 @@
 #include "vmm/pci.h"
 #include "vmm/disk.h"
 #include "vmm/vconsole.h"
+#include "vmm/nic.h"
 #include "vmm/loader/loader.h"
 #include "kernel/fmt.h"
 #include "kernel/log.h"
@@ -366,7 +367,7 @@ static bool vm_create(struct vmm_vm *m, const struct config_vm *c)
      * them (a real-mode test guest) has no PCI but the bridge at conf1. */
     if (m->ram_size >= LOADER_ACPI_END && !vmm_pci_attach(m))
         return false;
-    if (!vmm_disks_attach(m) || !vmm_vcon_attach(m))
+    if (!vmm_disks_attach(m) || !vmm_vcon_attach(m) || !vmm_nic_attach(m))
         return false;
     for (unsigned i = 0; i < m->vcpu_count; i++) {
         m->vcpus[i] = (struct vmm_vcpu){ .vm = m, .index = i, .h = -1 };
@@ -432,6 +433,21 @@ static void log_exit_counts(struct vmm_vm *m)
     char buf[400];
     hvm_exit_counts_text(total, buf, sizeof buf);
     log_info("vm %s: exits: %s; emulated instructions: %lu", m->conf.name, buf, (unsigned long)m->emulated);
+    /* Its virtio devices' counters too: what the guest did with them is half of
+     * why it stopped where it did. */
+    char dev[640];
+    size_t n = vmm_disks_stats(m, dev, sizeof dev);
+    n += vmm_nic_stats(m, dev + n, sizeof dev - n);
+    n += vmm_vcon_stats(m, dev + n, sizeof dev - n);
+    for (char *line = dev, *end; line < dev + n && *line; line = end + 1) {
+        end = line;
+        while (end < dev + n && *end && *end != '\n')
+            end++;
+        *end = 0;
+        while (*line == ' ')
+            line++;
+        log_info("vm %s: %s", m->conf.name, line);
+    }
 }
 
 /* Whether every VM has stopped and logged so (stop_logged, not only state: a VM
@@ -1029,6 +1045,11 @@ static size_t vm_op_stats(void *ctx, char *buf, size_t len)
         at += (size_t)fmt_snprintf(buf + at, len - at, "disks:\n");
         if (at < len)
             at += vmm_disks_stats(m, buf + at, len - at);
+    }
+    if (at < len && m->nic) {
+        at += (size_t)fmt_snprintf(buf + at, len - at, "network:\n");
+        if (at < len)
+            at += vmm_nic_stats(m, buf + at, len - at);
     }
     if (at < len && m->vcon) {
         at += (size_t)fmt_snprintf(buf + at, len - at, "virtio console:\n");

@@ -21,6 +21,7 @@ struct vmm_vm;
 struct vmm_pci;
 struct vmm_disk;
 struct vmm_vcon;
+struct vmm_nic;
 
 struct vmm_vcpu {
     struct vmm_vm *vm;
@@ -86,6 +87,7 @@ struct vmm_vm {
     unsigned disk_count;
     struct vmm_disk *disks[CONFIG_MAX_DISKS];
     struct vmm_vcon *vcon;                /* console = virtio (vmm/vconsole.c), else NULL */
+    struct vmm_nic *nic;                  /* net = NAME (vmm/nic.c), else NULL */
     char     line[VMM_LINE_MAX];
     size_t   line_len;
     uint64_t warned_msr[VMM_MSR_WARN_MAX];  /* msr << 1 | is_write */

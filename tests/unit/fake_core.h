@@ -175,6 +175,9 @@ uint64_t vmm_console_next_poll(const struct vmm_vm *m) { (void)m; return 0; }
 #ifndef FAKE_CORE_HAS_VCON
 uint64_t vmm_vcon_poll(struct vmm_vm *m) { (void)m; return 0; }
 #endif
+#ifndef FAKE_CORE_HAS_NIC
+uint64_t vmm_nic_poll(struct vmm_vm *m) { (void)m; return 0; }
+#endif
 void core_wall_clock(uint64_t *sec, uint32_t *nsec) { *sec = 1795000000ull + now_ns / 1000000000ull; *nsec = (uint32_t)(now_ns % 1000000000ull); }
 /* The "host" CPUID: every feature bit set (fake_host_bits = ~0) shows what the
  * monitor hides, none set (0) what it adds; the maximum leaves stay plausible. */

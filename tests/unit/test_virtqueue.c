@@ -704,6 +704,73 @@ static void test_push_device_mistakes(void **state)
     assert_false(vq_error_is_driver(VQ_ERR_PUSH_UNPOPPED));
 }
 
+/* A device that found too few chains for one request gives the last ones back:
+ * they are taken again, in order and re-read, and never reach the used ring. */
+static void test_unpop_retakes_the_same_chains(void **state)
+{
+    (void)state;
+    for (unsigned i = 0; i < 3; i++) {
+        desc(i, 0x20000 + 0x100 * i, 16, VIRTQ_DESC_F_WRITE, 0);
+        offer((uint16_t)i);
+    }
+    for (unsigned i = 0; i < 3; i++)
+        assert_int_equal(vq_pop(&q, &g, &chain), VQ_OK);
+    assert_int_equal(vq_used_add(&q, &g, 0, 16), VQ_OK);
+    assert_int_equal(q.stats.chains, 3);
+    /* Two taken and not completed: three cannot go back, two can. */
+    assert_int_equal(vq_unpop(&q, 3), VQ_ERR_PUSH_UNPOPPED);
+    assert_int_equal(q.last_avail_idx, 3);
+    assert_false(q.broken);
+    assert_int_equal(vq_unpop(&q, 2), VQ_OK);
+    assert_int_equal(q.last_avail_idx, 1);
+    assert_int_equal(q.stats.chains, 1);
+    assert_int_equal(vq_unpop(&q, 1), VQ_ERR_PUSH_UNPOPPED);     /* 0 was completed */
+    assert_int_equal(vq_unpop(&q, 0), VQ_OK);
+    /* The driver rewrote one meanwhile: the new length is what the device sees. */
+    desc(2, 0x20200, 40, VIRTQ_DESC_F_WRITE, 0);
+    assert_int_equal(vq_pop(&q, &g, &chain), VQ_OK);
+    assert_int_equal(chain.head, 1);
+    assert_int_equal(vq_pop(&q, &g, &chain), VQ_OK);
+    assert_int_equal(chain.head, 2);
+    assert_int_equal(chain.write_bytes, 40);
+    assert_int_equal(vq_pop(&q, &g, &chain), VQ_EMPTY);
+    assert_int_equal(vq_used_add(&q, &g, 1, 16), VQ_OK);
+    assert_int_equal(vq_used_add(&q, &g, 2, 40), VQ_OK);
+    vq_used_flush(&q, &g);
+    assert_int_equal(rd16(USED + 2), 3);
+    assert_int_equal(rd32(USED + 4 + 8 * 1), 1);
+    assert_int_equal(rd32(USED + 4 + 8 * 2), 2);
+
+    /* A broken or disabled queue gives nothing back. */
+    q.broken = true;
+    assert_int_equal(vq_unpop(&q, 0), VQ_ERR_BROKEN);
+    vq_reset(&q);
+    assert_int_equal(vq_unpop(&q, 0), VQ_ERR_NOT_READY);
+}
+
+/* The order a waiting device follows: re-enable kicks while it still holds the
+ * chains, then give them back.  With EVENT_IDX avail_event then names the first
+ * entry beyond them, so the driver's next addition kicks. */
+static void test_unpop_after_enable_notify(void **state)
+{
+    (void)state;
+    fresh(F_EVENT_IDX, 0);
+    for (unsigned i = 0; i < 2; i++) {
+        desc(i, 0x20000 + 0x100 * i, 16, VIRTQ_DESC_F_WRITE, 0);
+        offer((uint16_t)i);
+    }
+    assert_int_equal(vq_pop(&q, &g, &chain), VQ_OK);
+    assert_int_equal(vq_pop(&q, &g, &chain), VQ_OK);
+    assert_int_equal(vq_pop(&q, &g, &chain), VQ_EMPTY);
+    assert_false(vq_enable_notify(&q, &g));
+    assert_int_equal(vq_unpop(&q, 2), VQ_OK);
+    assert_int_equal(rd16(AVAIL_EVENT), 2);
+    /* The driver adds entry 2: old 2, new 3 passes avail_event (§2.7.10). */
+    assert_true(vq_need_event(rd16(AVAIL_EVENT), 3, 2));
+    assert_int_equal(vq_pop(&q, &g, &chain), VQ_OK);
+    assert_int_equal(chain.head, 0);
+}
+
 /* ---- notifications ------------------------------------------------------------- */
 
 static void pop_push_one(uint16_t head)
@@ -904,6 +971,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_used_idx_scribbled, setup, teardown),
         cmocka_unit_test_setup_teardown(test_batching_publishes_once, setup, teardown),
         cmocka_unit_test_setup_teardown(test_push_device_mistakes, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_unpop_retakes_the_same_chains, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_unpop_after_enable_notify, setup, teardown),
         cmocka_unit_test_setup_teardown(test_notify_flags, setup, teardown),
         cmocka_unit_test_setup_teardown(test_event_idx_used_event, setup, teardown),
         cmocka_unit_test_setup_teardown(test_event_idx_avail_event, setup, teardown),

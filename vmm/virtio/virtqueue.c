@@ -276,6 +276,21 @@ enum vq_error vq_pop(struct vq *vq, const struct gmem *g, struct vq_chain *out)
     return VQ_OK;
 }
 
+enum vq_error vq_unpop(struct vq *vq, uint16_t n)
+{
+    if (vq->broken)
+        return VQ_ERR_BROKEN;
+    if (!vq->enabled)
+        return VQ_ERR_NOT_READY;
+    /* last_avail_idx - used_idx is the number taken and not completed; only those
+     * can go back, or the device would hand the driver's entries out twice. */
+    if (n > (uint16_t)(vq->last_avail_idx - vq->used_idx))
+        return VQ_ERR_PUSH_UNPOPPED;
+    vq->last_avail_idx = (uint16_t)(vq->last_avail_idx - n);
+    vq->stats.chains -= n;
+    return VQ_OK;
+}
+
 enum vq_error vq_used_add(struct vq *vq, const struct gmem *g, uint16_t head, uint32_t written_len)
 {
     if (vq->broken)

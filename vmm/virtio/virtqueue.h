@@ -143,7 +143,7 @@ struct vq_chain {
 /* What a device's counters show (exits per request, §"Notification cost" of the
  * virtio issue). */
 struct vq_stats {
-    uint64_t chains;            /* chains taken */
+    uint64_t chains;            /* chains taken (and not given back) */
     uint64_t descs;             /* descriptors read, indirect ones included */
     uint64_t used;              /* used elements written */
     uint64_t publishes;         /* used->idx stores */
@@ -199,6 +199,17 @@ enum vq_error vq_set_addrs(struct vq *vq, const struct gmem *g, uint16_t size,
 /* Takes the next available chain into *out (out->seg and out->seg_cap set by the
  * caller).  VQ_EMPTY when the driver has made nothing more available. */
 enum vq_error vq_pop(struct vq *vq, const struct gmem *g, struct vq_chain *out);
+
+/* Gives back the last n chains vq_pop took, which the device has not completed
+ * and will not: the next vq_pop takes them again, from the first, re-reading
+ * everything (the driver may have rewritten them meanwhile).  For a device that
+ * needs several chains for one request and finds too few (virtio-net's merged
+ * receive buffers, §5.1.6.4): the driver still owns nothing it was not given back,
+ * and nothing reaches the used ring.  Call vq_enable_notify before this, while
+ * last_avail_idx still counts the chains given back, so that the driver's next
+ * kick is for a chain beyond them.  VQ_ERR_PUSH_UNPOPPED (queue unchanged) when n
+ * is more than the chains taken and not completed. */
+enum vq_error vq_unpop(struct vq *vq, uint16_t n);
 
 /* Returns chain head with written_len bytes written to its writable buffers: the
  * used element is written but not yet visible to the driver (used->idx unchanged)
