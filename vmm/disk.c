@@ -25,11 +25,11 @@ static void disk_broke(struct vmm_disk *d, enum vq_error err)
              d->vm->conf.name, d->name, vq_error_name(err));
 }
 
-static void disk_notify(void *ctx, unsigned queue)
+/* Under the PCI lock. */
+static void disk_run(struct vmm_disk *d)
 {
-    struct vmm_disk *d = ctx;
-    d->notifies++;
-    if (queue != 0)
+    d->more = false;
+    if (!vpci_queue_ready(&d->vpci, 0))
         return;
     /* The features the driver accepted are settled once FEATURES_OK is set; the
      * engine takes them each time, so a re-negotiation after a reset counts. */
@@ -44,6 +44,35 @@ static void disk_notify(void *ctx, unsigned queue)
         disk_broke(d, err);
         vpci_device_error(&d->vpci);
     }
+    /* A budget stopped it: vCPU 0 goes on before its next entry. */
+    if (err == VQ_OK) {
+        d->more = true;
+        core_vcpu_kick(d->vm->vcpus[0].h);
+    }
+}
+
+static void disk_notify(void *ctx, unsigned queue)
+{
+    struct vmm_disk *d = ctx;
+    d->notifies++;
+    if (queue == 0)
+        disk_run(d);
+}
+
+uint64_t vmm_disks_poll(struct vmm_vm *m)
+{
+    bool again = false;
+    for (unsigned i = 0; i < m->disk_count; i++) {
+        struct vmm_disk *d = m->disks[i];
+        if (!__atomic_load_n(&d->more, __ATOMIC_ACQUIRE) || m->state == VMM_VM_STOPPED)
+            continue;
+        uint64_t f = spin_lock_irqsave(&m->pci->lock);
+        if (d->more)
+            disk_run(d);
+        again |= d->more;
+        spin_unlock_irqrestore(&m->pci->lock, f);
+    }
+    return again ? 1 : 0;
 }
 
 static void disk_queue_error(void *ctx, unsigned queue, enum vq_error err)
@@ -70,6 +99,7 @@ static void disk_reset(void *ctx)
     /* A driver that resets the device after a broken queue gets a working one
      * and, should it break it again, one more log line. */
     d->broke_logged = false;
+    d->more = false;
 }
 
 static bool disk_bar_read(void *ctx, uint64_t offset, unsigned size, uint64_t *value)

@@ -23,6 +23,7 @@ struct vmm_disk {
     char     name[8];                 /* vda, vdb, ... */
     struct gmem gmem;
     bool     broke_logged;            /* its queue's one log line is out */
+    bool     more;                    /* a budget stopped the engine: vCPU 0 goes on */
     uint64_t notifies;                /* queue notifications (each one an exit) */
     uint64_t interrupts;              /* used-buffer interrupts sent */
     struct vblk_disk blk;
@@ -32,6 +33,9 @@ struct vmm_disk {
 /* Every disk of m's config on its PCI bus; false with the log saying why (the VM
  * is then not started). */
 bool vmm_disks_attach(struct vmm_vm *m);
+/* From vCPU 0's pre-entry path, without the platform lock: requests a budget left.
+ * Returns when it next has work (1: now; 0: none). */
+uint64_t vmm_disks_poll(struct vmm_vm *m);
 /* The disks' counters for the shell's `stats`: the length written. */
 size_t vmm_disks_stats(struct vmm_vm *m, char *buf, size_t len);
 

@@ -8,6 +8,7 @@
 #include "vmm/console.h"
 #include "vmm/vconsole.h"
 #include "vmm/nic.h"
+#include "vmm/disk.h"
 #include "vmm/acpi/acpi_build.h"
 #include "vmm/loader/loader.h"
 #include "kernel/log.h"
@@ -357,7 +358,7 @@ void vmm_platform_tick(struct vmm_vcpu *c)
      * before the platform's, so not under it). */
     uint64_t vcon = vmm_vcon_poll(m);
     /* The NIC's work now, or at the latest at the next entry. */
-    if (vmm_nic_poll(m))
+    if (vmm_nic_poll(m) | vmm_disks_poll(m))
         vcon = 1;
     vmm_console_poll(m);
     uint64_t now = core_time_ns();

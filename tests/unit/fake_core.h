@@ -175,6 +175,9 @@ uint64_t vmm_console_next_poll(const struct vmm_vm *m) { (void)m; return 0; }
 #ifndef FAKE_CORE_HAS_VCON
 uint64_t vmm_vcon_poll(struct vmm_vm *m) { (void)m; return 0; }
 #endif
+#ifndef FAKE_CORE_HAS_DISKS
+uint64_t vmm_disks_poll(struct vmm_vm *m) { (void)m; return 0; }
+#endif
 #ifndef FAKE_CORE_HAS_NIC
 uint64_t vmm_nic_poll(struct vmm_vm *m) { (void)m; return 0; }
 #endif

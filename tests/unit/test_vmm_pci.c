@@ -4,6 +4,7 @@
  * aborts in the windows, a virtio driver's whole init and a read request answered
  * by MSI-X to the local APIC or INTx to the IOAPIC, the three disk modes, a PCI
  * reset at reboot, and a hostile ring stopping the device, not the VM. */
+#define FAKE_CORE_HAS_DISKS
 #include "fake_core.h"
 #include "vmm/virtio/guest_mem.c"
 #include "vmm/virtio/virtqueue.c"

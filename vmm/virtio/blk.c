@@ -525,24 +525,41 @@ bool vblk_process(struct vblk_disk *d, struct vq *vq, const struct gmem *g,
                   enum vq_error *err)
 {
     enum vq_error e;
-    for (;;) {
+    unsigned chains = 0;
+    for (unsigned round = 0;; round++) {
         /* No kicks while draining (§2.7.10); every completion of the batch becomes
          * visible with one used->idx store (§2.7.8). */
         vq_disable_notify(vq, g);
         for (;;) {
+            /* A driver on other vCPUs may keep adding requests as fast as they are
+             * served: the call ends on its budget, kicks still off, and the
+             * caller comes back (VQ_OK). */
+            if (chains == VBLK_BATCH_CHAINS) {
+                e = VQ_OK;
+                break;
+            }
             struct vq_chain ch = { .seg = d->seg, .seg_cap = VBLK_CHAIN_SEGS };
             e = vq_pop(vq, g, &ch);
             if (e != VQ_OK)
                 break;
+            chains++;
             uint32_t written = serve(d, g, &ch);
             e = vq_used_add(vq, g, ch.head, written);
             if (e != VQ_OK)
                 break;
         }
         vq_used_flush(vq, g);
+        if (e != VQ_EMPTY)
+            break;
+        /* Out of rounds (a driver moving avail->idx to and fro, which makes every
+         * re-enable find "work" that is none): the same as the budget. */
+        if (round + 1 == VBLK_NOTIFY_ROUNDS) {
+            e = VQ_OK;
+            break;
+        }
         /* Re-enabling may find chains made available meanwhile: take them now,
          * the driver may not kick for them. */
-        if (e != VQ_EMPTY || !vq_enable_notify(vq, g))
+        if (!vq_enable_notify(vq, g))
             break;
     }
     if (vq_error_is_driver(e))

@@ -176,10 +176,16 @@ void vblk_set_features(struct vblk_disk *d, uint64_t accepted);
  * allows; seg_max is kept below it. */
 size_t vblk_config(const struct vblk_disk *d, uint16_t max_queue_size, void *buf, size_t cap);
 
-/* Serves every request available on vq: completes each with its status, publishes
+/* Per call: at most VBLK_BATCH_CHAINS requests and VBLK_NOTIFY_ROUNDS re-enables
+ * of the driver's kicks, so that no driver keeps a vCPU in the device for long. */
+#define VBLK_BATCH_CHAINS   512
+#define VBLK_NOTIFY_ROUNDS  8
+
+/* Serves the requests available on vq: completes each with its status, publishes
  * the batch with one used-index update, and returns whether the driver must be
  * interrupted.  *err (if not NULL) gets the engine's last result: VQ_EMPTY when the
- * queue drained, a driver error when a chain broke the queue (log it once), or
+ * queue drained, VQ_OK when a budget above stopped it (kicks stay off: the caller
+ * must call again), a driver error when a chain broke the queue (log it once), or
  * VQ_ERR_BROKEN / VQ_ERR_NOT_READY. */
 bool vblk_process(struct vblk_disk *d, struct vq *vq, const struct gmem *g,
                   enum vq_error *err);

@@ -139,12 +139,18 @@ bool vcon_tx(struct vcon *c, struct vq *q, const struct gmem *g, vcon_out_fn *ou
     enum vq_error e;
     if (c->tx_busy && !tx_held_valid(c, q))
         c->tx_busy = false;
-    for (;;) {
+    for (unsigned round = 0;; round++) {
         /* No kicks while draining (§2.7.10); one used->idx store for the batch
          * (§2.7.8). */
         vq_disable_notify(q, g);
         e = tx_batch(c, q, g, out, ctx, &chains, &budget);
         vq_used_flush(q, g);
+        /* A driver moving avail->idx to and fro makes every re-enable find work
+         * that is none: after VCON_NOTIFY_ROUNDS the call ends as on its budget. */
+        if (e == VQ_EMPTY && round + 1 == VCON_NOTIFY_ROUNDS) {
+            e = VQ_OK;
+            break;
+        }
         /* Re-enabling may find chains made available meanwhile: take them now,
          * the driver may not kick for them.  A call stopped by its budget leaves
          * kicks disabled: the caller comes back anyway. */
@@ -213,7 +219,7 @@ bool vcon_rx(struct vcon *c, struct vq *q, const struct gmem *g, bool *more, enu
 {
     unsigned chains = 0;
     enum vq_error e;
-    for (;;) {
+    for (unsigned round = 0;; round++) {
         /* Kicks matter only while input waits for a buffer (below); the driver
          * refilling the queue otherwise costs it no exit. */
         vq_disable_notify(q, g);
@@ -230,8 +236,9 @@ bool vcon_rx(struct vcon *c, struct vq *q, const struct gmem *g, bool *more, enu
         }
         vq_used_flush(q, g);
         /* Input waits and the driver has no buffer: ask for a kick when it adds
-         * one, and take any it added before seeing the request (§2.7.10). */
-        if (e != VQ_EMPTY || !vq_enable_notify(q, g))
+         * one, and take any it added before seeing the request (§2.7.10); a
+         * bounded number of times, as on the transmitq. */
+        if (e != VQ_EMPTY || !vq_enable_notify(q, g) || round + 1 == VCON_NOTIFY_ROUNDS)
             break;
     }
     if (vq_error_is_driver(e))

@@ -66,6 +66,7 @@
 
 /* Per-call budgets (see the top of this file). */
 #define VCON_BATCH_CHAINS               64
+#define VCON_NOTIFY_ROUNDS              8
 #define VCON_TX_BUDGET                  (64u * 1024)
 /* The sink gets the guest's output in pieces of at most this many bytes. */
 #define VCON_TX_PIECE                   512
