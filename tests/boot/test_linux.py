@@ -122,7 +122,7 @@ def linux_build(guest_build):
     return guest_build
 
 
-def boot_until(emulator, iso, smp, timeout, enough):
+def boot_until(emulator, iso, smp, timeout, enough, memory=None):
     """Boots iso through tools/run and returns (status, log text).  Every half second
     the log so far goes to enough(text); once it returns true the run is ended (tools/run
     stops the emulator on SIGINT) and status is STOPPED_BY_TEST; otherwise status is
@@ -131,7 +131,7 @@ def boot_until(emulator, iso, smp, timeout, enough):
         log_path = os.path.join(tmp, "serial.log")
         err_path = os.path.join(tmp, "run.err")
         cmd = [sys.executable, plinthboot.RUN, emulator, "--firmware", "bios", "--image", iso,
-               "--smp", str(smp), "--memory", str(EMULATOR_MEMORY), "--timeout", str(timeout),
+               "--smp", str(smp), "--memory", str(memory or EMULATOR_MEMORY), "--timeout", str(timeout),
                "--log", log_path]
         if emulator == "bochs":
             cmd += ["--extra", BOCHS_IPS]
