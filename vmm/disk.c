@@ -4,6 +4,7 @@
 #include "kernel/fmt.h"
 #include "kernel/log.h"
 #include "kernel/string.h"
+#include "vmm/snap.h"
 
 /* Queue size offered: 256 entries keeps a request of seg_max segments inside one
  * queue with room for others, as QEMU's and crosvm's defaults do. */
@@ -128,6 +129,31 @@ static void disk_boot(void *ctx)
         vblk_snapshot_reset(&d->blk);
 }
 
+/* ---- snapshots (a read-only disk's state is its transport's alone) ---- */
+
+static void disk_save(void *ctx, struct snap *s)
+{
+    struct vmm_disk *d = ctx;
+    vpci_save(&d->vpci, s);
+}
+
+static bool disk_load(void *ctx, struct snap *s)
+{
+    struct vmm_disk *d = ctx;
+    return vpci_load(&d->vpci, &d->image, s);
+}
+
+static void disk_restore(void *ctx)
+{
+    struct vmm_disk *d = ctx;
+    vpci_restore(&d->vpci, &d->image);
+    d->broke_logged = false;
+    /* Requests the driver had made available then are served at vCPU 0's next
+     * entry, as after a budget stopped the engine. */
+    d->more = true;
+    core_vcpu_kick(d->vm->vcpus[0].h);
+}
+
 /* ---- set-up ---- */
 
 static bool disk_attach(struct vmm_vm *m, unsigned index)
@@ -201,7 +227,7 @@ static bool disk_attach(struct vmm_vm *m, unsigned index)
     const struct vmm_pci_fn fn = {
         .dev = d->vpci.pci, .bar = VPCI_BAR, .bar_size = VPCI_BAR_SIZE,
         .read = disk_bar_read, .write = disk_bar_write, .after_config = disk_after_config,
-        .boot = disk_boot, .ctx = d,
+        .boot = disk_boot, .save = disk_save, .load = disk_load, .restore = disk_restore, .ctx = d,
     };
     if (!vmm_pci_add(m, &fn)) {
         log_error("vm %s: disk %s: more than %d PCI functions", c->name, path, VMM_PCI_FUNCTIONS_MAX);

@@ -27,6 +27,7 @@ struct vmm_disk {
     uint64_t notifies;                /* queue notifications (each one an exit) */
     uint64_t interrupts;              /* used-buffer interrupts sent */
     struct vblk_disk blk;
+    struct vpci_image image;          /* a restore's staging */
     struct vpci_dev vpci;
 };
 

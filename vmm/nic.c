@@ -4,6 +4,7 @@
 #include "kernel/fmt.h"
 #include "kernel/log.h"
 #include "kernel/string.h"
+#include "vmm/snap.h"
 
 void vmm_nic_default_mac(const char *name, uint8_t mac[6])
 {
@@ -268,6 +269,41 @@ size_t vmm_nic_stats(struct vmm_vm *m, char *buf, size_t len)
     return at + core_net_stats(n->port, buf + at, len - at);
 }
 
+/* ---- snapshots ---- */
+
+static void nic_save(void *ctx, struct snap *s)
+{
+    struct vmm_nic *n = ctx;
+    vpci_save(&n->vpci, s);
+    snap_record_begin(s, "nic", 1);
+    snap_bytes(s, n->mac, sizeof n->mac);
+    snap_record_end(s);
+}
+
+static bool nic_load(void *ctx, struct snap *s)
+{
+    struct vmm_nic *n = ctx;
+    uint8_t mac[6] = { 0 };
+    vpci_load(&n->vpci, &n->image, s);
+    snap_record_begin(s, "nic", 1);
+    snap_bytes(s, mac, sizeof mac);
+    snap_record_end(s);
+    return snap_check(s, s->failed || !memcmp(mac, n->mac, 6), "a NIC with another MAC");
+}
+
+static void nic_restore(void *ctx)
+{
+    struct vmm_nic *n = ctx;
+    vpci_restore(&n->vpci, &n->image);
+    /* A frame that waited for buffers belonged to the run the restore replaced:
+     * it is lost, as on a link, and the driver's protocols send again. */
+    n->held = false;
+    n->broke_logged = false;
+    n->tx_more = true;
+    __atomic_store_n(&n->rx_wake, true, __ATOMIC_RELEASE);
+    core_vcpu_kick(n->vm->vcpus[0].h);
+}
+
 /* ---- set-up ---- */
 
 bool vmm_nic_attach(struct vmm_vm *m)
@@ -316,7 +352,7 @@ bool vmm_nic_attach(struct vmm_vm *m)
     const struct vmm_pci_fn fn = {
         .dev = n->vpci.pci, .bar = VPCI_BAR, .bar_size = VPCI_BAR_SIZE,
         .read = nic_bar_read, .write = nic_bar_write, .after_config = nic_after_config,
-        .boot = nic_boot, .ctx = n,
+        .boot = nic_boot, .save = nic_save, .load = nic_load, .restore = nic_restore, .ctx = n,
     };
     if (!vmm_pci_add(m, &fn)) {
         log_error("vm %s: net %s: more than %d PCI functions", c->name, c->net, VMM_PCI_FUNCTIONS_MAX);

@@ -39,6 +39,7 @@ struct vmm_nic {
     size_t   held_len;
     uint8_t  held_frame[CORE_NET_FRAME_MAX];
     struct vnet net;
+    struct vpci_image image;          /* a restore's staging */
     struct vpci_dev vpci;
 };
 

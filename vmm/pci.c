@@ -2,6 +2,7 @@
 #include "vmm/vm.h"
 #include "vmm/lapic.h"
 #include "vmm/platform.h"
+#include "vmm/snap.h"
 #include "kernel/log.h"
 
 /* MSI message address and data (Intel SDM Vol. 3A §11.11.1-2): the address's
@@ -263,5 +264,59 @@ void vmm_pci_boot(struct vmm_vm *m)
     if (!pci_bus_assign(&p->bus, VMM_PCI_MMIO32_BASE, VMM_PCI_MMIO32_LIMIT, 0, 0, 0, 0))
         log_warn("vm %s: the PCI devices' BARs do not fit the 32-bit window; the guest must place them",
                  m->conf.name);
+    pci_unlock(p, f);
+}
+
+/* ---- snapshots ---- */
+
+void vmm_pci_save(struct vmm_vm *m, struct snap *s)
+{
+    struct vmm_pci *p = m->pci;
+    if (!p)
+        return;
+    uint64_t f = pci_lock(p);
+    uint32_t count = p->count;
+    snap_record_begin(s, "pcibus", 1);
+    snap_u32(s, &count);
+    snap_record_end(s);
+    for (unsigned i = 0; i < p->count; i++) {
+        pci_dev_save(p->fn[i].dev, s);
+        if (p->fn[i].save)
+            p->fn[i].save(p->fn[i].ctx, s);
+    }
+    pci_unlock(p, f);
+}
+
+bool vmm_pci_load(struct vmm_vm *m, struct snap *s)
+{
+    struct vmm_pci *p = m->pci;
+    if (!p)
+        return !s->failed;
+    uint32_t count = 0;
+    snap_record_begin(s, "pcibus", 1);
+    snap_u32(s, &count);
+    snap_record_end(s);
+    snap_check(s, s->failed || count == p->count, "a PCI bus with other functions");
+    uint64_t f = pci_lock(p);
+    for (unsigned i = 0; i < p->count && !s->failed; i++) {
+        pci_dev_load(p->fn[i].dev, &p->image[i], s);
+        if (!s->failed && p->fn[i].load)
+            p->fn[i].load(p->fn[i].ctx, s);
+    }
+    pci_unlock(p, f);
+    return !s->failed;
+}
+
+void vmm_pci_commit(struct vmm_vm *m)
+{
+    struct vmm_pci *p = m->pci;
+    if (!p)
+        return;
+    uint64_t f = pci_lock(p);
+    for (unsigned i = 0; i < p->count; i++) {
+        pci_dev_restore(p->fn[i].dev, &p->image[i]);
+        if (p->fn[i].restore)
+            p->fn[i].restore(p->fn[i].ctx);
+    }
     pci_unlock(p, f);
 }

@@ -25,6 +25,7 @@
 #include "vmm/dev/pci_bus.h"
 
 struct vmm_vm;
+struct snap;
 
 #define VMM_PCI_MMIO32_BASE   0xc0000000ull
 #define VMM_PCI_MMIO32_LIMIT  0xdfffffffull
@@ -52,6 +53,12 @@ struct vmm_pci_fn {
     void   (*after_config)(void *ctx);
     /* Every (re)boot of the VM, after the bus's PCI reset; may be NULL. */
     void   (*boot)(void *ctx);
+    /* Snapshots: its device's own state after the function's (vmm_pci_save);
+     * load reads it into the device's staging, false if refused; restore puts
+     * the staged state live once the VM's RAM is the snapshot's.  NULL: none. */
+    void   (*save)(void *ctx, struct snap *s);
+    bool   (*load)(void *ctx, struct snap *s);
+    void   (*restore)(void *ctx);
     void    *ctx;
 };
 
@@ -63,6 +70,7 @@ struct vmm_pci {
     uint64_t msi_dropped;               /* messages not aimed at the local APICs */
     uint64_t master_aborts;             /* window accesses no BAR decoded */
     bool     warned_msi;
+    struct pci_dev_image image[VMM_PCI_FUNCTIONS_MAX];   /* a restore's staging */
     struct pci_bus bus;                 /* large: last */
 };
 
@@ -79,5 +87,13 @@ void vmm_pci_boot(struct vmm_vm *m);
 /* A conf1 cycle the host bridge forwarded (vmm/dev/pci_host.h). */
 void vmm_pci_config(struct vmm_vm *m, unsigned devfn, unsigned offset, unsigned size, bool write,
                     uint32_t *value);
+
+/* Snapshots: every function's configuration space, MSI-X state and its device's
+ * own state (each function's save hook), in one record per function.  load checks
+ * and stages it (false if refused, nothing live changed); commit, with the VM's
+ * RAM the snapshot's, puts it live.  Nothing for a VM without a PCI bus. */
+void vmm_pci_save(struct vmm_vm *m, struct snap *s);
+bool vmm_pci_load(struct vmm_vm *m, struct snap *s);
+void vmm_pci_commit(struct vmm_vm *m);
 
 #endif

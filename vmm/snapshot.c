@@ -4,12 +4,15 @@
 #include "vmm/vm.h"
 #include "vmm/platform.h"
 #include "vmm/pvclock.h"
+#include "vmm/pci.h"
+#include "vmm/disk.h"
 #include "kernel/fmt.h"
 #include "kernel/log.h"
 #include "kernel/string.h"
 
 /* Room for every vCPU's record (its FPU image is the most of it) and the devices. */
-#define STREAM_MAX (VMM_MAX_VCPUS * (HVM_FPU_AREA_MAX + 2048) + (16u << 10))
+#define STREAM_MAX (VMM_MAX_VCPUS * (HVM_FPU_AREA_MAX + 2048) + (16u << 10) + \
+                    VMM_PCI_FUNCTIONS_MAX * (8u << 10))
 
 /* One vCPU as the stream holds it. */
 struct vcpu_image {
@@ -206,6 +209,7 @@ static size_t write_stream(struct vmm_vm *m, struct stage *g)
     uart16550_save(&m->uart, &s);
     spin_unlock_irqrestore(&m->uart_lock, f);
     vmm_platform_save(m, &s);
+    vmm_pci_save(m, &s);
     for (unsigned i = 0; i < m->vcpu_count; i++) {
         struct vcpu_image *v = &g->vcpu[i];
         snap_record_begin(&s, "vcpu", 1);
@@ -285,6 +289,8 @@ static bool parse_stream(struct vmm_vm *m, struct stage *g, char *msg, size_t le
         uart16550_load(&g->uart, &s);
     if (!s.failed)
         vmm_platform_load(m, &s, &g->platform);
+    if (!s.failed)
+        vmm_pci_load(m, &s);
     for (unsigned i = 0; i < m->vcpu_count && !s.failed; i++) {
         struct vcpu_image *v = &g->vcpu[i];
         struct vmm_vcpu *c = &m->vcpus[i];
@@ -320,6 +326,7 @@ static void commit(struct vmm_vm *m, struct stage *g)
     m->in_count = 0;
     spin_unlock_irqrestore(&m->uart_lock, f);
     vmm_platform_commit(m, &g->platform);
+    vmm_pci_commit(m);
     f = spin_lock_irqsave(&m->lock);
     /* The line the guest was writing then goes on; what it wrote since is gone. */
     memcpy(m->line, g->line, g->line_len);
@@ -441,12 +448,13 @@ int vmm_snapshot_request(struct vmm_vm *m, const char *tag, char *msg, size_t le
                      "first", m->conf.name, m->conf.name);
         return -1;
     }
-    if (m->disk_count || m->vcon || m->nic) {
-        /* The virtio devices' state (queues, MSI-X, the disk's writes) is not in
-         * the stream yet: a snapshot without it would restore a guest whose
-         * driver and device disagree. */
-        fmt_snprintf(msg, len, "vm %s has virtio devices, whose state snapshots do not hold yet; snapshot a VM "
-                     "without `disk =`, `net =` or `console = virtio`", m->conf.name);
+    if (m->disk_count && m->conf.disk_mode != CONFIG_DISK_RO) {
+        /* The disk's own writes live in the monitor's memory, beside the guest's
+         * RAM: without them in the snapshot, a restored guest would find its
+         * disk other than it left it. */
+        fmt_snprintf(msg, len, "vm %s's disks take writes (disk_mode = %s), which snapshots do not hold yet; "
+                     "snapshot a VM whose disks are disk_mode = ro", m->conf.name,
+                     m->conf.disk_mode == CONFIG_DISK_RW ? "rw" : "snapshot");
         return -1;
     }
     if (!vmm_vm_claim(m, VMM_JOB_SNAPSHOT)) {

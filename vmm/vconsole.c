@@ -4,6 +4,7 @@
 #include "kernel/fmt.h"
 #include "kernel/log.h"
 #include "kernel/string.h"
+#include "vmm/snap.h"
 
 /* ---- output: whole lines to plinth's console ---- */
 
@@ -157,6 +158,81 @@ static void vcon_boot(void *ctx)
     vpci_reset(&v->vpci);
 }
 
+/* ---- snapshots ---- */
+
+static void con_fields(struct snap *s, struct vcon *c, char *line, uint32_t *line_len)
+{
+    snap_bytes(s, c->in_buf, sizeof c->in_buf);
+    snap_u16(s, &c->in_head);
+    snap_u16(s, &c->in_len);
+    snap_bool(s, &c->tx_busy);
+    snap_u16(s, &c->tx_head);
+    snap_u16(s, &c->tx_n_seg);
+    snap_u16(s, &c->tx_seg_i);
+    snap_u32(s, &c->tx_off);
+    snap_u16(s, &c->tx_avail_idx);
+    for (unsigned i = 0; i < c->tx_n_seg && i < VCON_CHAIN_SEGS; i++) {
+        snap_u64(s, &c->tx_seg[i].gpa);
+        snap_u32(s, &c->tx_seg[i].len);
+    }
+    snap_u32(s, line_len);
+    if (*line_len <= VMM_VCON_LINE_MAX)
+        snap_bytes(s, line, *line_len);
+}
+
+static void vcon_save(void *ctx, struct snap *s)
+{
+    struct vmm_vcon *v = ctx;
+    vpci_save(&v->vpci, s);
+    uint32_t line_len = (uint32_t)v->line_len;
+    snap_record_begin(s, "vcon", 1);
+    con_fields(s, &v->con, v->line, &line_len);
+    snap_record_end(s);
+}
+
+static bool vcon_load(void *ctx, struct snap *s)
+{
+    struct vmm_vcon *v = ctx;
+    struct vcon *c = &v->staged;
+    *c = v->con;
+    c->tx_n_seg = 0;
+    uint32_t line_len = 0;
+    vpci_load(&v->vpci, &v->image, s);
+    snap_record_begin(s, "vcon", 1);
+    con_fields(s, c, v->staged_line, &line_len);
+    snap_record_end(s);
+    bool ok = c->in_head < VCON_IN_MAX && c->in_len <= VCON_IN_MAX && line_len <= VMM_VCON_LINE_MAX &&
+              c->tx_n_seg <= VCON_CHAIN_SEGS && c->tx_seg_i <= c->tx_n_seg;
+    for (unsigned i = 0; ok && c->tx_busy && i < c->tx_n_seg; i++)
+        ok = gmem_contains(&v->gmem, c->tx_seg[i].gpa, c->tx_seg[i].len) &&
+             (i != c->tx_seg_i || c->tx_off <= c->tx_seg[i].len);
+    v->staged_line_len = line_len;
+    return snap_check(s, s->failed || ok, "a virtio console's state out of its bounds");
+}
+
+static void vcon_restore(void *ctx)
+{
+    struct vmm_vcon *v = ctx;
+    vpci_restore(&v->vpci, &v->image);
+    v->con.in_head = v->staged.in_head;
+    v->con.in_len = v->staged.in_len;
+    memcpy(v->con.in_buf, v->staged.in_buf, sizeof v->con.in_buf);
+    v->con.tx_busy = v->staged.tx_busy;
+    v->con.tx_head = v->staged.tx_head;
+    v->con.tx_n_seg = v->staged.tx_n_seg;
+    v->con.tx_seg_i = v->staged.tx_seg_i;
+    v->con.tx_off = v->staged.tx_off;
+    v->con.tx_avail_idx = v->staged.tx_avail_idx;
+    memcpy(v->con.tx_seg, v->staged.tx_seg, sizeof v->con.tx_seg);
+    /* The line the guest was writing then goes on; what it wrote since is gone. */
+    memcpy(v->line, v->staged_line, v->staged_line_len);
+    v->line_len = v->staged_line_len;
+    v->broke_logged = false;
+    v->tx_more = true;
+    v->rx_more = vcon_input_pending(&v->con) != 0;
+    core_vcpu_kick(v->vm->vcpus[0].h);
+}
+
 /* ---- vCPU 0 and the shell ---- */
 
 bool vmm_vcon_takes_input(struct vmm_vm *m)
@@ -252,7 +328,7 @@ bool vmm_vcon_attach(struct vmm_vm *m)
     const struct vmm_pci_fn fn = {
         .dev = v->vpci.pci, .bar = VPCI_BAR, .bar_size = VPCI_BAR_SIZE,
         .read = vcon_bar_read, .write = vcon_bar_write, .after_config = vcon_after_config,
-        .boot = vcon_boot, .ctx = v,
+        .boot = vcon_boot, .save = vcon_save, .load = vcon_load, .restore = vcon_restore, .ctx = v,
     };
     if (!vmm_pci_add(m, &fn)) {
         log_error("vm %s: virtio console: more than %d PCI functions", c->name, VMM_PCI_FUNCTIONS_MAX);

@@ -28,6 +28,11 @@ struct vmm_vcon {
     char     line[VMM_VCON_LINE_MAX];
     size_t   line_len;
     struct vcon con;
+    /* A restore's staging. */
+    struct vcon staged;
+    char     staged_line[VMM_VCON_LINE_MAX];
+    size_t   staged_line_len;
+    struct vpci_image image;
     struct vpci_dev vpci;
 };
 

@@ -6,6 +6,7 @@
  * delivered at once or a pending bit given up, the INTx lines follow interrupt
  * disable and MSI-X, and a refused assignment changes nothing. */
 #include "fuzz.h"
+#include "vmm/snap.c"
 #include "vmm/dev/pci_bus.c"
 
 static struct pci_bus bus;

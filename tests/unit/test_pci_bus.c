@@ -8,6 +8,7 @@
 #include <string.h>
 #include <cmocka.h>
 
+#include "vmm/snap.c"
 #include "vmm/dev/pci_bus.c"
 
 static struct pci_bus bus;

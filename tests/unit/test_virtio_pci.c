@@ -11,6 +11,7 @@
 #include <string.h>
 #include <cmocka.h>
 
+#include "vmm/snap.c"
 #include "vmm/dev/pci_bus.c"
 #include "vmm/virtio/guest_mem.c"
 #include "vmm/virtio/virtqueue.c"

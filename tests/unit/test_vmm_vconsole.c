@@ -337,6 +337,62 @@ static void test_reboot_resets_the_console(void **state)
     assert_string_equal(lines[1], "new");
 }
 
+/* A snapshot holds the transport, the queues' indices, input not yet delivered and
+ * the partial line; a restore after the driver reset the device brings all back. */
+static void test_snapshot_round_trip(void **state)
+{
+    (void)state;
+    driver_init();
+    hvc_write(0, "one\nhal");
+    assert_int_equal(line_count, 1);
+    vm.input_waiting = true;
+    typed = "xy";
+    typed_len = 2;
+    vmm_vcon_poll(&vm);
+    assert_int_equal(vcon_input_pending(&vm.vcon->con), 2);
+    static uint8_t buf[64 << 10];
+    struct snap s;
+    snap_save_begin(&s, buf, sizeof buf);
+    vmm_pci_save(&vm, &s);
+    size_t len = snap_save_end(&s);
+    assert_true(len > 0);
+
+    /* The run goes on: the driver resets the device (the partial line goes out). */
+    common_write(VPCI_COMMON_STATUS, 1, 0);
+    assert_int_equal(line_count, 2);
+    assert_false(vmm_vcon_takes_input(&vm));
+
+    /* A stream of another device is refused, and nothing changes. */
+    static uint8_t bad[64 << 10];
+    memcpy(bad, buf, len);
+    assert_true(snap_load_begin(&s, bad, len));
+    vm.vcon->vpci.device_type = VIRTIO_ID_NET;
+    assert_false(vmm_pci_load(&vm, &s));
+    vm.vcon->vpci.device_type = VIRTIO_ID_CONSOLE;
+    assert_int_equal(vpci_status(&vm.vcon->vpci), 0);
+
+    assert_true(snap_load_begin(&s, buf, len));
+    assert_true(vmm_pci_load(&vm, &s));
+    assert_true(snap_load_end(&s));
+    vmm_pci_commit(&vm);
+    assert_true(vpci_status(&vm.vcon->vpci) & VIRTIO_STATUS_DRIVER_OK);
+    assert_true(vmm_vcon_takes_input(&vm));
+    /* The queue goes on from its indices; the line from where it was. */
+    hvc_write(1, "f\n");
+    assert_int_equal(used_idx(TXQ), 2);
+    assert_string_equal(lines[line_count - 1], "half");
+    /* The input that waited then is delivered. */
+    uint64_t irqs = vm.vcon->interrupts;
+    put_desc(RXQ, 0, RXBUF, 64, VIRTQ_DESC_F_WRITE, 0);
+    make_avail(0, RXQ, 0);
+    notify(VCON_QUEUE_RX);
+    assert_int_equal(used_idx(RXQ), 1);
+    assert_memory_equal(ram + RXBUF, "xy", 2);
+    /* The restored MSI-X table still routes the interrupts (both vectors). */
+    assert_int_equal(vm.vcon->interrupts, irqs + 1);
+    assert_int_equal(vlapic_pending(&bsp()->lapic), VECTOR + 1);
+}
+
 static void test_needs_a_pci_bus(void **state)
 {
     (void)state;
@@ -356,6 +412,7 @@ int main(void)
         cmocka_unit_test_setup(test_input_goes_to_hvc0_once_its_driver_runs, setup),
         cmocka_unit_test_setup(test_broken_ring_stops_the_device_not_the_vm, setup),
         cmocka_unit_test_setup(test_reboot_resets_the_console, setup),
+        cmocka_unit_test_setup(test_snapshot_round_trip, setup),
         cmocka_unit_test_setup(test_needs_a_pci_bus, setup),
     };
     int r = cmocka_run_group_tests(tests, NULL, NULL);

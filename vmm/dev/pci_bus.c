@@ -1,6 +1,7 @@
 #include "vmm/dev/pci_bus.h"
 
 #include "kernel/string.h"
+#include "vmm/snap.h"
 
 /* The status register's upper byte: all of its RW1C error bits (§6.2.3). */
 #define STATUS_BYTE_HIGH      (PCI_CFG_STATUS + 1)
@@ -820,4 +821,74 @@ enum pci_msix_result pci_msix_notify(struct pci_dev *d, unsigned vector)
         return PCI_MSIX_DROPPED;
     msix_send(d, vector);
     return PCI_MSIX_DELIVERED;
+}
+
+/* ---- snapshots ---- */
+
+static void dev_fields(struct snap *s, struct pci_dev_image *img, unsigned vectors)
+{
+    snap_bytes(s, img->config, sizeof img->config);
+    for (unsigned v = 0; v < vectors; v++) {
+        snap_u32(s, &img->msix[v].addr_lo);
+        snap_u32(s, &img->msix[v].addr_hi);
+        snap_u32(s, &img->msix[v].data);
+        snap_u32(s, &img->msix[v].ctrl);
+    }
+    snap_bytes(s, img->pending, (vectors + 7) / 8);
+    snap_bool(s, &img->intx_level);
+}
+
+void pci_dev_save(struct pci_dev *d, struct snap *s)
+{
+    static struct pci_dev_image img;     /* callers are serialised by the VM's snapshot */
+    unsigned vectors = d->msix_count < PCI_DEV_SNAP_VECTORS ? d->msix_count : PCI_DEV_SNAP_VECTORS;
+    memcpy(img.config, d->config, sizeof img.config);
+    memset(img.pending, 0, sizeof img.pending);
+    for (unsigned v = 0; v < vectors; v++) {
+        img.msix[v] = d->bus->msix[d->msix_first + v];
+        if (pending(d, v))
+            img.pending[v / 8] |= (uint8_t)(1u << (v % 8));
+    }
+    img.intx_level = d->intx_level;
+    uint32_t devfn = d->devfn, count = vectors;
+    snap_record_begin(s, "pcidev", 1);
+    snap_u32(s, &devfn);
+    snap_u32(s, &count);
+    dev_fields(s, &img, vectors);
+    snap_record_end(s);
+}
+
+bool pci_dev_load(const struct pci_dev *d, struct pci_dev_image *img, struct snap *s)
+{
+    unsigned vectors = d->msix_count < PCI_DEV_SNAP_VECTORS ? d->msix_count : PCI_DEV_SNAP_VECTORS;
+    uint32_t devfn = 0, count = 0;
+    snap_record_begin(s, "pcidev", 1);
+    snap_u32(s, &devfn);
+    snap_u32(s, &count);
+    if (snap_check(s, devfn == d->devfn && count == vectors, "a PCI function of another device or slot"))
+        dev_fields(s, img, vectors);
+    snap_record_end(s);
+    if (s->failed)
+        return false;
+    /* Only what the guest could have written comes from the stream. */
+    for (unsigned i = 0; i < PCI_CONFIG_SIZE; i++) {
+        uint8_t guest = d->wmask[i] | d->w1cmask[i];
+        img->config[i] = (uint8_t)((d->config[i] & ~guest) | (img->config[i] & guest));
+    }
+    return true;
+}
+
+void pci_dev_restore(struct pci_dev *d, const struct pci_dev_image *img)
+{
+    unsigned vectors = d->msix_count < PCI_DEV_SNAP_VECTORS ? d->msix_count : PCI_DEV_SNAP_VECTORS;
+    memcpy(d->config, img->config, sizeof d->config);
+    for (unsigned v = 0; v < vectors; v++) {
+        d->bus->msix[d->msix_first + v] = img->msix[v];
+        pending_set(d, v, img->pending[v / 8] >> (v % 8) & 1);
+    }
+    /* What changed against the function's state before the restore is reported
+     * as a guest's write would be: the BARs' decode, the INTx line. */
+    bars_update(d);
+    pci_dev_set_intx(d, img->intx_level);
+    intx_update(d);
 }

@@ -136,6 +136,7 @@ struct pci_msix_entry {
 };
 
 struct pci_bus;
+struct snap;
 
 struct pci_dev {
     struct pci_bus *bus;
@@ -265,5 +266,23 @@ enum pci_msix_result pci_msix_notify(struct pci_dev *dev, unsigned vector);
  * while the command register's interrupt-disable bit is clear and MSI-X is off
  * (§6.2.2-6.2.3, §6.8.2.3).  Nothing for a function without an interrupt pin. */
 void     pci_dev_set_intx(struct pci_dev *dev, bool level);
+
+/* ---- Snapshots (vmm/snap.h) ----
+ * What the guest programmed into a function: the bits of its configuration space
+ * the guest may write (the model's read-only bits stay the model's), its MSI-X
+ * table and pending bits, and its INTx condition.  pci_dev_load reads a record into
+ * img, checked against the live function d (the same function, the same vector
+ * count); pci_dev_restore puts it into d and reports the BARs' decode and the INTx
+ * line as they now are (the map and intx callbacks). */
+#define PCI_DEV_SNAP_VECTORS 128
+struct pci_dev_image {
+    uint8_t  config[PCI_CONFIG_SIZE];
+    struct pci_msix_entry msix[PCI_DEV_SNAP_VECTORS];
+    uint8_t  pending[PCI_DEV_SNAP_VECTORS / 8];
+    bool     intx_level;
+};
+void pci_dev_save(struct pci_dev *d, struct snap *s);
+bool pci_dev_load(const struct pci_dev *d, struct pci_dev_image *img, struct snap *s);
+void pci_dev_restore(struct pci_dev *d, const struct pci_dev_image *img);
 
 #endif

@@ -1,5 +1,6 @@
 /* The virtio 1.x modern PCI transport, virtio 1.2 §4.1: see pci.h. */
 #include "vmm/virtio/pci.h"
+#include "vmm/snap.h"
 
 #include "kernel/string.h"
 
@@ -633,4 +634,146 @@ bool vpci_init(struct vpci_dev *dev, struct pci_bus *bus, unsigned devfn, uint16
         vpci_queue_defaults(dev, &dev->queue[i]);
     dev->config_msix_vector = VPCI_NO_VECTOR;
     return true;
+}
+
+/* ---- snapshots ---- */
+
+static void image_fields(struct snap *s, struct vpci_image *img, unsigned queues)
+{
+    snap_u64(s, &img->driver_features);
+    snap_u32(s, &img->device_feature_select);
+    snap_u32(s, &img->driver_feature_select);
+    snap_u16(s, &img->config_msix_vector);
+    snap_u16(s, &img->queue_select);
+    snap_u8(s, &img->status);
+    snap_u8(s, &img->config_generation);
+    snap_u8(s, &img->isr);
+    snap_bool(s, &img->needs_reset);
+    for (unsigned i = 0; i < queues; i++) {
+        snap_u16(s, &img->q[i].size);
+        snap_u16(s, &img->q[i].msix_vector);
+        snap_bool(s, &img->q[i].enabled);
+        snap_bool(s, &img->q[i].reset_done);
+        snap_bool(s, &img->q[i].vq_enabled);
+        snap_bool(s, &img->q[i].vq_broken);
+        snap_u32(s, &img->q[i].vq_error);
+        snap_u64(s, &img->q[i].desc);
+        snap_u64(s, &img->q[i].driver);
+        snap_u64(s, &img->q[i].device);
+        snap_u16(s, &img->q[i].last_avail_idx);
+        snap_u16(s, &img->q[i].used_idx);
+        snap_u16(s, &img->q[i].used_published);
+        snap_u16(s, &img->q[i].signalled_used);
+    }
+}
+
+void vpci_save(struct vpci_dev *dev, struct snap *s)
+{
+    static struct vpci_image img;        /* callers are serialised by the VM's snapshot */
+    img = (struct vpci_image){
+        .driver_features = dev->driver_features, .device_feature_select = dev->device_feature_select,
+        .driver_feature_select = dev->driver_feature_select, .config_msix_vector = dev->config_msix_vector,
+        .queue_select = dev->queue_select, .status = dev->status, .config_generation = dev->config_generation,
+        .isr = dev->isr, .needs_reset = dev->needs_reset,
+    };
+    for (unsigned i = 0; i < dev->num_queues; i++) {
+        const struct vpci_queue *q = &dev->queue[i];
+        img.q[i].size = q->size;
+        img.q[i].msix_vector = q->msix_vector;
+        img.q[i].enabled = q->enabled;
+        img.q[i].reset_done = q->reset_done;
+        img.q[i].vq_enabled = q->vq.enabled;
+        img.q[i].vq_broken = q->vq.broken;
+        img.q[i].vq_error = (uint32_t)q->vq.error;
+        img.q[i].desc = q->desc;
+        img.q[i].driver = q->driver;
+        img.q[i].device = q->device;
+        img.q[i].last_avail_idx = q->vq.last_avail_idx;
+        img.q[i].used_idx = q->vq.used_idx;
+        img.q[i].used_published = q->vq.used_published;
+        img.q[i].signalled_used = q->vq.signalled_used;
+    }
+    uint32_t type = dev->device_type, queues = dev->num_queues;
+    snap_record_begin(s, "virtio", 1);
+    snap_u32(s, &type);
+    snap_u32(s, &queues);
+    image_fields(s, &img, dev->num_queues);
+    snap_record_end(s);
+}
+
+bool vpci_load(const struct vpci_dev *dev, struct vpci_image *img, struct snap *s)
+{
+    uint32_t type = 0, queues = 0;
+    *img = (struct vpci_image){ 0 };
+    snap_record_begin(s, "virtio", 1);
+    snap_u32(s, &type);
+    snap_u32(s, &queues);
+    if (snap_check(s, type == dev->device_type && queues == dev->num_queues, "a virtio device of another type"))
+        image_fields(s, img, dev->num_queues);
+    snap_record_end(s);
+    if (s->failed)
+        return false;
+    const uint8_t status_bits = VIRTIO_STATUS_ACKNOWLEDGE | VIRTIO_STATUS_DRIVER | VIRTIO_STATUS_DRIVER_OK |
+                                VIRTIO_STATUS_FEATURES_OK | VIRTIO_STATUS_FAILED;
+    bool ok = !(img->status & ~status_bits) && img->queue_select < VPCI_QUEUES_MAX &&
+              !(img->driver_features & ~dev->device_features) &&
+              (img->config_msix_vector < dev->msix_vectors || img->config_msix_vector == VPCI_NO_VECTOR);
+    for (unsigned i = 0; i < dev->num_queues && ok; i++) {
+        uint16_t n = img->q[i].size;
+        ok = n && n <= dev->queue_max && !(n & (n - 1)) && img->q[i].vq_error <= VQ_ERR_PUSH_UNPOPPED &&
+             (img->q[i].msix_vector < dev->msix_vectors || img->q[i].msix_vector == VPCI_NO_VECTOR) &&
+             (img->q[i].enabled || !img->q[i].vq_enabled);
+    }
+    return snap_check(s, ok, "a virtio device's registers hold values the device never takes");
+}
+
+void vpci_restore(struct vpci_dev *dev, const struct vpci_image *img)
+{
+    dev->driver_features = img->driver_features;
+    dev->device_feature_select = img->device_feature_select;
+    dev->driver_feature_select = img->driver_feature_select;
+    dev->config_msix_vector = img->config_msix_vector;
+    dev->queue_select = img->queue_select;
+    dev->status = img->status;
+    dev->config_generation = img->config_generation;
+    dev->isr = img->isr;
+    dev->needs_reset = img->needs_reset;
+    dev->in_window = dev->defer_intx = dev->defer_config_irq = false;
+    dev->defer_notify = 0;
+    for (unsigned i = 0; i < dev->num_queues; i++) {
+        struct vpci_queue *q = &dev->queue[i];
+        vq_reset(&q->vq);
+        q->size = img->q[i].size;
+        q->msix_vector = img->q[i].msix_vector;
+        q->enabled = img->q[i].enabled;
+        q->reset_done = img->q[i].reset_done;
+        q->desc = img->q[i].desc;
+        q->driver = img->q[i].driver;
+        q->device = img->q[i].device;
+        if (!img->q[i].vq_enabled)
+            continue;
+        vq_set_features(&q->vq, vpci_features(dev));
+        enum vq_error e = dev->ops.gmem ? vq_set_addrs(&q->vq, dev->ops.gmem, q->size, q->desc, q->driver,
+                                                       q->device)
+                                        : VQ_ERR_NOT_READY;
+        if (e != VQ_OK) {
+            /* The same RAM as when it was taken: cannot happen, but stop the
+             * device rather than trust it. */
+            vpci_device_error(dev);
+            continue;
+        }
+        q->vq.last_avail_idx = img->q[i].last_avail_idx;
+        q->vq.used_idx = img->q[i].used_idx;
+        q->vq.used_published = img->q[i].used_published;
+        q->vq.signalled_used = img->q[i].signalled_used;
+        if (img->q[i].vq_broken) {
+            q->vq.broken = true;
+            q->vq.error = (enum vq_error)img->q[i].vq_error;
+        } else {
+            /* vq_set_addrs asked for a kick at entry 0; between requests the
+             * device waits for the next one it has not taken. */
+            vq_enable_notify(&q->vq, dev->ops.gmem);
+        }
+    }
+    vpci_intx_sync(dev);
 }

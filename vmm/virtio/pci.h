@@ -36,6 +36,8 @@
 #include "vmm/virtio/guest_mem.h"
 #include "vmm/virtio/virtqueue.h"
 
+struct snap;
+
 /* PCI IDs, §4.1.2: vendor 1af4, device 1040 + the virtio device ID. */
 #define VPCI_VENDOR_ID          0x1af4
 #define VPCI_DEVICE_ID_BASE     0x1040
@@ -222,5 +224,29 @@ void vpci_config_changed(struct vpci_dev *dev);
 /* The device hit an error it cannot recover from (a queue broke): sets
  * DEVICE_NEEDS_RESET and, once DRIVER_OK, notifies the driver (§2.1.2). */
 void vpci_device_error(struct vpci_dev *dev);
+
+/* ---- Snapshots (vmm/snap.h) ----
+ * The transport's registers and each queue's set-up and indices (the function's
+ * configuration space is pci_dev_save's).  vpci_load reads a record into img,
+ * checked against the live device; vpci_restore, once the VM's RAM is the
+ * snapshot's, sets the queues up again over it (as at queue_enable), puts the
+ * indices back and re-enables the driver's notifications, as between requests. */
+struct vpci_image {
+    uint64_t driver_features;
+    uint32_t device_feature_select, driver_feature_select;
+    uint16_t config_msix_vector, queue_select;
+    uint8_t  status, config_generation, isr;
+    bool     needs_reset;
+    struct {
+        uint16_t size, msix_vector;
+        bool     enabled, reset_done, vq_enabled, vq_broken;
+        uint32_t vq_error;
+        uint64_t desc, driver, device;
+        uint16_t last_avail_idx, used_idx, used_published, signalled_used;
+    } q[VPCI_QUEUES_MAX];
+};
+void vpci_save(struct vpci_dev *dev, struct snap *s);
+bool vpci_load(const struct vpci_dev *dev, struct vpci_image *img, struct snap *s);
+void vpci_restore(struct vpci_dev *dev, const struct vpci_image *img);
 
 #endif
