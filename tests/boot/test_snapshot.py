@@ -209,7 +209,12 @@ def test_linux_snapshot_restore(guest_build, tmp_path, emulator, virtio):
     test_guests.make_iso(guest_build, str(cfg), iso)
     # Room beside the guests' 144 MiB for a snapshot of Linux's non-zero RAM.
     with Session(emulator, iso, tmp_path, smp=vcpus, timeout=1200, memory=512) as s:
+        if virtio:
+            s.expect(r"vm linux: hvc0 is a virtio console at PCI 00:\d\d\.0$", 120)
+            s.expect(r"vm linux: eth0 \S+ on net lan0", 120)
         s.expect(r"^\[linux\] linux-guest: selfcheck ok$", 400)
+        if virtio:
+            s.expect(r"^\[linux\] linux-guest: net eth0 up 10\.0\.0\.1/24 ", 1)
         s.expect(r"^\[linux\] linux-guest: shell \(linux-guest.stay\)", 120)
         at = s.mark()
         s.send("echo kept-$((40+2)) > /tmp/f; cat /tmp/f\r")
