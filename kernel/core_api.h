@@ -216,6 +216,14 @@ int      core_snap_save_ram(core_snap_t s, char *msg, size_t len);
  * the snapshot is gone). */
 int      core_snap_commit(core_snap_t s, const void *state, size_t n, uint64_t vm_uptime_ns,
                           char *msg, size_t len);
+/* The same with the state in pieces, one after another (the monitor's stream and,
+ * say, a disk's writes, without first copying them together). */
+struct core_snap_part {
+    const void *data;
+    size_t      n;
+};
+int      core_snap_commit_parts(core_snap_t s, const struct core_snap_part *parts, unsigned count,
+                                uint64_t vm_uptime_ns, char *msg, size_t len);
 void     core_snap_abort(core_snap_t s);
 /* A published snapshot of vm to restore (tag NULL or empty: its latest), held so
  * that it cannot be dropped meanwhile: a handle, or -1 with msg. */
@@ -223,6 +231,9 @@ core_snap_t core_snap_open(core_vm_t vm, const char *tag, char *msg, size_t len)
 /* Its state (up to max bytes) into buf: the state's whole size (larger than max:
  * not all copied). */
 size_t   core_snap_read_state(core_snap_t s, void *buf, size_t max);
+/* Up to max bytes of its state from offset into buf: how many were copied (0 past
+ * the end). */
+size_t   core_snap_read_state_at(core_snap_t s, uint64_t offset, void *buf, size_t max);
 void     core_snap_get_info(core_snap_t s, struct core_snap_info *info);
 /* Puts the next part of its RAM back into the VM (pages it did not hold are
  * zeroed): 1 while more is to come, 0 when done. */

@@ -306,8 +306,12 @@ int core_snap_save_ram(core_snap_t s, char *msg, size_t len)
     return 0;
 }
 
-int core_snap_commit(core_snap_t s, const void *state, size_t n, uint64_t vm_uptime_ns, char *msg, size_t len)
+int core_snap_commit_parts(core_snap_t s, const struct core_snap_part *parts, unsigned count,
+                           uint64_t vm_uptime_ns, char *msg, size_t len)
 {
+    uint64_t n = 0;
+    for (unsigned i = 0; i < count; i++)
+        n += parts[i].n;
     struct slot *t = slot_get(s);
     if (!t || t->state != SLOT_BUILDING || t->next < t->chunk_count) {
         if (t && t->state == SLOT_BUILDING)
@@ -330,7 +334,11 @@ int core_snap_commit(core_snap_t s, const void *state, size_t n, uint64_t vm_upt
         return -1;
     }
     t->state_len = n;
-    memcpy(phys_to_virt(t->state_phys), state, n);
+    uint8_t *to = phys_to_virt(t->state_phys);
+    for (unsigned i = 0; i < count; i++) {
+        memcpy(to, parts[i].data, parts[i].n);
+        to += parts[i].n;
+    }
     t->taken_ns = time_since_boot_ns();
     t->vm_uptime_ns = vm_uptime_ns;
     uint64_t flags = spin_lock_irqsave(&lock);
@@ -338,6 +346,12 @@ int core_snap_commit(core_snap_t s, const void *state, size_t n, uint64_t vm_upt
     t->state = SLOT_READY;
     spin_unlock_irqrestore(&lock, flags);
     return 0;
+}
+
+int core_snap_commit(core_snap_t s, const void *state, size_t n, uint64_t vm_uptime_ns, char *msg, size_t len)
+{
+    const struct core_snap_part part = { state, n };
+    return core_snap_commit_parts(s, &part, 1, vm_uptime_ns, msg, len);
 }
 
 void core_snap_abort(core_snap_t s)
@@ -365,6 +379,16 @@ core_snap_t core_snap_open(core_vm_t vm, const char *tag, char *msg, size_t len)
         return -1;
     }
     return (core_snap_t)(t - slots);
+}
+
+size_t core_snap_read_state_at(core_snap_t s, uint64_t offset, void *buf, size_t max)
+{
+    struct slot *t = slot_get(s);
+    if (!t || t->state != SLOT_READY || offset >= t->state_len)
+        return 0;
+    uint64_t n = t->state_len - offset < max ? t->state_len - offset : max;
+    memcpy(buf, (uint8_t *)phys_to_virt(t->state_phys) + offset, n);
+    return n;
 }
 
 size_t core_snap_read_state(core_snap_t s, void *buf, size_t max)

@@ -131,22 +131,134 @@ static void disk_boot(void *ctx)
 
 /* ---- snapshots (a read-only disk's state is its transport's alone) ---- */
 
+static uint64_t cow_index_bytes(const struct vmm_disk *d)
+{
+    return VBLK_COW_INDEX_ENTRIES(d->blk.image_bytes) * sizeof d->blk.cow_index[0];
+}
+
+/* The bytes of the disk's writes a snapshot holds after the stream. */
+static uint64_t data_bytes(const struct vmm_disk *d, uint32_t bumped)
+{
+    if (d->blk.mode == VBLK_MODE_RW)
+        return d->blk.image_bytes;
+    if (d->blk.mode == VBLK_MODE_SNAPSHOT)
+        return cow_index_bytes(d) + (uint64_t)bumped * VBLK_COW_BLOCK;
+    return 0;
+}
+
 static void disk_save(void *ctx, struct snap *s)
 {
     struct vmm_disk *d = ctx;
     vpci_save(&d->vpci, s);
+    uint32_t mode = d->blk.mode, bumped = d->blk.cow_bumped, head = d->blk.cow_free_head,
+             count = d->blk.cow_free_count;
+    uint64_t bytes = d->blk.image_bytes, data = data_bytes(d, bumped);
+    d->data_bytes = data;
+    snap_record_begin(s, "disk", 1);
+    snap_u32(s, &mode);
+    snap_u64(s, &bytes);
+    snap_u32(s, &bumped);
+    snap_u32(s, &head);
+    snap_u32(s, &count);
+    snap_u64(s, &data);
+    snap_record_end(s);
 }
 
 static bool disk_load(void *ctx, struct snap *s)
 {
     struct vmm_disk *d = ctx;
-    return vpci_load(&d->vpci, &d->image, s);
+    uint32_t mode = 0, bumped = 0, head = 0, count = 0;
+    uint64_t bytes = 0, data = 0;
+    vpci_load(&d->vpci, &d->image, s);
+    snap_record_begin(s, "disk", 1);
+    snap_u32(s, &mode);
+    snap_u64(s, &bytes);
+    snap_u32(s, &bumped);
+    snap_u32(s, &head);
+    snap_u32(s, &count);
+    snap_u64(s, &data);
+    snap_record_end(s);
+    if (s->failed)
+        return false;
+    bool cow = d->blk.mode == VBLK_MODE_SNAPSHOT;
+    bool ok = mode == d->blk.mode && bytes == d->blk.image_bytes &&
+              (!cow || (bumped <= d->blk.cow_pool_blocks && count <= bumped &&
+                        (head == UINT32_MAX ? count == 0 : head < bumped && count > 0))) &&
+              data == data_bytes(d, cow ? bumped : 0);
+    d->staged_bumped = bumped;
+    d->staged_free_head = head;
+    d->staged_free_count = count;
+    d->data_bytes = data;
+    return snap_check(s, ok, "a disk of another mode or size, or its copy-on-write state out of bounds");
+}
+
+unsigned vmm_disks_snapshot_parts(struct vmm_vm *m, struct core_snap_part *parts)
+{
+    unsigned n = 0;
+    for (unsigned i = 0; i < m->disk_count; i++) {
+        struct vmm_disk *d = m->disks[i];
+        if (d->blk.mode == VBLK_MODE_RW) {
+            parts[n++] = (struct core_snap_part){ d->blk.image_rw, d->blk.image_bytes };
+        } else if (d->blk.mode == VBLK_MODE_SNAPSHOT) {
+            parts[n++] = (struct core_snap_part){ d->blk.cow_index, cow_index_bytes(d) };
+            parts[n++] = (struct core_snap_part){ d->blk.cow_pool,
+                                                  (uint64_t)d->blk.cow_bumped * VBLK_COW_BLOCK };
+        }
+    }
+    return n;
+}
+
+bool vmm_disks_restore_layout(struct vmm_vm *m, core_snap_t snap, uint64_t stream_len, uint64_t total,
+                              const char **why)
+{
+    uint64_t at = stream_len;
+    for (unsigned i = 0; i < m->disk_count; i++) {
+        struct vmm_disk *d = m->disks[i];
+        d->restore_from = snap;
+        d->restore_at = at;
+        if (d->data_bytes > total - at) {
+            *why = "its disks' data is shorter than its stream says";
+            return false;
+        }
+        /* Every index entry names a pool block the snapshot holds, or none. */
+        if (d->blk.mode == VBLK_MODE_SNAPSHOT) {
+            uint32_t part[256];
+            uint64_t index = cow_index_bytes(d);
+            for (uint64_t off = 0; off < index; off += sizeof part) {
+                size_t want = index - off < sizeof part ? (size_t)(index - off) : sizeof part;
+                size_t got = core_snap_read_state_at(snap, at + off, part, want);
+                for (size_t k = 0; k < got / sizeof part[0]; k++)
+                    if (part[k] > d->staged_bumped) {
+                        *why = "a disk's copy-on-write index names a block its pool does not hold";
+                        return false;
+                    }
+            }
+        }
+        at += d->data_bytes;
+    }
+    if (at != total) {
+        *why = "its state holds more than its disks' data";
+        return false;
+    }
+    return true;
 }
 
 static void disk_restore(void *ctx)
 {
     struct vmm_disk *d = ctx;
     vpci_restore(&d->vpci, &d->image);
+    /* The disk's writes as they were then (vmm_disks_restore_layout checked them). */
+    if (d->blk.mode == VBLK_MODE_RW) {
+        core_snap_read_state_at(d->restore_from, d->restore_at, d->blk.image_rw, d->blk.image_bytes);
+    } else if (d->blk.mode == VBLK_MODE_SNAPSHOT) {
+        uint64_t index = cow_index_bytes(d);
+        core_snap_read_state_at(d->restore_from, d->restore_at, d->blk.cow_index, index);
+        core_snap_read_state_at(d->restore_from, d->restore_at + index, d->blk.cow_pool,
+                                (uint64_t)d->staged_bumped * VBLK_COW_BLOCK);
+        d->blk.cow_bumped = d->staged_bumped;
+        d->blk.cow_free_head = d->staged_free_head;
+        d->blk.cow_free_count = d->staged_free_count;
+    }
     d->broke_logged = false;
     /* Requests the driver had made available then are served at vCPU 0's next
      * entry, as after a budget stopped the engine. */

@@ -13,6 +13,7 @@
 
 #include <stddef.h>
 
+#include "kernel/core_api.h"
 #include "vmm/virtio/blk.h"
 #include "vmm/virtio/pci.h"
 
@@ -28,12 +29,26 @@ struct vmm_disk {
     uint64_t interrupts;              /* used-buffer interrupts sent */
     struct vblk_disk blk;
     struct vpci_image image;          /* a restore's staging */
+    /* A snapshot's copy of the disk's writes (rw: the image; snapshot: the
+     * copy-on-write index and the pool's used blocks) follows the stream in the
+     * snapshot's state: its length, and at a restore where it lies. */
+    uint64_t data_bytes;
+    uint32_t staged_bumped, staged_free_head, staged_free_count;
+    core_snap_t restore_from;
+    uint64_t restore_at;
     struct vpci_dev vpci;
 };
 
 /* Every disk of m's config on its PCI bus; false with the log saying why (the VM
  * is then not started). */
 bool vmm_disks_attach(struct vmm_vm *m);
+/* Snapshots: the pieces of the state that follow the stream, one per disk that
+ * takes writes (parts: up to CONFIG_MAX_DISKS * 2), how many; and at a restore,
+ * after the stream was read (its length stream_len, the state's total), where each
+ * disk's lies: false, with why, if they do not add up or the index is unsound. */
+unsigned vmm_disks_snapshot_parts(struct vmm_vm *m, struct core_snap_part *parts);
+bool vmm_disks_restore_layout(struct vmm_vm *m, core_snap_t snap, uint64_t stream_len, uint64_t total,
+                              const char **why);
 /* From vCPU 0's pre-entry path, without the platform lock: requests a budget left.
  * Returns when it next has work (1: now; 0: none). */
 uint64_t vmm_disks_poll(struct vmm_vm *m);

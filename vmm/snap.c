@@ -74,6 +74,11 @@ size_t snap_save_end(struct snap *s)
     return s->at;
 }
 
+size_t snap_stream_length(const void *buf, size_t len)
+{
+    return len < SNAP_HEADER_BYTES ? 0 : (size_t)get_le((const uint8_t *)buf + HDR_LENGTH, 8);
+}
+
 bool snap_load_begin(struct snap *s, const void *buf, size_t len)
 {
     *s = (struct snap){ .load = true, .buf = (uint8_t *)buf, .len = len, .at = SNAP_HEADER_BYTES, .why = "" };

@@ -39,6 +39,9 @@ struct snap {
 void snap_save_begin(struct snap *s, void *buf, size_t cap);
 /* Writes the header: the stream's length (0 if it failed: the buffer was too small). */
 size_t snap_save_end(struct snap *s);
+/* The length a stream's header gives (0 if len is shorter than a header): where a
+ * state that holds more than the stream has the rest. */
+size_t snap_stream_length(const void *buf, size_t len);
 /* A stream read from buf: false (s->why says why) unless its header, length and
  * checksum are right. */
 bool snap_load_begin(struct snap *s, const void *buf, size_t len);

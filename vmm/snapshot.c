@@ -246,7 +246,9 @@ bool vmm_snapshot_step(struct vmm_vcpu *c)
                   m->conf.name, g->tag, (unsigned)(sizeof g->stream >> 10));
         return true;
     }
-    if (core_snap_commit(g->snap, g->stream, len, g->uptime_ns, msg, sizeof msg) != 0) {
+    struct core_snap_part parts[1 + 2 * CONFIG_MAX_DISKS] = { { g->stream, len } };
+    unsigned count = 1 + vmm_disks_snapshot_parts(m, parts + 1);
+    if (core_snap_commit_parts(g->snap, parts, count, g->uptime_ns, msg, sizeof msg) != 0) {
         log_warn("vm %s: snapshot '%s' not taken: %s", m->conf.name, g->tag, msg);
         return true;
     }
@@ -269,8 +271,10 @@ static bool parse_stream(struct vmm_vm *m, struct stage *g, char *msg, size_t le
 {
     struct snap s;
     uint64_t now = core_time_ns();
-    size_t n = core_snap_read_state(g->snap, g->stream, sizeof g->stream);
-    if (n > sizeof g->stream) {
+    /* The stream, then the disks' writes (vmm_disks_restore_layout). */
+    size_t total = core_snap_read_state(g->snap, g->stream, sizeof g->stream);
+    size_t n = snap_stream_length(g->stream, total < sizeof g->stream ? total : sizeof g->stream);
+    if (n > sizeof g->stream || n > total) {
         fmt_snprintf(msg, len, "its state (%lu KiB) is larger than the monitor takes", (unsigned long)kib(n));
         return false;
     }
@@ -310,6 +314,9 @@ static bool parse_stream(struct vmm_vm *m, struct stage *g, char *msg, size_t le
     }
     if (!s.failed)
         snap_load_end(&s);
+    const char *why = NULL;
+    if (!s.failed && !vmm_disks_restore_layout(m, g->snap, n, total, &why))
+        snap_fail(&s, why);
     if (s.failed) {
         fmt_snprintf(msg, len, "its state was refused: %s%s%s", s.why, s.where[0] ? ", in record " : "", s.where);
         return false;
@@ -446,15 +453,6 @@ int vmm_snapshot_request(struct vmm_vm *m, const char *tag, char *msg, size_t le
     if (core_vm_paused(m->vm)) {
         fmt_snprintf(msg, len, "vm %s is paused: its vCPUs reach no exit boundary to snapshot at; `resume %s` "
                      "first", m->conf.name, m->conf.name);
-        return -1;
-    }
-    if (m->disk_count && m->conf.disk_mode != CONFIG_DISK_RO) {
-        /* The disk's own writes live in the monitor's memory, beside the guest's
-         * RAM: without them in the snapshot, a restored guest would find its
-         * disk other than it left it. */
-        fmt_snprintf(msg, len, "vm %s's disks take writes (disk_mode = %s), which snapshots do not hold yet; "
-                     "snapshot a VM whose disks are disk_mode = ro", m->conf.name,
-                     m->conf.disk_mode == CONFIG_DISK_RW ? "rw" : "snapshot");
         return -1;
     }
     if (!vmm_vm_claim(m, VMM_JOB_SNAPSHOT)) {

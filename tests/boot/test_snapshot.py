@@ -178,11 +178,14 @@ def counts(text):
 
 
 def virtio_config(text):
-    """LINUX_CFG with Linux's console on hvc0 (console = virtio) and a NIC on lan0:
-    the shell's input and output and the count go through the virtio console."""
+    """LINUX_CFG with Linux's console on hvc0 (console = virtio), a NIC on lan0 and
+    a disk whose writes are kept apart (disk_mode = snapshot), mounted on /mnt with
+    a file written there: the shell's input and output and the count go through
+    the virtio console."""
     text = text.replace("cmdline = console=ttyS0 ", "cmdline = console=hvc0 linux-guest.modules "
-                        "linux-guest.net=10.0.0.1/24 ")
-    text = text.replace("memory = 128M\n", "memory = 128M\nconsole = virtio\nnet = lan0\n", 1)
+                        "linux-guest.net=10.0.0.1/24 linux-guest.disk=snapshot ")
+    text = text.replace("memory = 128M\n", "memory = 128M\nconsole = virtio\nnet = lan0\n"
+                        "disk = guests/linux/disk.ext4\ndisk_mode = snapshot\n", 1)
     return text + "\n[net lan0]\n"
 
 
@@ -219,6 +222,9 @@ def test_linux_snapshot_restore(guest_build, tmp_path, emulator, virtio):
         at = s.mark()
         s.send("echo kept-$((40+2)) > /tmp/f; cat /tmp/f\r")
         s.expect(r"^\[linux\] kept-42$", 120, since=at)
+        if virtio:
+            s.send("sync; sha256sum /mnt/written | sed 's/^/sum-/'\r")
+            written = s.expect(r"sum-([0-9a-f]{64}) ", 120, since=at).group(1)
         s.send("(i=0; while :; do i=$((i+1)); echo count-$i; sleep 1; done) &\r")
         s.expect(r"count-3$", 120, since=at)
         s.send(CTRL_A + "s")
@@ -233,6 +239,10 @@ def test_linux_snapshot_restore(guest_build, tmp_path, emulator, virtio):
         at = s.mark()
         s.send("rm /tmp/f; ls /tmp/f || echo gone-$((1+1))\r")
         s.expect(r"gone-2$", 120, since=at)
+        if virtio:
+            # The file leaves the disk itself, not just the page cache.
+            s.send("rm /mnt/written; sync; echo 3 > /proc/sys/vm/drop_caches; ls /mnt/written || echo off-disk\r")
+            s.expect(r"off-disk$", 120, since=at)
         s.expect(rf"count-{snap_count + 4}\n", 120, since=m.end())
         s.send(CTRL_A + "s")
         s.expect(r"plinth: console -> shell", since=at)
@@ -247,6 +257,14 @@ def test_linux_snapshot_restore(guest_build, tmp_path, emulator, virtio):
         at = s.mark()
         s.send("cat /tmp/f\r")
         s.expect(r"^(\[linux\] )?.*kept-42$", 120, since=at)
+        if virtio:
+            # The disk's writes are the snapshot's too: read from the disk again,
+            # the file is there with its bytes.
+            at = s.mark()
+            s.send("umount /mnt && mount -t ext4 /dev/vda /mnt && sha256sum /mnt/written | sed 's/^/back-/'\r")
+            back = s.expect(r"back-([0-9a-f]{64}) |No such file.*$", 120, since=at)
+            assert back.group(0).startswith("back-") and back.group(1) == written, \
+                f"after the restore the disk's /mnt/written is {back.group(0)!r}, not sha256 {written}"
         at = s.mark()
         s.send("/init check\r")
         s.expect(r"linux-guest: selfcheck (ok|FAILED.*)$", 300, since=at)

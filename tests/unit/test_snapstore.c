@@ -356,8 +356,39 @@ static void test_round_trip_restores_ram_and_state(void **state)
         assert_int_equal(core_snap_read_state(r, got, 100), sizeof blob);
         assert_memory_equal(got, blob, 100);
         assert_int_equal(got[100], 0xee);
+        /* Read in pieces from an offset, as a disk's writes after the stream are. */
+        memset(got, 0xee, sizeof got);
+        assert_int_equal(core_snap_read_state_at(r, 4000, got, sizeof got), sizeof blob - 4000);
+        assert_memory_equal(got, blob + 4000, sizeof blob - 4000);
+        assert_int_equal(core_snap_read_state_at(r, 10, got, 5), 5);
+        assert_memory_equal(got, blob + 10, 5);
+        assert_int_equal(core_snap_read_state_at(r, sizeof blob, got, sizeof got), 0);
         core_snap_close(r);
     }
+}
+
+/* The state handed over in parts is held as one, in their order. */
+static void test_state_in_parts(void **state)
+{
+    (void)state;
+    char msg[160] = "";
+    core_snap_t s = core_snap_begin(0, "parts", msg, sizeof msg);
+    assert_true(s >= 0);
+    unsigned steps;
+    assert_int_equal(save_all(s, msg, sizeof msg, &steps), 0);
+    static uint8_t a[3000], b[6000];
+    memset(a, 0xa1, sizeof a);
+    memset(b, 0xb2, sizeof b);
+    const struct core_snap_part parts[] = { { a, sizeof a }, { "", 0 }, { b, sizeof b } };
+    assert_int_equal(core_snap_commit_parts(s, parts, 3, 0, msg, sizeof msg), 0);
+    assert_int_equal(info_of_handle(s).state_bytes, sizeof a + sizeof b);
+    core_snap_t r = core_snap_open(0, "parts", msg, sizeof msg);
+    assert_true(r >= 0);
+    uint8_t got[2];
+    assert_int_equal(core_snap_read_state_at(r, sizeof a - 1, got, 2), 2);
+    assert_int_equal(got[0], 0xa1);
+    assert_int_equal(got[1], 0xb2);
+    core_snap_close(r);
 }
 
 static void test_full_chunk_without_a_2m_page_is_kept_in_4k_pages(void **state)
@@ -738,6 +769,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_round_trip_restores_ram_and_state, setup, teardown),
         cmocka_unit_test_setup_teardown(test_full_chunk_without_a_2m_page_is_kept_in_4k_pages, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_state_in_parts, setup, teardown),
         cmocka_unit_test_setup_teardown(test_zero_pages_cost_nothing, setup, teardown),
         cmocka_unit_test_setup_teardown(test_empty_state_gives_its_page_back, setup, teardown),
         cmocka_unit_test_setup_teardown(test_over_budget_is_refused_whole, setup, teardown),
