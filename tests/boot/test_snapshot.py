@@ -185,7 +185,7 @@ def virtio_config(text):
     text = text.replace("cmdline = console=ttyS0 ", "cmdline = console=hvc0 linux-guest.modules "
                         "linux-guest.net=10.0.0.1/24 linux-guest.disk=snapshot ")
     text = text.replace("memory = 128M\n", "memory = 128M\nconsole = virtio\nnet = lan0\n"
-                        "disk = guests/linux/disk.ext4\ndisk_mode = snapshot\n", 1)
+                        "disk = guests/linux/disk.ext4\ndisk_mode = snapshot\ndisk_cow = 8M\n", 1)
     return text + "\n[net lan0]\n"
 
 
@@ -211,7 +211,7 @@ def test_linux_snapshot_restore(guest_build, tmp_path, emulator, virtio):
     iso = str(tmp_path / "linux.iso")
     test_guests.make_iso(guest_build, str(cfg), iso)
     # Room beside the guests' 144 MiB for a snapshot of Linux's non-zero RAM.
-    with Session(emulator, iso, tmp_path, smp=vcpus, timeout=1200, memory=512) as s:
+    with Session(emulator, iso, tmp_path, smp=vcpus, timeout=1200, memory=640 if virtio else 512) as s:
         if virtio:
             s.expect(r"vm linux: hvc0 is a virtio console at PCI 00:\d\d\.0$", 120)
             s.expect(r"vm linux: eth0 \S+ on net lan0", 120)
