@@ -15,8 +15,8 @@ third VM alone on lan1 must not reach them (linux-guest.noreach):
 kernel's console on hvc0 alone, whatever /init prints after its modules are in, and
 the 200 numbered lines of linux-guest.hvc, came through the virtio console.
 
-Backends: QEMU TCG (AMD-V) with the bzImage, Bochs (VT-x) through PVH, every VM on
-one CPU there (its run is the costly one).
+Backends: QEMU TCG (AMD-V) with the bzImage and all three VMs, Bochs (VT-x) through
+PVH with serve and send on one CPU (its run is the costly one).
 """
 import re
 
@@ -52,18 +52,19 @@ def failures(log, vm):
 
 def net_run(build, tmp_path, name, emulator, backend, nbytes, timeout):
     text = net_config(name, nbytes)
+    vms = {vm: addr for vm, addr in ADDRS.items() if f"[vm {vm}]" in text}
     iso = make_image(build, tmp_path, text)
 
     def enough(t):
         log = test_guests.Log(t)
-        if log.plinth(r"error: |PANIC") or any(failures(log, vm) for vm in ADDRS):
+        if log.plinth(r"error: |PANIC") or any(failures(log, vm) for vm in vms):
             return True
-        return all(log.plinth(rf"vm {vm}: stopped \(") for vm in ADDRS)
+        return all(log.plinth(rf"vm {vm}: stopped \(") for vm in vms)
 
     status, out = boot_until(emulator, iso, machine_cpus(text), timeout, enough, memory=NET_MEMORY)
     log, problems = test_guests.Log(out), []
-    check_plinth(status, log, problems, backend, list(ADDRS))
-    for vm, addr in ADDRS.items():
+    check_plinth(status, log, problems, backend, list(vms))
+    for vm, addr in vms.items():
         problems += [f"{vm}: {t}" for t in failures(log, vm)]
         up = [NET_RE.match(t) for _, t in log.guest(vm) if NET_RE.match(t)]
         if not up:
@@ -85,7 +86,7 @@ def net_run(build, tmp_path, name, emulator, backend, nbytes, timeout):
     for vm, peer in (("serve", "send"), ("send", "serve")):
         if not any(t == f"linux-guest: ping {ADDRS[peer]} ok" for _, t in log.guest(vm)):
             problems.append(f"{vm}: no 'ping {ADDRS[peer]} ok': {vm} and {peer} on lan0 do not reach each other")
-    if not any(t == f"linux-guest: noreach {ADDRS['serve']} ok" for _, t in log.guest("apart")):
+    if "apart" in vms and not any(t == f"linux-guest: noreach {ADDRS['serve']} ok" for _, t in log.guest("apart")):
         problems.append("apart (on lan1) printed no 'noreach 10.0.0.1 ok': the networks are not apart")
     sums = {}
     for vm in ("serve", "send"):
@@ -97,7 +98,7 @@ def net_run(build, tmp_path, name, emulator, backend, nbytes, timeout):
         problems.append(f"the TCP stream's sums: only {sorted(sums)} printed one (nc did not finish)")
     elif sums["serve"] != sums["send"] or sums["send"][0] != nbytes:
         problems.append(f"the TCP stream arrived changed: sent {sums['send']}, received {sums['serve']}")
-    for vm in ADDRS:
+    for vm in vms:
         if not any(t == "linux-guest: selfcheck ok" for _, t in log.guest(vm)):
             problems.append(f"{vm}: no 'linux-guest: selfcheck ok'")
     verdict(problems, out)
@@ -148,12 +149,16 @@ def test_virtio_console_hvc0_svm(linux_build, tmp_path):
 
 # ---- Bochs: VT-x, PVH ----------------------------------------------------------------
 
-def test_virtio_net_ping_tcp_and_isolation_bochs(linux_build, tmp_path):
-    """The same three VMs on VT-x, all on one CPU, with a 4 MiB stream: Bochs runs
+def test_virtio_net_ping_and_tcp_bochs(linux_build, tmp_path):
+    """serve and send on VT-x, both on one CPU (the isolation of lan1 is the
+    switch's, which the QEMU run shows), with a 4 MiB stream: Bochs runs
     about 30 M instructions a second, and each guest's TCP stack spends some 50 of
     them per byte (with segments of one MSS: Linux sizes its TSO frames to what it
     can send in a millisecond, which under emulation is about one)."""
     net_run(linux_build, tmp_path, "linux-net-pvh", "bochs", "vmx", 4 << 20, test_linux.TIMEOUT_BOCHS * 2)
+
+
+
 
 
 def test_virtio_console_hvc0_bochs(linux_build, tmp_path):
