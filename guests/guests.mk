@@ -3,7 +3,9 @@
 # PASS/FAIL lines on COM1.  Included by the top Makefile; `make guests` builds them
 # into $(BUILD)/guests/, `make guest-isos` one plinth ISO per guests/configs/*.cfg.
 
-GUEST_C_NAMES := protmode console snapregs spin cpuid msr io mmio pastram fetch hlt vmx counter filler checker tf vecregs debugregs msrstate lapictimer smp debugtrap pmu miscenable tscaux hypercall xsaves strio movspf nmiiret lowload taskswitch virtioblk
+GUEST_C_NAMES := protmode console snapregs spin cpuid msr io mmio pastram fetch hlt vmx counter filler checker tf vecregs debugregs msrstate lapictimer smp debugtrap pmu miscenable tscaux hypercall xsaves strio movspf nmiiret lowload taskswitch virtioblk virtionet
+# The hostile virtio drivers also link the library's virtio side (guests/lib/virtio.c).
+GUEST_VIRTIO_NAMES := virtioblk virtionet
 # 64-bit C guests: the same library built for x86_64, entered through start64.asm.
 GUEST64_C_NAMES := cr8
 GUEST_DIR     := $(BUILD)/guests
@@ -11,6 +13,7 @@ GUESTS        := $(GUEST_C_NAMES:%=$(GUEST_DIR)/%.elf) $(GUEST64_C_NAMES:%=$(GUE
                  $(GUEST_DIR)/longmode.elf $(GUEST_DIR)/elf64.elf \
                  $(GUEST_DIR)/realmode.bin $(GUEST_DIR)/flat32.bin
 GUEST_LIB     := $(GUEST_DIR)/lib/start.o $(GUEST_DIR)/lib/traps.o $(GUEST_DIR)/lib/guest.o
+GUEST_VIRTIO_LIB := $(GUEST_DIR)/lib/virtio.o
 GUEST64_LIB   := $(GUEST_DIR)/lib64/start64.o $(GUEST_DIR)/lib64/traps64.o $(GUEST_DIR)/lib64/guest.o
 GUEST_CFLAGS_COMMON := -std=gnu11 -ffreestanding -fno-builtin -fno-pic -fno-pie \
                  -fno-stack-protector -mgeneral-regs-only -fno-asynchronous-unwind-tables \
@@ -42,7 +45,7 @@ include guests/linux/linux.mk
 .PHONY: guests guest-isos
 # Keep the objects: they are intermediate files of pattern rules.
 .SECONDARY: $(HOSTILE_SRCS:guests/hostile/%.c=$(GUEST_DIR)/hostile/obj/%.o) \
-            $(HOSTILE_SRCS:guests/hostile/%.c=$(GUEST_DIR)/hostile/obj64/%.o) $(GUEST_LIB) $(GUEST64_LIB) $(GUEST_C_NAMES:%=$(GUEST_DIR)/obj/%.o) \
+            $(HOSTILE_SRCS:guests/hostile/%.c=$(GUEST_DIR)/hostile/obj64/%.o) $(GUEST_LIB) $(GUEST64_LIB) $(GUEST_VIRTIO_LIB) $(GUEST_C_NAMES:%=$(GUEST_DIR)/obj/%.o) \
             $(GUEST64_C_NAMES:%=$(GUEST_DIR)/obj64/%.o) $(GUEST_DIR)/longmode.o $(GUEST_DIR)/elf64.o
 guests: $(GUESTS)
 guest-isos: $(GUEST_ISOS)
@@ -74,8 +77,11 @@ $(GUEST_DIR)/obj64/%.o: guests/%.c
 $(GUEST64_C_NAMES:%=$(GUEST_DIR)/%.elf): $(GUEST_DIR)/%.elf: $(GUEST_DIR)/obj64/%.o $(GUEST64_LIB) guests/lib/guest.ld
 	$(LD) $(GUEST64_LDFLAGS) -T guests/lib/guest.ld -o $@ $< $(GUEST64_LIB)
 
-$(filter-out $(GUEST_DIR)/lowload.elf,$(GUEST_C_NAMES:%=$(GUEST_DIR)/%.elf)): $(GUEST_DIR)/%.elf: $(GUEST_DIR)/obj/%.o $(GUEST_LIB) guests/lib/guest.ld
+$(filter-out $(GUEST_DIR)/lowload.elf $(GUEST_VIRTIO_NAMES:%=$(GUEST_DIR)/%.elf),$(GUEST_C_NAMES:%=$(GUEST_DIR)/%.elf)): $(GUEST_DIR)/%.elf: $(GUEST_DIR)/obj/%.o $(GUEST_LIB) guests/lib/guest.ld
 	$(LD) $(GUEST_LDFLAGS) -T guests/lib/guest.ld -o $@ $< $(GUEST_LIB)
+
+$(GUEST_VIRTIO_NAMES:%=$(GUEST_DIR)/%.elf): $(GUEST_DIR)/%.elf: $(GUEST_DIR)/obj/%.o $(GUEST_LIB) $(GUEST_VIRTIO_LIB) guests/lib/guest.ld
+	$(LD) $(GUEST_LDFLAGS) -T guests/lib/guest.ld -o $@ $< $(GUEST_LIB) $(GUEST_VIRTIO_LIB)
 
 # lowload is linked below 1 MiB (guests/lib/guest-low.ld).
 $(GUEST_DIR)/lowload.elf: $(GUEST_DIR)/obj/lowload.o $(GUEST_LIB) guests/lib/guest-low.ld

@@ -25,59 +25,12 @@
  *
  * The VM needs a 64 KiB virtioblk.img as vda, disk_mode = ro, and at least 40 MiB
  * of RAM (the chain-bytes case needs descriptors that add up past 4 GiB, each
- * wholly in RAM, within the device's 128 segments). */
-#include "guest.h"
+ * wholly in RAM, within the device's 128 segments).  Finding the function, BAR 0,
+ * the rings, the arena and the sentinels are guests/lib/virtio.c's, shared with
+ * virtionet. */
+#include "virtio.h"
 
-/* ---- PCI configuration mechanism #1 ---- */
-#define CONF1_ADDR 0xcf8
-#define CONF1_DATA 0xcfc
-#define PCI_VENDOR_VIRTIO 0x1af4
-#define PCI_DEVICE_VIRTIO_BLK 0x1042
-#define PCI_COMMAND 0x04
-#define PCI_COMMAND_MEMORY 0x2
-#define PCI_COMMAND_MASTER 0x4
-#define PCI_BAR0 0x10
-
-/* ---- BAR 0 (vmm/virtio/pci.h; virtio 1.2 §4.1.4.3) ---- */
-#define COMMON_DFSELECT 0x00
-#define COMMON_DF       0x04
-#define COMMON_GFSELECT 0x08
-#define COMMON_GF       0x0c
-#define COMMON_MSIX     0x10
-#define COMMON_STATUS   0x14
-#define COMMON_Q_SELECT 0x16
-#define COMMON_Q_SIZE   0x18
-#define COMMON_Q_MSIX   0x1a
-#define COMMON_Q_ENABLE 0x1c
-#define COMMON_Q_NOFF   0x1e
-#define COMMON_Q_DESCLO 0x20
-#define COMMON_Q_DESCHI 0x24
-#define COMMON_Q_AVAILLO 0x28
-#define COMMON_Q_AVAILHI 0x2c
-#define COMMON_Q_USEDLO 0x30
-#define COMMON_Q_USEDHI 0x34
-#define ISR_OFF         0x1000
-#define DEVCFG_OFF      0x2000
-#define NOTIFY_OFF      0x3000
-#define NOTIFY_MULT     4
-
-#define S_ACK          0x01
-#define S_DRIVER       0x02
-#define S_DRIVER_OK    0x04
-#define S_FEATURES_OK  0x08
-#define S_NEEDS_RESET  0x40
-#define S_READY        (S_ACK | S_DRIVER | S_FEATURES_OK | S_DRIVER_OK)
-
-#define F_BLK_RO       5               /* feature bits, §5.2.3, §6 */
-#define F_INDIRECT     28
-#define F_VERSION_1    32
-#define NO_VECTOR      0xffff
-#define ISR_CONFIG     0x2
-
-#define D_NEXT     1                   /* descriptor flags, §2.7.5 */
-#define D_WRITE    2
-#define D_INDIRECT 4
-#define AVAIL_NO_INTERRUPT 1
+#define F_BLK_RO       5               /* feature bits, §5.2.3 */
 
 #define T_IN  0                        /* request types and status, §5.2.6 */
 #define T_OUT 1
@@ -104,122 +57,13 @@
 #define QSIZE_BIG  128                 /* chain-bytes: room for its long chain */
 #define CHAIN_SEGS_MAX 120             /* below the device's 128 segments */
 
-static uint32_t bar;                   /* BAR 0, below 4 GiB */
 static uint32_t ram_top;
-static uint16_t notify_off;
-static uint16_t qsize;
-static uint16_t avail_idx;
+static struct vring rq = { .desc = DESC, .avail = AVAIL, .used = USED };
 static uint32_t arena_copy[ARENA_LEN / 4];
+static const struct arena arena = { ARENA, ARENA_LEN, arena_copy };
 static unsigned cases_run, cases_failed;
 
-/* Why the current case failed (the first reason only). */
-static char why[160];
-static bool failed;
-
-static void why_append(const char *s)
-{
-    size_t n = strlen(why);
-    while (*s && n + 1 < sizeof why)
-        why[n++] = *s++;
-    why[n] = 0;
-}
-
-static void why_num(uint64_t v)
-{
-    char b[20];
-    int n = 0;
-    why_append("0x");
-    do {
-        b[n++] = "0123456789abcdef"[v & 15];
-        v >>= 4;
-    } while (v);
-    char s[2] = { 0, 0 };
-    while (n) {
-        s[0] = b[--n];
-        why_append(s);
-    }
-}
-
-/* Records the case's first failure: text, then a number (if has_num), then tail. */
-static void bad(const char *text, bool has_num, uint64_t num, const char *tail)
-{
-    if (failed)
-        return;
-    failed = true;
-    why[0] = 0;
-    why_append(text);
-    if (has_num)
-        why_num(num);
-    if (tail)
-        why_append(tail);
-}
-
-/* ---- PCI ---- */
-
-static uint32_t conf1_addr(unsigned dev, unsigned off)
-{
-    return 0x80000000u | dev << 11 | (off & 0xfc);
-}
-
-static uint32_t conf_read32(unsigned dev, unsigned off)
-{
-    outl(CONF1_ADDR, conf1_addr(dev, off));
-    return inl(CONF1_DATA);
-}
-
-static uint16_t conf_read16(unsigned dev, unsigned off)
-{
-    outl(CONF1_ADDR, conf1_addr(dev, off));
-    return inw((uint16_t)(CONF1_DATA + (off & 2)));
-}
-
-static void conf_write16(unsigned dev, unsigned off, uint16_t v)
-{
-    outl(CONF1_ADDR, conf1_addr(dev, off));
-    outw((uint16_t)(CONF1_DATA + (off & 2)), v);
-}
-
-/* ---- BAR 0 accesses, each one plain MOV of its width ---- */
-
-static uint8_t r8(uint32_t off) { return *(volatile uint8_t *)(uintptr_t)(bar + off); }
-static uint16_t r16(uint32_t off) { return *(volatile uint16_t *)(uintptr_t)(bar + off); }
-static uint32_t r32(uint32_t off) { return *(volatile uint32_t *)(uintptr_t)(bar + off); }
-static void w8(uint32_t off, uint8_t v) { *(volatile uint8_t *)(uintptr_t)(bar + off) = v; }
-static void w16(uint32_t off, uint16_t v) { *(volatile uint16_t *)(uintptr_t)(bar + off) = v; }
-static void w32(uint32_t off, uint32_t v) { *(volatile uint32_t *)(uintptr_t)(bar + off) = v; }
-
-static void barrier(void) { __asm__ volatile("" : : : "memory"); }
-
-/* ---- guest memory helpers ---- */
-
-static volatile uint8_t *mem8(uint32_t gpa) { return (volatile uint8_t *)(uintptr_t)gpa; }
-static volatile uint16_t *mem16(uint32_t gpa) { return (volatile uint16_t *)(uintptr_t)gpa; }
-static volatile uint32_t *mem32(uint32_t gpa) { return (volatile uint32_t *)(uintptr_t)gpa; }
-
 static uint8_t image_byte(uint32_t i) { return (uint8_t)(i * 7 + (i >> 9)); }
-
-/* The canary patterns: the arena's changes each case, the sentinels' never. */
-static uint32_t arena_word(uint32_t i, uint32_t seed) { return (i * 0x9e3779b1u) ^ seed ^ 0xa5a5a5a5u; }
-static uint32_t sentinel_word(uint32_t gpa) { return gpa * 0x85ebca6bu ^ 0x5a5aa5a5u; }
-
-static void fill_words(uint32_t gpa, uint32_t len)
-{
-    for (uint32_t a = gpa; a < gpa + len; a += 4)
-        *mem32(a) = sentinel_word(a);
-}
-
-/* Checks a sentinel range; false (and the case failed) at the first changed word. */
-static bool sentinel_ok(uint32_t gpa, uint32_t len, const char *what)
-{
-    for (uint32_t a = gpa; a < gpa + len; a += 4)
-        if (*mem32(a) != sentinel_word(a)) {
-            bad("memory written in ", false, 0, what);
-            why_append(" at ");
-            why_num(a);
-            return false;
-        }
-    return true;
-}
 
 static bool sentinels_ok(void)
 {
@@ -227,89 +71,10 @@ static bool sentinels_ok(void)
            sentinel_ok(ram_top - TAIL_LEN, TAIL_LEN, "RAM's last 64 KiB");
 }
 
-static void arena_fill(uint32_t seed)
-{
-    for (uint32_t i = 0; i < ARENA_LEN / 4; i++)
-        *mem32(ARENA + 4 * i) = arena_word(i, seed);
-}
-
-static void arena_snapshot(void)
-{
-    for (uint32_t i = 0; i < ARENA_LEN / 4; i++)
-        arena_copy[i] = *mem32(ARENA + 4 * i);
-}
-
-/* A range of the arena the device may write. */
-struct span { uint32_t gpa, len; };
-
-/* Every arena byte outside the allowed spans is as the snapshot had it. */
-static bool arena_unchanged(const struct span *allow, unsigned n)
-{
-    for (uint32_t i = 0; i < ARENA_LEN / 4; i++) {
-        uint32_t now = *mem32(ARENA + 4 * i);
-        if (now == arena_copy[i])
-            continue;
-        for (unsigned b = 0; b < 4; b++) {
-            uint32_t gpa = ARENA + 4 * i + b;
-            if (((now ^ arena_copy[i]) >> (8 * b)) & 0xff) {
-                bool ok = false;
-                for (unsigned s = 0; s < n; s++)
-                    ok |= gpa >= allow[s].gpa && gpa - allow[s].gpa < allow[s].len;
-                if (!ok) {
-                    bad("the device wrote guest memory at ", true, gpa, " (outside the buffers it may write)");
-                    return false;
-                }
-            }
-        }
-    }
-    return true;
-}
-
 /* used->flags belongs to the device (§2.7.10): it may store it at any time. */
 static const struct span used_flags = { USED, 2 };
 
 /* ---- the rings ---- */
-
-static void put_desc(uint32_t table, unsigned i, uint64_t addr, uint32_t len, uint16_t flags, uint16_t next)
-{
-    uint32_t e = table + 16 * i;
-    *mem32(e) = (uint32_t)addr;
-    *mem32(e + 4) = (uint32_t)(addr >> 32);
-    *mem32(e + 8) = len;
-    *mem16(e + 12) = flags;
-    *mem16(e + 14) = next;
-}
-
-/* Makes head available in the next ring slot and publishes the index. */
-static void make_available(uint16_t head)
-{
-    *mem16(AVAIL + 4 + 2 * (avail_idx & (qsize - 1))) = head;
-    barrier();
-    avail_idx++;
-    *mem16(AVAIL + 2) = avail_idx;
-    barrier();
-}
-
-static uint16_t used_idx(void) { return *mem16(USED + 2); }
-
-static void notify(void)
-{
-    barrier();
-    w16(NOTIFY_OFF + (uint32_t)notify_off * NOTIFY_MULT, 0);
-    barrier();
-}
-
-/* Waits (bounded) for used->idx to reach want; the device serves a notification
- * within the exit, so this is short. */
-static bool poll_used(uint16_t want)
-{
-    for (uint32_t i = 0; i < 100000; i++) {
-        if (used_idx() == want)
-            return true;
-        __asm__ volatile("pause");
-    }
-    return false;
-}
 
 /* The request header at HDR, the status byte at STATUS set to 0xff. */
 static void put_header(uint32_t type, uint64_t sector)
@@ -332,16 +97,6 @@ static void put_request(uint32_t table, unsigned first, uint32_t type, uint64_t 
 
 /* ---- the device ---- */
 
-static bool device_reset(void)
-{
-    w8(COMMON_STATUS, 0);
-    for (int i = 0; i < 1000; i++)
-        if (r8(COMMON_STATUS) == 0)
-            return true;
-    bad("device_status did not read 0 after the reset", false, 0, NULL);
-    return false;
-}
-
 struct setup {
     bool indirect;                     /* also accept INDIRECT_DESC */
     uint16_t size;
@@ -355,60 +110,32 @@ static const struct setup standard = { .indirect = false, .size = QSIZE, .desc =
  * (and the case failed) when the device does not behave as a virtio 1.x one. */
 static bool device_init(const struct setup *s)
 {
-    if (!device_reset())
+    if (!virtio_reset())
         return false;
-    qsize = s->size;
-    avail_idx = 0;
+    rq.size = s->size;
+    rq.avail_idx = 0;
     if (s->desc == DESC)
-        memset((void *)DESC, 0, 16u * qsize);
+        memset((void *)DESC, 0, 16u * rq.size);
     if (s->avail == AVAIL)
-        memset((void *)AVAIL, 0, 6u + 2u * qsize);
+        memset((void *)AVAIL, 0, 6u + 2u * rq.size);
     if (s->used == USED)
-        memset((void *)USED, 0, 6u + 8u * qsize);
+        memset((void *)USED, 0, 6u + 8u * rq.size);
     if (s->avail == AVAIL)
         *mem16(AVAIL) = AVAIL_NO_INTERRUPT;    /* polling: no used-buffer interrupts */
-    w8(COMMON_STATUS, S_ACK);
-    w8(COMMON_STATUS, S_ACK | S_DRIVER);
-    w32(COMMON_DFSELECT, 1);
-    uint32_t hi = r32(COMMON_DF);
-    w32(COMMON_DFSELECT, 0);
-    uint32_t lo = r32(COMMON_DF);
-    if (!(hi & 1u << (F_VERSION_1 - 32))) {
-        bad("the device does not offer VERSION_1: features ", true, (uint64_t)hi << 32 | lo, NULL);
+    uint64_t offered = virtio_features_offered();
+    if (!(offered >> F_VERSION_1 & 1)) {
+        case_fail("the device does not offer VERSION_1: features ", true, offered, NULL);
         return false;
     }
-    if (s->indirect && !(lo & 1u << F_INDIRECT)) {
-        bad("the device does not offer INDIRECT_DESC: features ", true, (uint64_t)hi << 32 | lo, NULL);
+    if (s->indirect && !(offered >> F_INDIRECT & 1)) {
+        case_fail("the device does not offer INDIRECT_DESC: features ", true, offered, NULL);
         return false;
     }
-    w32(COMMON_GFSELECT, 1);
-    w32(COMMON_GF, 1u << (F_VERSION_1 - 32));
-    w32(COMMON_GFSELECT, 0);
-    w32(COMMON_GF, s->indirect ? 1u << F_INDIRECT : 0);
-    w8(COMMON_STATUS, S_ACK | S_DRIVER | S_FEATURES_OK);
-    uint8_t st = r8(COMMON_STATUS);
-    if (!(st & S_FEATURES_OK)) {
-        bad("FEATURES_OK did not stick: device_status ", true, st, NULL);
+    if (!virtio_features_accept(1ull << F_VERSION_1 | (s->indirect ? 1ull << F_INDIRECT : 0)))
         return false;
-    }
-    w16(COMMON_MSIX, NO_VECTOR);
-    w16(COMMON_Q_SELECT, 0);
-    uint16_t max = r16(COMMON_Q_SIZE);
-    if (max < s->size) {
-        bad("queue 0 holds only ", true, max, " entries");
+    if (!vring_setup(&rq, 0, s->size, s->desc, s->avail, s->used))
         return false;
-    }
-    w16(COMMON_Q_SIZE, s->size);
-    w16(COMMON_Q_MSIX, NO_VECTOR);
-    notify_off = r16(COMMON_Q_NOFF);
-    w32(COMMON_Q_DESCLO, (uint32_t)s->desc);
-    w32(COMMON_Q_DESCHI, (uint32_t)(s->desc >> 32));
-    w32(COMMON_Q_AVAILLO, (uint32_t)s->avail);
-    w32(COMMON_Q_AVAILHI, (uint32_t)(s->avail >> 32));
-    w32(COMMON_Q_USEDLO, (uint32_t)s->used);
-    w32(COMMON_Q_USEDHI, (uint32_t)(s->used >> 32));
-    w16(COMMON_Q_ENABLE, 1);
-    w8(COMMON_STATUS, S_READY);
+    bar_w8(COMMON_STATUS, S_READY);
     return true;
 }
 
@@ -416,40 +143,40 @@ static bool device_init(const struct setup *s)
  * the image holds, nothing else written. */
 static bool valid_read(uint64_t sector, uint32_t len)
 {
-    uint16_t head = (uint16_t)(3 * (avail_idx % (qsize / 3)));
+    uint16_t head = (uint16_t)(3 * (rq.avail_idx % (rq.size / 3)));
     memset((void *)DATA, 0, len);
     put_request(DESC, head, T_IN, sector, len);
-    uint16_t want = (uint16_t)(avail_idx + 1);
-    make_available(head);
-    arena_snapshot();
-    notify();
-    if (!poll_used(want)) {
-        bad("a valid read was not completed: used->idx ", true, used_idx(), NULL);
+    uint16_t want = (uint16_t)(rq.avail_idx + 1);
+    vring_make_available(&rq, head);
+    arena_snapshot(&arena);
+    vring_notify(&rq);
+    if (!vring_poll_used(&rq, want)) {
+        case_fail("a valid read was not completed: used->idx ", true, vring_used_idx(&rq), NULL);
         return false;
     }
-    uint8_t st = r8(COMMON_STATUS);
+    uint8_t st = bar_r8(COMMON_STATUS);
     if (st != S_READY) {
-        bad("device_status ", true, st, " after a valid read");
+        case_fail("device_status ", true, st, " after a valid read");
         return false;
     }
     if (*mem8(STATUS) != BLK_OK) {
-        bad("a valid read's status is ", true, *mem8(STATUS), NULL);
+        case_fail("a valid read's status is ", true, *mem8(STATUS), NULL);
         return false;
     }
-    uint32_t slot = USED + 4 + 8 * ((want - 1u) & (qsize - 1u));
+    uint32_t slot = USED + 4 + 8 * ((want - 1u) & (rq.size - 1u));
     if (*mem32(slot) != head || *mem32(slot + 4) != len + 1) {
-        bad("a valid read's used element is id ", true, *mem32(slot), NULL);
-        why_append(" len ");
-        why_num(*mem32(slot + 4));
+        case_fail("a valid read's used element is id ", true, *mem32(slot), NULL);
+        case_why_append(" len ");
+        case_why_num(*mem32(slot + 4));
         return false;
     }
     for (uint32_t i = 0; i < len; i++)
         if (*mem8(DATA + i) != image_byte((uint32_t)sector * 512 + i)) {
-            bad("a valid read returned wrong data at byte ", true, i, NULL);
+            case_fail("a valid read returned wrong data at byte ", true, i, NULL);
             return false;
         }
     const struct span allow[] = { used_flags, { USED + 2, 2 }, { slot, 8 }, { DATA, len }, { STATUS, 1 } };
-    return arena_unchanged(allow, 5) && sentinels_ok();
+    return arena_unchanged(&arena, allow, 5) && sentinels_ok();
 }
 
 /* ---- hostile cases ---- */
@@ -467,15 +194,15 @@ static void submit_loop(void)
     put_header(T_OUT, 0);
     put_desc(DESC, 0, HDR, 16, D_NEXT, 1);
     put_desc(DESC, 1, DATA, 512, D_NEXT, 0);
-    make_available(0);
+    vring_make_available(&rq, 0);
 }
 
 /* (2) next one past the table. */
 static void submit_next_range(void)
 {
     put_request(DESC, 0, T_IN, 0, 512);
-    put_desc(DESC, 1, DATA, 512, D_NEXT | D_WRITE, qsize);
-    make_available(0);
+    put_desc(DESC, 1, DATA, 512, D_NEXT | D_WRITE, rq.size);
+    vring_make_available(&rq, 0);
 }
 
 /* (3) the data buffer straddles the end of RAM: its first 256 bytes are RAM (the
@@ -484,15 +211,15 @@ static void submit_buf_outside_ram(void)
 {
     put_request(DESC, 0, T_IN, 0, 512);
     put_desc(DESC, 1, ram_top - 256, 512, D_NEXT | D_WRITE, 2);
-    make_available(0);
+    vring_make_available(&rq, 0);
 }
 
 /* (4) the status byte aimed at the device's own device_status register. */
 static void submit_buf_in_bar(void)
 {
     put_request(DESC, 0, T_IN, 0, 512);
-    put_desc(DESC, 2, (uint64_t)bar + COMMON_STATUS, 1, D_WRITE, 0);
-    make_available(0);
+    put_desc(DESC, 2, (uint64_t)virtio_bar + COMMON_STATUS, 1, D_WRITE, 0);
+    vring_make_available(&rq, 0);
 }
 
 /* (5a) addr + len wraps past 2^64 to 0x1000, inside RAM. */
@@ -500,7 +227,7 @@ static void submit_len_wrap(void)
 {
     put_request(DESC, 0, T_IN, 0, 512);
     put_desc(DESC, 1, 0xfffffffffffff000ull, 0x2000, D_NEXT | D_WRITE, 2);
-    make_available(0);
+    vring_make_available(&rq, 0);
 }
 
 /* (5b) device-readable buffers, each wholly in RAM, whose lengths add up past
@@ -515,7 +242,7 @@ static void submit_chain_bytes(void)
     put_desc(DESC, 0, HDR, 16, D_NEXT, 1);
     for (unsigned i = 1; i <= n; i++)
         put_desc(DESC, i, 0x100000u, len, i < n ? D_NEXT : 0, (uint16_t)(i + 1));
-    make_available(0);
+    vring_make_available(&rq, 0);
 }
 
 /* (6) avail->idx more than the queue size ahead of used->idx; slot 0 holds a
@@ -523,9 +250,9 @@ static void submit_chain_bytes(void)
 static void submit_avail_idx(void)
 {
     put_request(DESC, 0, T_IN, 0, 512);
-    make_available(0);
-    avail_idx = (uint16_t)(qsize + 1);
-    *mem16(AVAIL + 2) = avail_idx;
+    vring_make_available(&rq, 0);
+    rq.avail_idx = (uint16_t)(rq.size + 1);
+    *mem16(AVAIL + 2) = rq.avail_idx;
     barrier();
 }
 
@@ -533,7 +260,7 @@ static void submit_avail_idx(void)
 static void submit_head_range(void)
 {
     put_request(DESC, 0, T_IN, 0, 512);
-    make_available(qsize);
+    vring_make_available(&rq, rq.size);
 }
 
 /* The indirect table: a valid request in three descriptors. */
@@ -547,7 +274,7 @@ static void submit_indirect_len(void)
 {
     put_indirect_table();
     put_desc(DESC, 0, INDIRECT, 3 * 16 + 8, D_INDIRECT, 0);
-    make_available(0);
+    vring_make_available(&rq, 0);
 }
 
 /* (8b) INDIRECT and NEXT in one descriptor. */
@@ -556,7 +283,7 @@ static void submit_indirect_next(void)
     put_indirect_table();
     put_desc(DESC, 0, INDIRECT, 3 * 16, D_INDIRECT | D_NEXT, 1);
     put_desc(DESC, 1, STATUS, 1, D_WRITE, 0);
-    make_available(0);
+    vring_make_available(&rq, 0);
 }
 
 /* (8c) an indirect descriptor without INDIRECT_DESC negotiated. */
@@ -564,92 +291,91 @@ static void submit_indirect_unnegotiated(void)
 {
     put_indirect_table();
     put_desc(DESC, 0, INDIRECT, 3 * 16, D_INDIRECT, 0);
-    make_available(0);
+    vring_make_available(&rq, 0);
 }
 
 /* (9) rings the device must refuse at queue_enable: a valid chain made available
  * in the rings that are RAM, which must not be served. */
 static void submit_ring_case(void)
 {
-    make_available(0);
+    vring_make_available(&rq, 0);
 }
 
 /* Runs one hostile case: the submission breaks the queue, nothing is written, the
  * queue stays broken, and after a reset a valid read works. */
 static void run_hostile(const struct hostile *h)
 {
-    failed = false;
-    why[0] = 0;
+    case_begin();
     cases_run++;
-    arena_fill(cases_run);
+    arena_fill(&arena, cases_run);
     if (!device_init(&h->setup))
         goto out;
-    uint8_t st = r8(COMMON_STATUS);
+    uint8_t st = bar_r8(COMMON_STATUS);
     if (h->ring_case) {
         /* Enabling must already have broken the queue. */
         if (!(st & S_NEEDS_RESET))
-            bad("enabling the queue left device_status at ", true, st, " (no DEVICE_NEEDS_RESET)");
+            case_fail("enabling the queue left device_status at ", true, st, " (no DEVICE_NEEDS_RESET)");
     } else if (st != S_READY) {
-        bad("device_status ", true, st, " after a clean initialisation");
+        case_fail("device_status ", true, st, " after a clean initialisation");
     }
-    if (failed)
+    if (case_failed)
         goto out;
     /* A ring the device refused may still be RAM: it must not be written. */
     if (h->ring_case && h->setup.desc == DESC)
         put_request(DESC, 0, T_IN, 0, 512);
     *mem8(STATUS) = 0xff;
     h->submit();
-    uint16_t used_before = used_idx();
-    arena_snapshot();
-    notify();
+    uint16_t used_before = vring_used_idx(&rq);
+    arena_snapshot(&arena);
+    vring_notify(&rq);
     /* What it wrote first (the worst), then what it says. */
     if (!sentinels_ok())
         goto out;
-    if (used_idx() != used_before)
-        bad("used->idx moved to ", true, used_idx(), " (the malformed chain was served)");
+    if (vring_used_idx(&rq) != used_before)
+        case_fail("used->idx moved to ", true, vring_used_idx(&rq), " (the malformed chain was served)");
     else if (*mem8(STATUS) != 0xff)
-        bad("the status byte was written: ", true, *mem8(STATUS), NULL);
-    else if (!arena_unchanged(&used_flags, 1))
+        case_fail("the status byte was written: ", true, *mem8(STATUS), NULL);
+    else if (!arena_unchanged(&arena, &used_flags, 1))
         goto out;
-    st = r8(COMMON_STATUS);
+    st = bar_r8(COMMON_STATUS);
     if (!(st & S_NEEDS_RESET))
-        bad("device_status ", true, st, " after the submission: no DEVICE_NEEDS_RESET");
+        case_fail("device_status ", true, st, " after the submission: no DEVICE_NEEDS_RESET");
     else if ((st & ~S_NEEDS_RESET) != S_READY)
-        bad("device_status ", true, st, " after the submission (the driver's bits changed)");
+        case_fail("device_status ", true, st, " after the submission (the driver's bits changed)");
     /* §2.1.2: DEVICE_NEEDS_RESET set while DRIVER_OK is a configuration change
      * notification; without MSI-X that is ISR bit 1 (read-to-clear). */
-    uint8_t isr = *(volatile uint8_t *)(uintptr_t)(bar + ISR_OFF);
-    if (!failed && !h->ring_case && !(isr & ISR_CONFIG))
-        bad("no configuration change interrupt after DEVICE_NEEDS_RESET: ISR ", true, isr, NULL);
-    if (failed)
+    uint8_t isr = *(volatile uint8_t *)(uintptr_t)(virtio_bar + ISR_OFF);
+    if (!case_failed && !h->ring_case && !(isr & ISR_CONFIG))
+        case_fail("no configuration change interrupt after DEVICE_NEEDS_RESET: ISR ", true, isr, NULL);
+    if (case_failed)
         goto out;
     /* Broken until reset: a valid request made available now is not served. */
     if (h->setup.desc == DESC && h->setup.avail == AVAIL && h->setup.used == USED) {
-        for (unsigned i = 0; i < qsize; i++)
+        for (unsigned i = 0; i < rq.size; i++)
             *mem16(AVAIL + 4 + 2 * i) = 0;
         put_request(DESC, 0, T_IN, 0, 512);
-        make_available(0);
-        arena_snapshot();
-        notify();
-        if (used_idx() != used_before)
-            bad("the broken queue served a request: used->idx ", true, used_idx(), NULL);
-        else if (!(r8(COMMON_STATUS) & S_NEEDS_RESET))
-            bad("DEVICE_NEEDS_RESET went away without a reset: device_status ", true, r8(COMMON_STATUS), NULL);
-        else if (arena_unchanged(&used_flags, 1))
+        vring_make_available(&rq, 0);
+        arena_snapshot(&arena);
+        vring_notify(&rq);
+        if (vring_used_idx(&rq) != used_before)
+            case_fail("the broken queue served a request: used->idx ", true, vring_used_idx(&rq), NULL);
+        else if (!(bar_r8(COMMON_STATUS) & S_NEEDS_RESET))
+            case_fail("DEVICE_NEEDS_RESET went away without a reset: device_status ", true, bar_r8(COMMON_STATUS), NULL);
+        else if (arena_unchanged(&arena, &used_flags, 1))
             sentinels_ok();
-        if (failed)
+        if (case_failed)
             goto out;
     }
     /* After a reset the device works again. */
-    if (!device_reset())
+    if (!virtio_reset())
         goto out;
     if (!device_init(&standard))
         goto out;
     valid_read(0, 512);
 out:
-    if (failed) {
+    if (case_failed) {
         cases_failed++;
-        gprintf("virtioblk: case %s: FAILED %s\n", h->name, why);
+        gprintf("virtioblk: case %s: FAILED %s\n", h->name, case_why);
     } else {
         gprintf("virtioblk: case %s: ok (needs reset)\n", h->name);
     }
@@ -660,44 +386,44 @@ out:
  * byte and the used ring. */
 static void expect_request_status(uint32_t type, uint64_t sector, uint32_t len, uint8_t want, const char *what)
 {
-    if (failed)
+    if (case_failed)
         return;
-    uint16_t head = (uint16_t)(3 * (avail_idx % (qsize / 3)));
+    uint16_t head = (uint16_t)(3 * (rq.avail_idx % (rq.size / 3)));
     for (uint32_t i = 0; i < len; i++)
         *mem8(DATA + i) = (uint8_t)(0xaa ^ i);
     put_request(DESC, head, type, sector, len);
-    uint16_t want_idx = (uint16_t)(avail_idx + 1);
-    make_available(head);
-    arena_snapshot();
-    notify();
-    if (!poll_used(want_idx)) {
-        bad("", false, 0, what);
-        why_append(": not completed, used->idx ");
-        why_num(used_idx());
+    uint16_t want_idx = (uint16_t)(rq.avail_idx + 1);
+    vring_make_available(&rq, head);
+    arena_snapshot(&arena);
+    vring_notify(&rq);
+    if (!vring_poll_used(&rq, want_idx)) {
+        case_fail("", false, 0, what);
+        case_why_append(": not completed, used->idx ");
+        case_why_num(vring_used_idx(&rq));
         return;
     }
-    uint8_t st = r8(COMMON_STATUS);
-    uint32_t slot = USED + 4 + 8 * ((want_idx - 1u) & (qsize - 1u));
+    uint8_t st = bar_r8(COMMON_STATUS);
+    uint32_t slot = USED + 4 + 8 * ((want_idx - 1u) & (rq.size - 1u));
     if (*mem8(STATUS) != want) {
-        bad("", false, 0, what);
-        why_append(": status ");
-        why_num(*mem8(STATUS));
-        why_append(want == BLK_IOERR ? ", expected IOERR (1)" : ", expected OK (0)");
+        case_fail("", false, 0, what);
+        case_why_append(": status ");
+        case_why_num(*mem8(STATUS));
+        case_why_append(want == BLK_IOERR ? ", expected IOERR (1)" : ", expected OK (0)");
     } else if (st != S_READY) {
-        bad("", false, 0, what);
-        why_append(": device_status ");
-        why_num(st);
-        why_append(" (a bad request must not break the queue)");
+        case_fail("", false, 0, what);
+        case_why_append(": device_status ");
+        case_why_num(st);
+        case_why_append(" (a bad request must not break the queue)");
     } else if (*mem32(slot) != head || *mem32(slot + 4) != 1) {
-        bad("", false, 0, what);
-        why_append(": used element id ");
-        why_num(*mem32(slot));
-        why_append(" len ");
-        why_num(*mem32(slot + 4));
-        why_append(", expected len 1 (the status byte only)");
+        case_fail("", false, 0, what);
+        case_why_append(": used element id ");
+        case_why_num(*mem32(slot));
+        case_why_append(" len ");
+        case_why_num(*mem32(slot + 4));
+        case_why_append(", expected len 1 (the status byte only)");
     } else {
         const struct span allow[] = { used_flags, { USED + 2, 2 }, { slot, 8 }, { STATUS, 1 } };
-        if (arena_unchanged(allow, 4))
+        if (arena_unchanged(&arena, allow, 4))
             sentinels_ok();
     }
 }
@@ -705,21 +431,20 @@ static void expect_request_status(uint32_t type, uint64_t sector, uint32_t len, 
 /* (10) Reads past the end: IOERR each, and the device goes on serving. */
 static void run_past_end(void)
 {
-    failed = false;
-    why[0] = 0;
+    case_begin();
     cases_run++;
-    arena_fill(cases_run);
+    arena_fill(&arena, cases_run);
     if (device_init(&standard)) {
         expect_request_status(T_IN, IMAGE_SECTORS, 512, BLK_IOERR, "a read of the sector past the end");
         expect_request_status(T_IN, IMAGE_SECTORS - 1, 1024, BLK_IOERR, "a read across the end");
         expect_request_status(T_IN, 0xffffffffffffffffull, 512, BLK_IOERR, "a read of sector 2^64-1");
         expect_request_status(T_IN, 0x0080000000000000ull, 512, BLK_IOERR, "a read whose byte offset wraps");
-        if (!failed)
+        if (!case_failed)
             valid_read(IMAGE_SECTORS - 1, 512);
     }
-    if (failed) {
+    if (case_failed) {
         cases_failed++;
-        gprintf("virtioblk: case past-end: FAILED %s\n", why);
+        gprintf("virtioblk: case past-end: FAILED %s\n", case_why);
     } else {
         gprintf("virtioblk: case past-end: ok (IOERR, the device kept working)\n");
     }
@@ -728,21 +453,20 @@ static void run_past_end(void)
 /* (11) A write to the read-only disk: IOERR, and sector 0 still reads as the image. */
 static void run_ro_write(void)
 {
-    failed = false;
-    why[0] = 0;
+    case_begin();
     cases_run++;
-    arena_fill(cases_run);
+    arena_fill(&arena, cases_run);
     if (device_init(&standard)) {
         expect_request_status(T_OUT, 0, 512, BLK_IOERR, "a write of sector 0");
         expect_request_status(T_OUT, 5, 4096, BLK_IOERR, "a write of sectors 5-12");
-        if (!failed)
+        if (!case_failed)
             valid_read(0, 512);
-        if (!failed)
+        if (!case_failed)
             valid_read(5, 4096);
     }
-    if (failed) {
+    if (case_failed) {
         cases_failed++;
-        gprintf("virtioblk: case ro-write: FAILED %s\n", why);
+        gprintf("virtioblk: case ro-write: FAILED %s\n", case_why);
     } else {
         gprintf("virtioblk: case ro-write: ok (IOERR, the disk unchanged)\n");
     }
@@ -752,51 +476,30 @@ static void run_ro_write(void)
 
 static bool find_device(void)
 {
-    for (unsigned dev = 0; dev < 32; dev++) {
-        uint32_t id = conf_read32(dev, 0);
-        if (id != ((uint32_t)PCI_DEVICE_VIRTIO_BLK << 16 | PCI_VENDOR_VIRTIO))
-            continue;
-        uint32_t lo = conf_read32(dev, PCI_BAR0), hi = conf_read32(dev, PCI_BAR0 + 4);
-        if ((lo & 0x7) != 0x4) {
-            gprintf("virtioblk: FAILED BAR 0 of 00:%02x.0 is %#x, not a 64-bit memory BAR\n", dev, lo);
-            return false;
-        }
-        uint64_t base = (uint64_t)hi << 32 | (lo & ~0xfu);
-        if (!base || base > 0xffff0000ull) {
-            gprintf("virtioblk: FAILED BAR 0 of 00:%02x.0 at %#lx: not below 4 GiB\n", dev, base);
-            return false;
-        }
-        bar = (uint32_t)base;
-        conf_write16(dev, PCI_COMMAND, conf_read16(dev, PCI_COMMAND) | PCI_COMMAND_MEMORY | PCI_COMMAND_MASTER);
-        gprintf("INFO virtioblk: virtio-blk at 00:%02x.0, BAR 0 at %#x\n", dev, bar);
-        return true;
-    }
-    gprintf("virtioblk: FAILED no virtio-blk function (1af4:1042) on bus 0\n");
-    return false;
+    return virtio_find(PCI_DEVICE_VIRTIO_BLK, "virtioblk", "virtio-blk");
 }
 
 /* The device's features and configuration, and a first read. */
 static bool baseline(void)
 {
-    failed = false;
-    why[0] = 0;
-    arena_fill(0);
-    if (!device_reset() || !device_init(&standard))
+    case_begin();
+    arena_fill(&arena, 0);
+    if (!virtio_reset() || !device_init(&standard))
         goto out;
-    w32(COMMON_DFSELECT, 0);
-    uint32_t lo = r32(COMMON_DF);
-    uint32_t cap_lo = r32(DEVCFG_OFF), cap_hi = r32(DEVCFG_OFF + 4);
+    bar_w32(COMMON_DFSELECT, 0);
+    uint32_t lo = bar_r32(COMMON_DF);
+    uint32_t cap_lo = bar_r32(DEVCFG_OFF), cap_hi = bar_r32(DEVCFG_OFF + 4);
     gprintf("INFO virtioblk: features %#x (low word), capacity %u sectors\n", lo, cap_lo);
     if (!(lo & 1u << F_BLK_RO))
-        bad("VIRTIO_BLK_F_RO not offered for a disk_mode = ro disk", false, 0, NULL);
+        case_fail("VIRTIO_BLK_F_RO not offered for a disk_mode = ro disk", false, 0, NULL);
     else if (cap_lo != IMAGE_SECTORS || cap_hi != 0)
-        bad("capacity ", true, (uint64_t)cap_hi << 32 | cap_lo, " sectors, expected 128");
+        case_fail("capacity ", true, (uint64_t)cap_hi << 32 | cap_lo, " sectors, expected 128");
     else
         valid_read(0, 512);
 out:
-    if (failed)
-        gprintf("virtioblk: FAILED the first read: %s\n", why);
-    return !failed;
+    if (case_failed)
+        gprintf("virtioblk: FAILED the first read: %s\n", case_why);
+    return !case_failed;
 }
 
 static const struct hostile hostile_cases[] = {
@@ -836,8 +539,8 @@ void guest_main(uint32_t magic, const struct mb1_info *mbi)
         fail("virtioblk-cases", "no usable virtio-blk device");
         return;
     }
-    fill_words(SENTINEL, SENTINEL_LEN);
-    fill_words(ram_top - TAIL_LEN, TAIL_LEN);
+    sentinel_fill(SENTINEL, SENTINEL_LEN);
+    sentinel_fill(ram_top - TAIL_LEN, TAIL_LEN);
     if (!baseline()) {
         fail("virtioblk-cases", "the device did not serve a first valid read");
         return;
@@ -848,7 +551,7 @@ void guest_main(uint32_t magic, const struct mb1_info *mbi)
         if (!h.setup.desc)
             h.setup.desc = ram_top;                 /* the descriptor table past RAM */
         if (!h.setup.used)
-            h.setup.used = (uint64_t)bar + COMMON_STATUS;   /* the used ring on device_status */
+            h.setup.used = (uint64_t)virtio_bar + COMMON_STATUS;   /* the used ring on device_status */
         run_hostile(&h);
     }
     run_past_end();

@@ -236,6 +236,28 @@ uint32_t cmdline_number(const struct mb1_info *mbi, const char *key, uint32_t de
     return def;
 }
 
+bool cmdline_string(const struct mb1_info *mbi, const char *key, char *out, size_t cap)
+{
+    if (cap)
+        out[0] = 0;
+    if (!mbi || !(mbi->flags & MB1_INFO_CMDLINE) || !mbi->cmdline || !cap)
+        return false;
+    const char *p = (const char *)(uintptr_t)mbi->cmdline;
+    for (; *p; p++) {
+        const char *v;
+        if ((p != (const char *)(uintptr_t)mbi->cmdline && p[-1] != ' ') || !word_is(p, key, &v))
+            continue;
+        size_t n = 0;
+        while (v[n] && v[n] != ' ' && n + 1 < cap) {
+            out[n] = v[n];
+            n++;
+        }
+        out[n] = 0;
+        return true;
+    }
+    return false;
+}
+
 const struct mb1_info *guest_mbi;
 
 bool skipped(const char *check_name)

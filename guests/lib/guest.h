@@ -75,6 +75,9 @@ extern const struct mb1_info *guest_mbi;
 
 /* Multiboot command line word "key=N" as a number, or def. */
 uint32_t cmdline_number(const struct mb1_info *mbi, const char *key, uint32_t def);
+/* Multiboot command line word "key=VALUE": VALUE (up to the next space, cut to cap - 1
+ * bytes) into out, true; false (out "") when no word names key. */
+bool cmdline_string(const struct mb1_info *mbi, const char *key, char *out, size_t cap);
 /* Top of RAM (exclusive) from the Multiboot memory fields, or 0 if absent. */
 uint32_t mb1_ram_top(const struct mb1_info *mbi);
 
