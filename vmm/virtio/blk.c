@@ -1,4 +1,5 @@
 #include "vmm/virtio/blk.h"
+#include "vmm/virtio/seg_stream.h"
 
 #include "kernel/string.h"
 
@@ -141,75 +142,18 @@ size_t vblk_config(const struct vblk_disk *d, uint16_t max_queue_size, void *buf
 
 /* ---- walking a chain's buffers as one byte stream --------------------------------- */
 
-/* §2.7.4 (message framing): the device must not assume how the driver splits a
- * request into descriptors, so the readable and the writable buffers are each
- * treated as one stream of bytes. */
-struct cursor {
-    const struct vq_seg *seg;
-    uint16_t n;
-    uint16_t i;
-    uint32_t off;
-};
-
-static void cur_init(struct cursor *c, const struct vq_seg *seg, uint16_t n, uint64_t skip)
+/* Copies len host bytes to the guest at the stream, all of them or fails; only
+ * through gmem. */
+static bool to_guest(const struct gmem *g, struct vq_stream *c, const uint8_t *src, uint64_t len)
 {
-    c->seg = seg;
-    c->n = n;
-    c->i = 0;
-    c->off = 0;
-    while (c->i < n && skip >= seg[c->i].len) {
-        skip -= seg[c->i].len;
-        c->i++;
-    }
-    if (c->i < n)
-        c->off = (uint32_t)skip;
+    uint64_t done;
+    return vq_stream_copy(g, c, (void *)src, len, true, &done) && done == len;
 }
 
-static uint32_t cur_avail(const struct cursor *c)
+static bool from_guest(const struct gmem *g, struct vq_stream *c, uint8_t *dst, uint64_t len)
 {
-    return c->i < c->n ? c->seg[c->i].len - c->off : 0;
-}
-
-static void cur_advance(struct cursor *c, uint32_t k)
-{
-    c->off += k;
-    if (c->off == c->seg[c->i].len) {
-        c->i++;
-        c->off = 0;
-    }
-}
-
-/* Copies len host bytes to the guest at the cursor; only through gmem. */
-static bool to_guest(const struct gmem *g, struct cursor *c, const uint8_t *src, uint64_t len)
-{
-    while (len) {
-        uint32_t a = cur_avail(c);
-        if (!a)
-            return false;
-        uint32_t k = len < a ? (uint32_t)len : a;
-        if (!gmem_write(g, c->seg[c->i].gpa + c->off, src, k))
-            return false;
-        src += k;
-        len -= k;
-        cur_advance(c, k);
-    }
-    return true;
-}
-
-static bool from_guest(const struct gmem *g, struct cursor *c, uint8_t *dst, uint64_t len)
-{
-    while (len) {
-        uint32_t a = cur_avail(c);
-        if (!a)
-            return false;
-        uint32_t k = len < a ? (uint32_t)len : a;
-        if (!gmem_read(g, c->seg[c->i].gpa + c->off, dst, k))
-            return false;
-        dst += k;
-        len -= k;
-        cur_advance(c, k);
-    }
-    return true;
+    uint64_t done;
+    return vq_stream_copy(g, c, dst, len, false, &done) && done == len;
 }
 
 /* ---- the disk ------------------------------------------------------------------ */
@@ -240,7 +184,7 @@ static const uint8_t *disk_src(const struct vblk_disk *d, uint64_t pos)
     return d->image + pos;
 }
 
-static bool disk_read(const struct vblk_disk *d, const struct gmem *g, struct cursor *c,
+static bool disk_read(const struct vblk_disk *d, const struct gmem *g, struct vq_stream *c,
                       uint64_t pos, uint64_t len)
 {
     while (len) {
@@ -295,7 +239,7 @@ static void cow_drop(struct vblk_disk *d, uint64_t b)
     d->cow_index[b] = 0;
 }
 
-static uint8_t disk_write(struct vblk_disk *d, const struct gmem *g, struct cursor *c,
+static uint8_t disk_write(struct vblk_disk *d, const struct gmem *g, struct vq_stream *c,
                           uint64_t pos, uint64_t len)
 {
     if (len == 0)
@@ -359,8 +303,8 @@ static uint8_t do_discard(struct vblk_disk *d, const struct gmem *g, const struc
     if (data_bytes == 0 || data_bytes % VBLK_DISCARD_RANGE_BYTES ||
         data_bytes / VBLK_DISCARD_RANGE_BYTES > VBLK_MAX_DISCARD_SEG)
         return fail_range(d);
-    struct cursor c;
-    cur_init(&c, ch->seg, ch->n_readable, VBLK_HDR_BYTES);
+    struct vq_stream c;
+    vq_stream_init(&c, ch->seg, ch->n_readable, VBLK_HDR_BYTES);
     if (!from_guest(g, &c, r, data_bytes)) {
         d->stats.err_io++;
         return VIRTIO_BLK_S_IOERR;
@@ -410,8 +354,8 @@ static uint8_t do_request(struct vblk_disk *d, const struct gmem *g, const struc
         return VIRTIO_BLK_S_IOERR;
     }
     uint8_t hdr[VBLK_HDR_BYTES];
-    struct cursor c;
-    cur_init(&c, ch->seg, ch->n_readable, 0);
+    struct vq_stream c;
+    vq_stream_init(&c, ch->seg, ch->n_readable, 0);
     if (!from_guest(g, &c, hdr, sizeof hdr)) {
         d->stats.err_io++;
         return VIRTIO_BLK_S_IOERR;
@@ -431,7 +375,7 @@ static uint8_t do_request(struct vblk_disk *d, const struct gmem *g, const struc
             return fail_direction(d);
         if (wr % VBLK_SECTOR_BYTES || !in_range(d, sector, wr, &pos))
             return fail_range(d);
-        cur_init(&c, wseg, nw, 0);
+        vq_stream_init(&c, wseg, nw, 0);
         if (!disk_read(d, g, &c, pos, wr)) {
             d->stats.err_io++;
             return VIRTIO_BLK_S_IOERR;
@@ -451,7 +395,7 @@ static uint8_t do_request(struct vblk_disk *d, const struct gmem *g, const struc
             return fail_direction(d);
         if (rd % VBLK_SECTOR_BYTES || !in_range(d, sector, rd, &pos))
             return fail_range(d);
-        cur_init(&c, ch->seg, ch->n_readable, VBLK_HDR_BYTES);
+        vq_stream_init(&c, ch->seg, ch->n_readable, VBLK_HDR_BYTES);
         uint8_t s = disk_write(d, g, &c, pos, rd);
         if (s == VIRTIO_BLK_S_OK) {
             d->stats.writes++;
@@ -473,7 +417,7 @@ static uint8_t do_request(struct vblk_disk *d, const struct gmem *g, const struc
         if (rd || wr == 0)
             return fail_direction(d);
         uint32_t n = wr < VIRTIO_BLK_ID_BYTES ? wr : VIRTIO_BLK_ID_BYTES;
-        cur_init(&c, wseg, nw, 0);
+        vq_stream_init(&c, wseg, nw, 0);
         if (!to_guest(g, &c, (const uint8_t *)d->serial, n)) {
             d->stats.err_io++;
             return VIRTIO_BLK_S_IOERR;
@@ -512,8 +456,8 @@ static uint32_t serve(struct vblk_disk *d, const struct gmem *g, const struct vq
     }
     uint32_t data = 0;
     uint8_t status = do_request(d, g, ch, &data);
-    struct cursor c;
-    cur_init(&c, ch->seg + ch->n_readable, ch->n_seg - ch->n_readable, ch->write_bytes - 1u);
+    struct vq_stream c;
+    vq_stream_init(&c, ch->seg + ch->n_readable, ch->n_seg - ch->n_readable, ch->write_bytes - 1u);
     if (!to_guest(g, &c, &status, 1)) {
         d->stats.err_io++;
         return data;

@@ -1,4 +1,5 @@
 #include "vmm/virtio/net.h"
+#include "vmm/virtio/seg_stream.h"
 
 #include "kernel/string.h"
 
@@ -373,49 +374,15 @@ static size_t src_run(const struct rx_src *s, size_t pos, const uint8_t **p)
     return s->len - pos;
 }
 
-/* A chain's writable buffers as one stream (§2.7.4), from some offset. */
-struct cursor {
-    const struct vq_seg *seg;
-    uint16_t n;
-    uint16_t i;
-    uint32_t off;
-};
-
-static void cur_init(struct cursor *c, const struct vq_seg *seg, uint16_t n, uint32_t skip)
-{
-    c->seg = seg;
-    c->n = n;
-    c->i = 0;
-    c->off = 0;
-    while (c->i < n && skip >= seg[c->i].len) {
-        skip -= seg[c->i].len;
-        c->i++;
-    }
-    if (c->i < n)
-        c->off = skip;
-}
-
-/* Writes up to len bytes at the cursor, as many as the stream holds; false if a
- * copy fails (nothing is then known about what was written). */
-static bool cur_write(const struct gmem *g, struct cursor *c, const uint8_t *src, uint32_t len,
+/* Writes up to len bytes at the stream, as many as it holds; false if a copy
+ * fails (nothing is then known about what was written). */
+static bool cur_write(const struct gmem *g, struct vq_stream *c, const uint8_t *src, uint32_t len,
                       uint32_t *done)
 {
-    *done = 0;
-    while (len && c->i < c->n) {
-        uint32_t a = c->seg[c->i].len - c->off;
-        uint32_t k = len < a ? len : a;
-        if (!gmem_write(g, c->seg[c->i].gpa + c->off, src, k))
-            return false;
-        src += k;
-        len -= k;
-        *done += k;
-        c->off += k;
-        if (c->off == c->seg[c->i].len) {
-            c->i++;
-            c->off = 0;
-        }
-    }
-    return true;
+    uint64_t n = 0;
+    bool ok = vq_stream_copy(g, c, (void *)src, len, true, &n);
+    *done = (uint32_t)n;
+    return ok;
 }
 
 /* Gives the frame's chains back to the driver (the ones completed already, bad
@@ -542,7 +509,7 @@ static enum vnet_rx_result rx_frame(struct vnet *n, struct vq *q, const struct g
             rx_give_back(q, n_taken + 1);
             return rx_dropped(n, VNET_DROP_TOO_SMALL);
         }
-        struct cursor c;
+        struct vq_stream c;
         uint32_t wrote = 0;
         if (first) {
             /* The header goes in last, once num_buffers is known: keep where its
@@ -551,7 +518,7 @@ static enum vnet_rx_result rx_frame(struct vnet *n, struct vq *q, const struct g
             memcpy(n->rx_hdr_seg, ch.seg, n->rx_hdr_n_seg * sizeof ch.seg[0]);
             wrote = VNET_HDR_BYTES;
         }
-        cur_init(&c, ch.seg, ch.n_seg, wrote);
+        vq_stream_init(&c, ch.seg, ch.n_seg, wrote);
         /* §5.1.6.4.1: every buffer but the last is used "completely up to the full
          * length": fill this one before taking the next. */
         while (pos < len && c.i < c.n) {
@@ -575,9 +542,9 @@ static enum vnet_rx_result rx_frame(struct vnet *n, struct vq *q, const struct g
     out.num_buffers = (uint16_t)n_good;
     uint8_t hdr[VNET_HDR_BYTES];
     hdr_put(hdr, &out);
-    struct cursor c;
+    struct vq_stream c;
     uint32_t done;
-    cur_init(&c, n->rx_hdr_seg, n->rx_hdr_n_seg, 0);
+    vq_stream_init(&c, n->rx_hdr_seg, n->rx_hdr_n_seg, 0);
     if (!cur_write(g, &c, hdr, VNET_HDR_BYTES, &done) || done != VNET_HDR_BYTES) {
         rx_give_back(q, n_taken);
         return rx_dropped(n, VNET_DROP_IO);
