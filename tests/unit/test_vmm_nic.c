@@ -92,6 +92,10 @@ static struct vmm_vcpu *bsp(void) { return &vm.vcpus[0]; }
 
 #include "guest_access.h"
 
+static struct vpci_dev *vdev(void) { return &vm.nic->vpci; }
+
+#include "virtio_driver.h"
+
 static void make_vm(bool have_mac)
 {
     fake_core_reset();
@@ -133,94 +137,6 @@ static int setup(void **state)
     return 0;
 }
 
-static unsigned devfn(void) { return vm.nic->vpci.pci->devfn; }
-
-static uint64_t bar0(void)
-{
-    unsigned d = devfn();
-    return (uint64_t)conf1_read(d, 0x14, 4) << 32 | (conf1_read(d, 0x10, 4) & ~0xfull);
-}
-
-static void common_write(unsigned off, unsigned size, uint64_t v)
-{
-    mmio_write(bar0() + VPCI_COMMON_OFF + off, size, v);
-}
-
-static void queue_init(unsigned q, uint64_t rings, uint16_t vector)
-{
-    common_write(VPCI_COMMON_Q_SELECT, 2, q);
-    common_write(VPCI_COMMON_Q_SIZE, 2, QSIZE);
-    common_write(VPCI_COMMON_Q_MSIX, 2, vector);
-    common_write(VPCI_COMMON_Q_DESCLO, 4, rings);
-    common_write(VPCI_COMMON_Q_AVAILLO, 4, rings + 0x1000);
-    common_write(VPCI_COMMON_Q_USEDLO, 4, rings + 0x2000);
-    common_write(VPCI_COMMON_Q_ENABLE, 2, 1);
-}
-
-/* §3.1.1 with both queues, the given device features (low 32 bits), MSI-X vector 1
- * (receive) and 2 (transmit) to APIC 0 at VECTOR and VECTOR + 1. */
-static void driver_init(uint32_t features)
-{
-    unsigned d = devfn();
-    conf1_write(d, PCI_CFG_COMMAND, 2, PCI_COMMAND_MEMORY | PCI_COMMAND_MASTER);
-    common_write(VPCI_COMMON_STATUS, 1, 0);
-    common_write(VPCI_COMMON_STATUS, 1, VIRTIO_STATUS_ACKNOWLEDGE | VIRTIO_STATUS_DRIVER);
-    common_write(VPCI_COMMON_GFSELECT, 4, 1);
-    common_write(VPCI_COMMON_GF, 4, 1);
-    common_write(VPCI_COMMON_GFSELECT, 4, 0);
-    common_write(VPCI_COMMON_GF, 4, features);
-    common_write(VPCI_COMMON_STATUS, 1, VIRTIO_STATUS_ACKNOWLEDGE | VIRTIO_STATUS_DRIVER |
-                                        VIRTIO_STATUS_FEATURES_OK);
-    mmio_write(0xfee000f0, 4, 0x1ff);
-    conf1_write(d, vm.nic->vpci.cap_msix + 2, 2, PCI_MSIX_CTRL_ENABLE);
-    for (unsigned e = 1; e <= 2; e++) {
-        uint64_t t = bar0() + VPCI_MSIX_TABLE_OFF + 16 * e;
-        mmio_write(t, 4, 0xfee00000u);
-        mmio_write(t + 4, 4, 0);
-        mmio_write(t + 8, 4, VECTOR + e - 1);
-        mmio_write(t + 12, 4, 0);
-    }
-    queue_init(VNET_QUEUE_RX, RXQ, 1);
-    queue_init(VNET_QUEUE_TX, TXQ, 2);
-    common_write(VPCI_COMMON_STATUS, 1, VIRTIO_STATUS_ACKNOWLEDGE | VIRTIO_STATUS_DRIVER |
-                                        VIRTIO_STATUS_FEATURES_OK | VIRTIO_STATUS_DRIVER_OK);
-}
-
-static void put_desc(uint64_t rings, unsigned i, uint64_t addr, uint32_t len, uint16_t flags, uint16_t next)
-{
-    uint8_t *e = ram + rings + 16 * i;
-    memcpy(e, &addr, 8);
-    memcpy(e + 8, &len, 4);
-    memcpy(e + 12, &flags, 2);
-    memcpy(e + 14, &next, 2);
-}
-
-static void make_avail(unsigned q, uint64_t rings, uint16_t head)
-{
-    memcpy(ram + rings + 0x1000 + 4 + 2 * (avail_idx[q] % QSIZE), &head, 2);
-    avail_idx[q]++;
-    memcpy(ram + rings + 0x1000 + 2, &avail_idx[q], 2);
-}
-
-static void notify(unsigned q)
-{
-    mmio_write(bar0() + VPCI_NOTIFY_OFF + VPCI_NOTIFY_MULTIPLIER * q, 2, q);
-}
-
-static uint16_t used_idx(uint64_t rings)
-{
-    uint16_t u;
-    memcpy(&u, ram + rings + 0x2000 + 2, 2);
-    return u;
-}
-
-static uint32_t used_len(uint64_t rings, unsigned i)
-{
-    uint32_t len;
-    memcpy(&len, ram + rings + 0x2000 + 4 + 8 * i + 4, 4);
-    return len;
-}
-
 /* A receive buffer of len bytes at slot. */
 static void give_rx(uint16_t slot, uint32_t len)
 {
@@ -233,7 +149,7 @@ static void give_rx(uint16_t slot, uint32_t len)
 static void test_on_the_bus_with_its_mac(void **state)
 {
     (void)state;
-    unsigned d = devfn();
+    unsigned d = vdev()->pci->devfn;
     assert_int_equal(conf1_read(d, 0, 4), (uint32_t)(VPCI_DEVICE_ID_BASE + VIRTIO_ID_NET) << 16 | 0x1af4u);
     assert_string_equal(attached_net, "lan0");
     /* Derived from the name: the same for the same name, another for another. */

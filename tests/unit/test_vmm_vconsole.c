@@ -58,6 +58,10 @@ static struct vmm_vcpu *bsp(void) { return &vm.vcpus[0]; }
 
 #include "guest_access.h"
 
+static struct vpci_dev *vdev(void) { return &vm.vcon->vpci; }
+
+#include "virtio_driver.h"
+
 static void make_vm(void)
 {
     fake_core_reset();
@@ -97,88 +101,6 @@ static int setup(void **state)
     return 0;
 }
 
-static unsigned devfn(void) { return vm.vcon->vpci.pci->devfn; }
-
-static uint64_t bar0(void)
-{
-    unsigned d = devfn();
-    return (uint64_t)conf1_read(d, 0x14, 4) << 32 | (conf1_read(d, 0x10, 4) & ~0xfull);
-}
-
-static void common_write(unsigned off, unsigned size, uint64_t v)
-{
-    mmio_write(bar0() + VPCI_COMMON_OFF + off, size, v);
-}
-
-static void queue_init(unsigned q, uint64_t rings, uint16_t vector)
-{
-    common_write(VPCI_COMMON_Q_SELECT, 2, q);
-    common_write(VPCI_COMMON_Q_SIZE, 2, QSIZE);
-    common_write(VPCI_COMMON_Q_MSIX, 2, vector);
-    common_write(VPCI_COMMON_Q_DESCLO, 4, rings);
-    common_write(VPCI_COMMON_Q_AVAILLO, 4, rings + 0x1000);
-    common_write(VPCI_COMMON_Q_USEDLO, 4, rings + 0x2000);
-    common_write(VPCI_COMMON_Q_ENABLE, 2, 1);
-}
-
-/* virtio 1.2 §3.1.1 with both queues, MSI-X vector 1 (receive) and 2 (transmit)
- * to APIC 0 at VECTOR and VECTOR + 1. */
-static void driver_init(void)
-{
-    unsigned d = devfn();
-    conf1_write(d, PCI_CFG_COMMAND, 2, PCI_COMMAND_MEMORY | PCI_COMMAND_MASTER);
-    common_write(VPCI_COMMON_STATUS, 1, 0);
-    common_write(VPCI_COMMON_STATUS, 1, VIRTIO_STATUS_ACKNOWLEDGE | VIRTIO_STATUS_DRIVER);
-    common_write(VPCI_COMMON_GFSELECT, 4, 1);
-    common_write(VPCI_COMMON_GF, 4, 1);
-    common_write(VPCI_COMMON_GFSELECT, 4, 0);
-    common_write(VPCI_COMMON_GF, 4, 0);
-    common_write(VPCI_COMMON_STATUS, 1, VIRTIO_STATUS_ACKNOWLEDGE | VIRTIO_STATUS_DRIVER |
-                                        VIRTIO_STATUS_FEATURES_OK);
-    mmio_write(0xfee000f0, 4, 0x1ff);
-    conf1_write(d, vm.vcon->vpci.cap_msix + 2, 2, PCI_MSIX_CTRL_ENABLE);
-    for (unsigned e = 1; e <= 2; e++) {
-        uint64_t t = bar0() + VPCI_MSIX_TABLE_OFF + 16 * e;
-        mmio_write(t, 4, 0xfee00000u);
-        mmio_write(t + 4, 4, 0);
-        mmio_write(t + 8, 4, VECTOR + e - 1);
-        mmio_write(t + 12, 4, 0);
-    }
-    queue_init(VCON_QUEUE_RX, RXQ, 1);
-    queue_init(VCON_QUEUE_TX, TXQ, 2);
-    common_write(VPCI_COMMON_STATUS, 1, VIRTIO_STATUS_ACKNOWLEDGE | VIRTIO_STATUS_DRIVER |
-                                        VIRTIO_STATUS_FEATURES_OK | VIRTIO_STATUS_DRIVER_OK);
-}
-
-static void put_desc(uint64_t rings, unsigned i, uint64_t addr, uint32_t len, uint16_t flags, uint16_t next)
-{
-    uint8_t *e = ram + rings + 16 * i;
-    memcpy(e, &addr, 8);
-    memcpy(e + 8, &len, 4);
-    memcpy(e + 12, &flags, 2);
-    memcpy(e + 14, &next, 2);
-}
-
-/* Makes descriptor head of queue q available (without notifying). */
-static void make_avail(unsigned q, uint64_t rings, uint16_t head)
-{
-    memcpy(ram + rings + 0x1000 + 4 + 2 * (avail_idx[q] % QSIZE), &head, 2);
-    avail_idx[q]++;
-    memcpy(ram + rings + 0x1000 + 2, &avail_idx[q], 2);
-}
-
-static void notify(unsigned q)
-{
-    mmio_write(bar0() + VPCI_NOTIFY_OFF + VPCI_NOTIFY_MULTIPLIER * q, 2, q);
-}
-
-static uint16_t used_idx(uint64_t rings)
-{
-    uint16_t u;
-    memcpy(&u, ram + rings + 0x2000 + 2, 2);
-    return u;
-}
-
 /* The guest writes s to hvc0 as one buffer. */
 static void hvc_write(uint16_t slot, const char *s)
 {
@@ -194,7 +116,7 @@ static void hvc_write(uint16_t slot, const char *s)
 static void test_on_the_bus_as_a_console(void **state)
 {
     (void)state;
-    unsigned d = devfn();
+    unsigned d = vdev()->pci->devfn;
     assert_int_equal(d, PCI_DEVFN(1, 0));
     assert_int_equal(conf1_read(d, 0, 4), (uint32_t)(VPCI_DEVICE_ID_BASE + VIRTIO_ID_CONSOLE) << 16 | 0x1af4u);
     assert_int_equal(mmio_read(bar0() + VPCI_COMMON_NUMQ, 2), 0xffff);   /* not decoding yet */
@@ -205,7 +127,7 @@ static void test_on_the_bus_as_a_console(void **state)
 static void test_output_becomes_whole_lines(void **state)
 {
     (void)state;
-    driver_init();
+    driver_init(0);
     hvc_write(0, "hello\r\nwor");
     assert_int_equal(used_idx(TXQ), 1);
     assert_int_equal(line_count, 1);
@@ -233,7 +155,7 @@ static void test_output_becomes_whole_lines(void **state)
 static void test_output_waits_while_the_vm_is_over_its_share(void **state)
 {
     (void)state;
-    driver_init();
+    driver_init(0);
     vm.tx_paced_until = now_ns + 1000000;
     int k = kicks;
     hvc_write(0, "later\n");
@@ -262,7 +184,7 @@ static void test_input_goes_to_hvc0_once_its_driver_runs(void **state)
     typed_len = 3;
     assert_int_equal(vmm_vcon_poll(&vm), 0);
     assert_int_equal(typed_len, 3);
-    driver_init();
+    driver_init(0);
     assert_true(vmm_vcon_takes_input(&vm));
     /* No receive buffer yet: the bytes wait in the device, not lost. */
     vmm_vcon_poll(&vm);
@@ -294,7 +216,7 @@ static void test_input_goes_to_hvc0_once_its_driver_runs(void **state)
 static void test_broken_ring_stops_the_device_not_the_vm(void **state)
 {
     (void)state;
-    driver_init();
+    driver_init(0);
     int w = warnings;
     /* A chain that loops on itself. */
     put_desc(TXQ, 0, TXBUF, 4, VIRTQ_DESC_F_NEXT, 0);
@@ -311,7 +233,7 @@ static void test_broken_ring_stops_the_device_not_the_vm(void **state)
     memset(avail_idx, 0, sizeof avail_idx);
     memset(ram + RXQ, 0, 0x3000);
     memset(ram + TXQ, 0, 0x3000);
-    driver_init();
+    driver_init(0);
     hvc_write(0, "again\n");
     assert_int_equal(line_count, 1);
     assert_string_equal(lines[0], "again");
@@ -321,7 +243,7 @@ static void test_broken_ring_stops_the_device_not_the_vm(void **state)
 static void test_reboot_resets_the_console(void **state)
 {
     (void)state;
-    driver_init();
+    driver_init(0);
     hvc_write(0, "half a li");
     vmm_pci_boot(&vm);
     /* The partial line of the last boot is out, whole; the device is reset. */
@@ -331,7 +253,7 @@ static void test_reboot_resets_the_console(void **state)
     assert_false(vmm_vcon_takes_input(&vm));
     memset(avail_idx, 0, sizeof avail_idx);
     memset(ram + TXQ, 0, 0x3000);
-    driver_init();
+    driver_init(0);
     hvc_write(0, "new\n");
     assert_int_equal(line_count, 2);
     assert_string_equal(lines[1], "new");
@@ -342,7 +264,7 @@ static void test_reboot_resets_the_console(void **state)
 static void test_snapshot_round_trip(void **state)
 {
     (void)state;
-    driver_init();
+    driver_init(0);
     hvc_write(0, "one\nhal");
     assert_int_equal(line_count, 1);
     vm.input_waiting = true;
