@@ -74,4 +74,32 @@ static uint64_t mmio_read(uint64_t gpa, unsigned size)
     return size == 8 ? st.gpr[HVM_RAX] : st.gpr[HVM_RAX] & ((1ull << (8 * size)) - 1);
 }
 
+/* The VM's single vCPU, local APIC, platform and PCI bus, over ram of ram_size:
+ * what a device's attach needs (vm's config set by the caller first). */
+static void vm_bus_up(uint64_t ram_size)
+{
+    vm.ram = ram;
+    vm.ram_size = ram_size;
+    vm.vcpu_count = 1;
+    vm.vcpus[0] = (struct vmm_vcpu){ .vm = &vm, .index = 0 };
+    vmm_vcpu_reset_msrs(bsp());
+    vmm_lapic_reset(bsp());
+    assert_true(vmm_lapic_attach(&vm));
+    assert_true(vmm_platform_attach(&vm));
+    assert_true(vmm_pci_attach(&vm));
+}
+
+/* After the devices' attach: the VM's boot (platform, PCI reset and BAR
+ * placement) and a vCPU in protected mode at 0x1000, where the accesses'
+ * instructions go. */
+static void vm_boot_up(void)
+{
+    vmm_platform_boot(&vm);
+    vmm_pci_boot(&vm);
+    st.rip = 0x1000;
+    st.rflags = 0x202;
+    st.cr0 = 0x11;
+    st.seg[HVM_CS].ar = 0xc09b;
+}
+
 #endif

@@ -112,22 +112,9 @@ static void make_vm(bool have_mac)
         vm.conf.have_mac = true;
         memcpy(vm.conf.mac, "\x52\x54\x00\x12\x34\x56", 6);
     }
-    vm.ram = ram;
-    vm.ram_size = RAM_SIZE;
-    vm.vcpu_count = 1;
-    vm.vcpus[0] = (struct vmm_vcpu){ .vm = &vm, .index = 0 };
-    vmm_vcpu_reset_msrs(bsp());
-    vmm_lapic_reset(bsp());
-    assert_true(vmm_lapic_attach(&vm));
-    assert_true(vmm_platform_attach(&vm));
-    assert_true(vmm_pci_attach(&vm));
+    vm_bus_up(RAM_SIZE);
     assert_true(vmm_nic_attach(&vm));
-    vmm_platform_boot(&vm);
-    vmm_pci_boot(&vm);
-    st.rip = 0x1000;
-    st.rflags = 0x202;
-    st.cr0 = 0x11;
-    st.seg[HVM_CS].ar = 0xc09b;
+    vm_boot_up();
 }
 
 static int setup(void **state)

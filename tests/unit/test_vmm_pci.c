@@ -38,6 +38,9 @@ bool core_file(const char *name, const void **data, size_t *size)
 
 static struct vmm_vcpu *bsp(void) { return &vm.vcpus[0]; }
 
+/* The guest's accesses. */
+#include "guest_access.h"
+
 static void make_vm(enum config_disk_mode mode, uint64_t cow)
 {
     fake_core_reset();
@@ -52,22 +55,9 @@ static void make_vm(enum config_disk_mode mode, uint64_t cow)
     strcpy(vm.conf.disks[0], "disk.img");
     vm.conf.disk_mode = mode;
     vm.conf.disk_cow = cow;
-    vm.ram = ram;
-    vm.ram_size = RAM_SIZE;
-    vm.vcpu_count = 1;
-    vm.vcpus[0] = (struct vmm_vcpu){ .vm = &vm, .index = 0 };
-    vmm_vcpu_reset_msrs(bsp());
-    vmm_lapic_reset(bsp());
-    assert_true(vmm_lapic_attach(&vm));
-    assert_true(vmm_platform_attach(&vm));
-    assert_true(vmm_pci_attach(&vm));
+    vm_bus_up(RAM_SIZE);
     assert_true(vmm_disks_attach(&vm));
-    vmm_platform_boot(&vm);
-    vmm_pci_boot(&vm);
-    st.rip = 0x1000;
-    st.rflags = 0x202;
-    st.cr0 = 0x11;
-    st.seg[HVM_CS].ar = 0xc09b;
+    vm_boot_up();
 }
 
 static int setup(void **state)
@@ -77,10 +67,6 @@ static int setup(void **state)
     make_vm(CONFIG_DISK_RO, 0);
     return 0;
 }
-
-/* ---- the guest's accesses ---- */
-
-#include "guest_access.h"
 
 static unsigned disk_devfn(void) { return vm.disks[0]->vpci.pci->devfn; }
 
