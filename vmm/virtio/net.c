@@ -442,15 +442,18 @@ static enum vnet_rx_result rx_frame(struct vnet *n, struct vq *q, const struct g
 
     bool mrg = has(n, VIRTIO_NET_F_MRG_RXBUF);
     uint32_t need = VNET_HDR_BYTES + (uint32_t)len;
-    unsigned n_taken = 0, n_good = 0, stale = 0;
+    unsigned n_taken = 0, n_good = 0, n_bad_lead = 0, stale = 0;
     bool enabled_more = false;
     size_t pos = 0;
     /* Kicks only help while a frame waits for buffers (below). */
     vq_disable_notify(q, g);
     while (n_good == 0 || pos < len) {
         /* Every descriptor of the ring is in the chains taken (each holds at least
-         * one), or the device's list is full: the driver can add nothing more. */
-        if (n_taken == VNET_RX_CHAINS || n_taken >= q->size) {
+         * one), or the device's list is full: the driver can add nothing more.
+         * The unusable chains completed before the frame's first count too: a
+         * driver on another vCPU making bad ones available as fast as they are
+         * completed must not keep the device here. */
+        if (n_taken == VNET_RX_CHAINS || n_taken + n_bad_lead >= q->size) {
             rx_give_back(q, n_taken);
             return rx_dropped(n, VNET_DROP_NO_ROOM);
         }
@@ -491,6 +494,7 @@ static enum vnet_rx_result rx_frame(struct vnet *n, struct vq *q, const struct g
                    (mrg && first && ch.write_bytes < VNET_HDR_BYTES);
         if (bad && n_taken == 0) {
             n->stats.rx_bad_chains++;
+            n_bad_lead++;
             e = vq_used_add(q, g, ch.head, 0);
             if (e != VQ_OK) {
                 *err = e;
