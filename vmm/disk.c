@@ -146,6 +146,20 @@ static uint64_t data_bytes(const struct vmm_disk *d, uint32_t bumped)
     return 0;
 }
 
+/* The disk's record, listed once for save and load (vmm/snap.h). */
+static void disk_fields(struct snap *s, uint32_t *mode, uint64_t *bytes, uint32_t *bumped, uint32_t *head,
+                        uint32_t *count, uint64_t *data)
+{
+    snap_record_begin(s, "disk", 1);
+    snap_u32(s, mode);
+    snap_u64(s, bytes);
+    snap_u32(s, bumped);
+    snap_u32(s, head);
+    snap_u32(s, count);
+    snap_u64(s, data);
+    snap_record_end(s);
+}
+
 static void disk_save(void *ctx, struct snap *s)
 {
     struct vmm_disk *d = ctx;
@@ -153,15 +167,7 @@ static void disk_save(void *ctx, struct snap *s)
     uint32_t mode = d->blk.mode, bumped = d->blk.cow_bumped, head = d->blk.cow_free_head,
              count = d->blk.cow_free_count;
     uint64_t bytes = d->blk.image_bytes, data = data_bytes(d, bumped);
-    d->data_bytes = data;
-    snap_record_begin(s, "disk", 1);
-    snap_u32(s, &mode);
-    snap_u64(s, &bytes);
-    snap_u32(s, &bumped);
-    snap_u32(s, &head);
-    snap_u32(s, &count);
-    snap_u64(s, &data);
-    snap_record_end(s);
+    disk_fields(s, &mode, &bytes, &bumped, &head, &count, &data);
 }
 
 static bool disk_load(void *ctx, struct snap *s)
@@ -170,14 +176,7 @@ static bool disk_load(void *ctx, struct snap *s)
     uint32_t mode = 0, bumped = 0, head = 0, count = 0;
     uint64_t bytes = 0, data = 0;
     vpci_load(&d->vpci, &d->image, s);
-    snap_record_begin(s, "disk", 1);
-    snap_u32(s, &mode);
-    snap_u64(s, &bytes);
-    snap_u32(s, &bumped);
-    snap_u32(s, &head);
-    snap_u32(s, &count);
-    snap_u64(s, &data);
-    snap_record_end(s);
+    disk_fields(s, &mode, &bytes, &bumped, &head, &count, &data);
     if (s->failed)
         return false;
     bool cow = d->blk.mode == VBLK_MODE_SNAPSHOT;
